@@ -1,0 +1,81 @@
+"""Exceptions shared by every part of leafmap_tiles.
+
+Each class subclasses the built-in exception a Python user would catch for that
+kind of problem (``FileNotFoundError``, ``ValueError``, ``PermissionError``,
+``TimeoutError``), so ``except ValueError`` keeps working.  The tile server sends
+the class name in its JSON error body (``{"message": ..., "error": "StyleError"}``)
+and the client raises the same class in the kernel, see :func:`from_name`.
+"""
+
+from __future__ import annotations
+
+
+class LeafmapTilesError(Exception):
+    """Base class of every error raised on purpose by leafmap_tiles."""
+
+
+class SourceNotFoundError(LeafmapTilesError, FileNotFoundError):
+    """The raster does not exist: missing local file, or HTTP 404 for a URL."""
+
+
+class SourceIsDirectoryError(LeafmapTilesError, IsADirectoryError):
+    """A directory was given where a raster file was expected."""
+
+
+class InvalidSourceError(LeafmapTilesError, ValueError):
+    """The file exists but is not a readable, georeferenced raster
+    (empty, truncated, not a raster format, or without CRS/transform/GCPs)."""
+
+
+class AuthenticationError(LeafmapTilesError, PermissionError):
+    """The remote server answered 401/403: the user must log in to the provider."""
+
+
+class SourceTimeoutError(LeafmapTilesError, TimeoutError):
+    """The remote server did not answer within the bounded timeout."""
+
+
+class StyleError(LeafmapTilesError, ValueError):
+    """A style argument is invalid for this source (``indexes``, ``vmin``/``vmax``,
+    ``colormap``, ``nodata``, ``expression``, tile size or format)."""
+
+
+class UnknownSourceError(LeafmapTilesError, KeyError):
+    """A source id that the tile server does not know (never registered or released)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class TileServerError(LeafmapTilesError, RuntimeError):
+    """The tile-server process could not be started or answered unexpectedly."""
+
+
+class StoreError(LeafmapTilesError, ValueError):
+    """Invalid use of a key store (bad key names, unknown dataset, layout mismatch)."""
+
+
+_ALL = {
+    cls.__name__: cls
+    for cls in (
+        LeafmapTilesError,
+        SourceNotFoundError,
+        SourceIsDirectoryError,
+        InvalidSourceError,
+        AuthenticationError,
+        SourceTimeoutError,
+        StyleError,
+        UnknownSourceError,
+        TileServerError,
+        StoreError,
+    )
+}
+
+
+def from_name(name: str | None, message: str) -> LeafmapTilesError:
+    """Build the exception whose class name is ``name`` (as sent by the server).
+
+    Unknown names give a :class:`TileServerError` so that nothing is lost.
+    """
+    cls = _ALL.get(name or "", TileServerError)
+    return cls(message)
