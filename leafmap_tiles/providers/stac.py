@@ -292,6 +292,26 @@ def clear_gdal_http_cache() -> None:
         pass
 
 
+def forget_gdal_config(values: dict[str, str]) -> None:
+    """Unset the GDAL config options ``{name: value}`` still holding these values.
+
+    Removing a variable from ``os.environ`` is not enough: leaving a
+    ``rasterio.Env`` that set the same option writes the environment's value back
+    as a process-wide GDAL option, which would keep sending old credentials
+    (to every host) after a logout."""
+    try:
+        from rasterio._env import del_gdal_config, get_gdal_config
+    except ImportError:  # pragma: no cover
+        return
+    for name, value in values.items():
+        try:
+            current = get_gdal_config(name, normalize=False)
+        except TypeError:
+            current = get_gdal_config(name)
+        if current is not None and str(current) == str(value):
+            del_gdal_config(name)
+
+
 def _gdal_auth_options(url: str) -> dict[str, str]:
     creds = credentials_for(url)
     if creds is not None:
@@ -299,10 +319,12 @@ def _gdal_auth_options(url: str) -> dict[str, str]:
     env_userpwd = os.environ.get("GDAL_HTTP_USERPWD")
     with _lock:
         ours = {f"{u}:{p}" for u, p in _credentials.values()}
-    if env_userpwd and env_userpwd in ours:
-        # Provider credentials in the environment (set by a provider's login() for
-        # the user's own rasterio reads) must not go to this other host: an auth
-        # scheme that needs a token which is not set makes curl send no header.
+    if (env_userpwd and env_userpwd in ours) or login_hint_for(url) is not None:
+        # No credentials for this host. Provider credentials in the environment (set
+        # by a provider's login() for the user's own rasterio reads) must not go to
+        # it, and neither may those that GDAL's reused curl handles still hold after
+        # a logout: an auth scheme whose token is not set makes curl send no
+        # Authorization header at all.
         return {"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_USERPWD": ""}
     return {}
 

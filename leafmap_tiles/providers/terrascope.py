@@ -134,8 +134,8 @@ def logout() -> None:
     ``~/.terrascope_tokens.json`` and ``~/.gdal_http_headers`` of leafmap's login,
     and tells the running tile server, which drops what it cached of protected
     assets."""
-    for var in _GDAL_VARS:
-        os.environ.pop(var, None)
+    removed = {var: os.environ.pop(var) for var in _GDAL_VARS if var in os.environ}
+    _stac.forget_gdal_config(removed)
     for name in _STALE_FILES:
         path = os.path.expanduser(name)
         try:

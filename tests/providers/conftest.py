@@ -579,8 +579,8 @@ def clean_env(monkeypatch, tmp_path):
     from leafmap_tiles.providers import stac
 
     stac.clear_credentials()
-    for var in _GDAL_AUTH_VARS:
-        os.environ.pop(var, None)
+    removed = {var: os.environ.pop(var) for var in _GDAL_AUTH_VARS if var in os.environ}
+    stac.forget_gdal_config(removed)
     stac.clear_gdal_http_cache()
 
 
