@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import CATALOG, COLLECTION, SERVER_PAGE_SIZE, ItemSpec
+from terrascope_catalog import CATALOG, COLLECTION, SERVER_PAGE_SIZE
 
 ORDERED = sorted(CATALOG, key=lambda s: (s.datetime, s.id))
 ALL_DATES = sorted({s.date for s in CATALOG})

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import CATALOG, PASSWORD, USERNAME, encode_ndvi, naip_path
+from terrascope_catalog import CATALOG, PASSWORD, USERNAME, encode_ndvi, naip_path
 from leafmap_tiles.errors import AuthenticationError
 
 SPEC = next(s for s in CATALOG if s.date == "2018-07-16")
@@ -24,57 +24,57 @@ def expected_dn(spec):
         return encode_ndvi(src.read(1), src.read(4), src.read_masks(1) > 0)
 
 
-def test_login_without_credentials_names_both_variables(terrascope_local, capsys):
+def test_login_without_credentials_names_both_variables(terrascope_auth, capsys):
     with pytest.raises(ValueError) as err:
-        terrascope_local.login()
+        terrascope_auth.login()
     assert "TERRASCOPE_USERNAME" in str(err.value)
     assert "TERRASCOPE_PASSWORD" in str(err.value)
     with pytest.raises(ValueError):
-        terrascope_local.login(username="only-a-name")
+        terrascope_auth.login(username="only-a-name")
     assert not any(v in os.environ for v in GDAL_VARS)
     assert capsys.readouterr().out == ""
 
 
-def test_login_from_environment_sets_gdal_variables(terrascope_local, monkeypatch, capsys):
+def test_login_from_environment_sets_gdal_variables(terrascope_auth, monkeypatch, capsys):
     monkeypatch.setenv("TERRASCOPE_USERNAME", USERNAME)
     monkeypatch.setenv("TERRASCOPE_PASSWORD", PASSWORD)
-    terrascope_local.login()
+    terrascope_auth.login()
     assert capsys.readouterr().out == f"Authenticated as: {USERNAME}\n"
     assert os.environ["GDAL_HTTP_AUTH"] == "BASIC"
     assert os.environ["GDAL_HTTP_USERPWD"] == f"{USERNAME}:{PASSWORD}"
     assert os.environ["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
 
 
-def test_login_arguments_win_and_quiet_prints_nothing(terrascope_local, monkeypatch, capsys):
+def test_login_arguments_win_and_quiet_prints_nothing(terrascope_auth, monkeypatch, capsys):
     monkeypatch.setenv("TERRASCOPE_USERNAME", "someone-else")
     monkeypatch.setenv("TERRASCOPE_PASSWORD", "other")
-    terrascope_local.login(USERNAME, PASSWORD, auto_refresh=False, quiet=True)
+    terrascope_auth.login(USERNAME, PASSWORD, auto_refresh=False, quiet=True)
     assert capsys.readouterr().out == ""
     assert os.environ["GDAL_HTTP_USERPWD"] == f"{USERNAME}:{PASSWORD}"
 
 
-def test_logout_removes_variables_and_stale_token_files(terrascope_local, clean_env, capsys):
+def test_logout_removes_variables_and_stale_token_files(terrascope_auth, clean_env, capsys):
     tokens = clean_env / ".terrascope_tokens.json"
     headers = clean_env / ".gdal_http_headers"
     tokens.write_text('{"access_token": "old"}')
     headers.write_text("Authorization: Bearer old\n")
     os.environ["GDAL_HTTP_HEADER_FILE"] = str(headers)
-    terrascope_local.login(USERNAME, PASSWORD)
+    terrascope_auth.login(USERNAME, PASSWORD)
     capsys.readouterr()
-    terrascope_local.logout()
+    terrascope_auth.logout()
     assert capsys.readouterr().out == "Logged out from Terrascope\n"
     for var in GDAL_VARS + ("GDAL_HTTP_HEADER_FILE",):
         assert var not in os.environ
     assert not tokens.exists()
     assert not headers.exists()
-    terrascope_local.logout()  # twice, with nothing left to remove: no error
+    terrascope_auth.logout()  # twice, with nothing left to remove: no error
     assert capsys.readouterr().out == "Logged out from Terrascope\n"
 
 
-def test_protected_asset_needs_login(terrascope_local, stac_api):
+def test_protected_asset_needs_login(terrascope_auth, asset_server):
     from leafmap_tiles.providers import stac
 
-    url = stac_api.asset_server.url(SPEC)
+    url = asset_server.url(SPEC)
     with pytest.raises(AuthenticationError) as err:
         with stac.open_raster(url):
             pass
@@ -82,7 +82,7 @@ def test_protected_asset_needs_login(terrascope_local, stac_api):
     assert "terrascope.login()" in str(err.value)
     assert "401" in str(err.value)
 
-    terrascope_local.login(USERNAME, PASSWORD, quiet=True)
+    terrascope_auth.login(USERNAME, PASSWORD, quiet=True)
     with stac.open_raster(url) as ds:  # same URL, same process: no cached 401
         assert (ds.count, ds.dtypes[0], ds.nodata) == (1, "uint8", 255)
         data = ds.read(1)
@@ -92,22 +92,22 @@ def test_protected_asset_needs_login(terrascope_local, stac_api):
         assert np.array_equal(ds.read(1, window=((100, 110), (200, 210))),
                               expected_dn(SPEC)[100:110, 200:210])
 
-    terrascope_local.logout()
+    terrascope_auth.logout()
     with pytest.raises(AuthenticationError, match="log in"):
         with stac.open_raster(url):
             pass
 
 
-def test_wrong_password_says_so(terrascope_local, stac_api):
+def test_wrong_password_says_so(terrascope_auth, asset_server):
     from leafmap_tiles.providers import stac
 
-    terrascope_local.login(USERNAME, "wrong-password", quiet=True)
+    terrascope_auth.login(USERNAME, "wrong-password", quiet=True)
     with pytest.raises(AuthenticationError, match="check the username and password"):
-        with stac.open_raster(stac_api.asset_server.url(SPEC)):
+        with stac.open_raster(asset_server.url(SPEC)):
             pass
 
 
-def test_asset_values_decode_to_naip_ndvi(terrascope_local, stac_api):
+def test_asset_values_decode_to_naip_ndvi(terrascope_local):
     """The served asset is NAIP NDVI in Terrascope's encoding: DN * 0.004 - 0.08."""
     from leafmap_tiles.providers import stac
 
@@ -134,10 +134,10 @@ def test_asset_values_decode_to_naip_ndvi(terrascope_local, stac_api):
         assert ds.profile["tiled"]
 
 
-def test_credentials_never_go_to_another_host(terrascope_local, stac_api, recording_server):
+def test_credentials_never_go_to_another_host(terrascope_auth, asset_server, recording_server):
     from leafmap_tiles.providers import stac
 
-    terrascope_local.login(USERNAME, PASSWORD, quiet=True)
+    terrascope_auth.login(USERNAME, PASSWORD, quiet=True)
     recording_server.clear()
     with stac.open_raster(recording_server.url(SPEC)) as ds:
         data = ds.read(1)
@@ -147,7 +147,7 @@ def test_credentials_never_go_to_another_host(terrascope_local, stac_api, record
     assert any(r["method"] == "GET" for r in records)
     assert [r["authorization"] for r in records] == [None] * len(records)
     # while the protected host does get them
-    with stac.open_raster(stac_api.asset_server.url(SPEC)) as ds:
+    with stac.open_raster(asset_server.url(SPEC)) as ds:
         assert ds.read(1, window=((0, 1), (0, 1))).shape == (1, 1)
 
 
@@ -190,24 +190,24 @@ def fake_client(monkeypatch, server=None, pids=()):
     return mod
 
 
-def test_login_and_logout_tell_the_tile_server(terrascope_local, stac_api, monkeypatch):
+def test_login_and_logout_tell_the_tile_server(terrascope_auth, asset_server, monkeypatch):
     server = FakeServer()
     fake_client(monkeypatch, server)
-    host = stac_api.asset_server.netloc
-    terrascope_local.login(USERNAME, PASSWORD, quiet=True)
+    host = asset_server.netloc
+    terrascope_auth.login(USERNAME, PASSWORD, quiet=True)
     assert server.calls == [("set", [host], USERNAME, PASSWORD)]
-    terrascope_local.logout()
+    terrascope_auth.logout()
     assert server.calls[-1] == ("clear", [host])
 
 
-def test_login_without_tile_server_or_client(terrascope_local, monkeypatch):
+def test_login_without_tile_server_or_client(terrascope_auth, monkeypatch):
     fake_client(monkeypatch, None)
-    terrascope_local.login(USERNAME, PASSWORD, quiet=True)
-    terrascope_local.logout()
+    terrascope_auth.login(USERNAME, PASSWORD, quiet=True)
+    terrascope_auth.logout()
     monkeypatch.setitem(sys.modules, "leafmap_tiles.client", None)  # ImportError
-    terrascope_local.login(USERNAME, PASSWORD, quiet=True)
-    terrascope_local.logout()
-    assert terrascope_local.cleanup_tile_servers() == 0
+    terrascope_auth.login(USERNAME, PASSWORD, quiet=True)
+    terrascope_auth.logout()
+    assert terrascope_auth.cleanup_tile_servers() == 0
 
 
 def test_default_settings(monkeypatch):
@@ -242,18 +242,18 @@ def test_cleanup_stops_only_our_servers(monkeypatch):
             p.wait(10)
 
 
-def test_no_credentials_anywhere_after_logout(terrascope_local, stac_api, recording_server):
+def test_no_credentials_anywhere_after_logout(terrascope_auth, asset_server, recording_server):
     """rasterio.Env writes an option that is in os.environ back as a GDAL option when
     it exits; logout must remove that copy too, or GDAL keeps sending the old
     credentials to every host."""
     from leafmap_tiles.providers import stac
 
-    terrascope_local.login(USERNAME, PASSWORD, quiet=True)
-    with stac.open_raster(stac_api.asset_server.url(SPEC)) as ds:
+    terrascope_auth.login(USERNAME, PASSWORD, quiet=True)
+    with stac.open_raster(asset_server.url(SPEC)) as ds:
         ds.read(1)
     with rasterio.Env(GDAL_HTTP_USERPWD=f"{USERNAME}:{PASSWORD}"):
         pass
-    terrascope_local.logout()
+    terrascope_auth.logout()
     recording_server.clear()
     other = next(s for s in CATALOG if s.date == "2017-08-27")
     with rasterio.open(recording_server.url(other)) as ds:  # the user's own read
