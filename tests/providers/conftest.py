@@ -205,7 +205,8 @@ def asset_server(ndvi_assets, tmp_path_factory) -> AssetServer:
         conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, root=ndvi_assets.root))
         log = tmp / "stderr.log"
         with open(log, "w") as err:
-            proc = subprocess.Popen([NGINX, "-p", str(tmp), "-c", str(conf)],
+            proc = subprocess.Popen([NGINX, "-p", str(tmp), "-c", str(conf),
+                                     "-e", str(tmp / "error.log")],
                                     stdout=err, stderr=subprocess.STDOUT)
         try:
             wait_http(f"http://127.0.0.1:{port}/ndvi/", proc, log, timeout=20)

@@ -263,3 +263,21 @@ def test_no_credentials_anywhere_after_logout(terrascope_auth, asset_server, rec
     records = recording_server.records
     assert len(records) >= 4
     assert [r["authorization"] for r in records] == [None] * len(records)
+
+
+def test_asset_server_needs_basic_auth_and_serves_ranges(asset_server, ndvi_assets):
+    import base64
+    import urllib.error
+    import urllib.request
+
+    url = asset_server.url(SPEC)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(url, timeout=10)
+    assert err.value.code == 401
+    token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    req = urllib.request.Request(url, headers={"Authorization": f"Basic {token}",
+                                               "Range": "bytes=100-199"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 206
+        body = resp.read()
+    assert body == ndvi_assets.path(SPEC).read_bytes()[100:200]
