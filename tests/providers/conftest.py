@@ -42,7 +42,8 @@ from terrascope_catalog import (  # noqa: F401  (re-exported for the tests)
     SERVER_PAGE_SIZE, USERNAME, ItemSpec, encode_ndvi, naip_path,
 )
 STAC_VENV = Path(os.environ.get("LEAFMAP_TILES_STAC_VENV", REPO / ".venv-stac"))
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+NGINX = (os.environ.get("LEAFMAP_TILES_NGINX") or shutil.which("nginx")
+         or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None))
 
 def _write_cog(path: Path, spec: ItemSpec) -> dict:
     import rasterio
