@@ -127,7 +127,6 @@ class TileServer:
         except Exception as exc:
             _kill_group(proc)
             raise TileServerError(f"the tile server did not start: {exc}") from None
-        self._proc = proc
         self.port = int(info["port"])
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -141,13 +140,15 @@ class TileServer:
                 _kill_group(proc)
                 raise TileServerError("the tile server started but does not answer /health")
             time.sleep(0.05)
+        self._proc = proc  # published once the server answers (sources are re-registered below)
         if self._gdal_state:
             self._post_gdal({"credentials": list(self._gdal_state.values())})
         for body in list(self._sources.values()):
             try:
                 self._request("POST", "sources", json=body, restart=False)
-            except Exception:
-                pass  # a source that no longer opens reports its error on its tiles
+            except Exception as exc:  # a source that no longer opens reports its error on its tiles
+                if os.environ.get("LEAFMAP_TILES_DEBUG"):
+                    print(f"re-registration of {body.get('id')} failed: {exc!r}", file=sys.stderr)
         if old_port is not None and old_port != self.port:
             for cb in list(self._listeners):
                 try:
@@ -163,8 +164,8 @@ class TileServer:
                     if self._closed or self.alive():
                         continue
                     try:
-                        self.restarts += 1
                         self._spawn(self.port or 0)
+                        self.restarts += 1
                     except Exception:
                         time.sleep(2.0)
 
@@ -216,8 +217,8 @@ class TileServer:
                 raise
             with self._lock:
                 if not self.alive():
-                    self.restarts += 1
                     self._spawn(self.port or 0)
+                    self.restarts += 1
             r = self._session.request(method, self._url(path), headers=headers, timeout=REQUEST_TIMEOUT, **kw)
         except requests.Timeout:
             raise from_name("SourceTimeoutError", f"the tile server did not answer {path} within {REQUEST_TIMEOUT:.0f} s") from None

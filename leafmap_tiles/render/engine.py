@@ -211,6 +211,22 @@ class RenderEngine:
         self._info[key] = info
         return info
 
+    def check_readable(self, path: str) -> None:
+        """Read the full-resolution blocks at the corners and centre of band 1, so that
+        a truncated or corrupt file fails at registration, not on some tiles later."""
+        import rasterio
+        from rasterio.windows import Window
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                with rasterio.open(path) as ds:
+                    h, w = ds.height, ds.width
+                    for r, c in ((0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1), (h // 2, w // 2)):
+                        ds.read(1, window=Window(c, r, 1, 1))
+            except Exception as exc:
+                raise classify(path, exc, during="read") from None
+
     # ------------------------------------------------------------- statistics
     def statistics(self, path: str, style: Style) -> list[dict]:
         """Per output band: ``min``, ``max``, ``mean``, ``std``, ``p2``, ``p98``,
@@ -442,5 +458,7 @@ def _rescale(data: np.ndarray, valid: np.ndarray, vmin, vmax) -> np.ndarray:
         lo, hi = float(vmin[b]), float(vmax[b])
         with np.errstate(invalid="ignore"):
             im = (np.clip(data[b], lo, hi, dtype=np.float64) - lo) / np.float64(hi - lo) * 255.0
+        if np.issubdtype(data.dtype, np.floating) and data.dtype != np.float64:
+            im = im.astype(data.dtype)  # rio-tiler stores the rescaled values in the source dtype
         out[b] = np.where(valid[b], im, 0).astype(np.uint8)
     return out

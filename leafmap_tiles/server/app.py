@@ -123,6 +123,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
         def work():
             nodata = style_params.get("nodata", defaults.get("nodata"))
             probe_info = engine.info(path)  # validates the file itself
+            engine.check_readable(path)
             style = parse_style({**defaults, **style_params}, probe_info)
             info = engine.info(path, style.nodata) if nodata is not None else probe_info
             stats = engine.statistics(path, style)  # reads an overview: truncated files fail here
