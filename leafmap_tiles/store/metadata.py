@@ -21,8 +21,9 @@ Two ways to compute, as in Terracotta:
 - in memory (default for rasters up to :data:`IN_MEMORY_MAX_PIXELS`): band 1 is read
   whole, or downsampled (nearest) to ``max_shape``;
 - in chunks (``use_chunks=True``, default above the limit): row strips of at most
-  :data:`CHUNK_PIXELS` pixels, so memory stays bounded (tens of MB) whatever the
-  size of the raster.  Results equal the in-memory ones: min, max, valid
+  :data:`CHUNK_PIXELS` pixels, so memory stays bounded whatever the size of the
+  raster (about 100 MB for the strips, plus at most :data:`REFINE_MAX_VALUES`
+  float64 values for exact float percentiles: well under 1 GB in all).  Results equal the in-memory ones: min, max, valid
   percentage and hull exactly; mean and stdev up to float64 summation order;
   percentiles exactly for 8/16-bit integer rasters (one pass, histogram) and
   for other types as long as the values near each percentile fit in
@@ -190,13 +191,13 @@ def _stats_in_memory(src, max_shape: tuple[int, int] | None) -> dict[str, Any] |
 # ---------------------------------------------------------------- convex hull
 
 
-def _hull_candidate_corners(valid: np.ndarray, affine, row_offset: int) -> np.ndarray:
+def _hull_candidate_corners(valid: np.ndarray, affine, row_offset: int, col_offset: int = 0) -> np.ndarray:
     """Corners (x, y) of the pixels that can be on the hull of the valid pixels.
 
     Only the first and last valid pixel of each row and of each column can be on
     the convex hull of all valid pixel squares, so only those are returned
-    (4 corners each), transformed by ``affine``; ``row_offset`` is the row of
-    ``valid[0]`` in the raster.  Shape ``(n, 2)``.
+    (4 corners each), transformed by ``affine``; ``row_offset``/``col_offset`` give
+    the raster position of ``valid[0, 0]``.  Shape ``(n, 2)``.
     """
     rows_any = valid.any(axis=1)
     cols_any = valid.any(axis=0)
@@ -207,7 +208,7 @@ def _hull_candidate_corners(valid: np.ndarray, affine, row_offset: int) -> np.nd
     first_row = np.argmax(valid[:, c], axis=0)
     last_row = valid.shape[0] - 1 - np.argmax(valid[::-1, c], axis=0)
     pr = np.concatenate([r, r, first_row, last_row]) + row_offset
-    pc = np.concatenate([first_col, last_col, c, c])
+    pc = np.concatenate([first_col, last_col, c, c]) + col_offset
     pix = np.unique(np.stack([pr, pc], axis=1), axis=0)
     rows = np.concatenate([pix[:, 0], pix[:, 0], pix[:, 0] + 1, pix[:, 0] + 1]).astype(np.float64)
     cols = np.concatenate([pix[:, 1], pix[:, 1] + 1, pix[:, 1], pix[:, 1] + 1]).astype(np.float64)
@@ -236,14 +237,22 @@ def _box_hull(bounds) -> dict[str, Any]:
 
 
 def _strips(src) -> Iterator[Any]:
-    """Row-strip windows covering the raster, block-aligned, <= CHUNK_PIXELS each."""
+    """Block-aligned windows covering the raster, row by row, each of at most
+    :data:`CHUNK_PIXELS` pixels (or one block if a block is bigger): full-width
+    row strips when a row of blocks fits, else runs of blocks along a row."""
     from rasterio.windows import Window
 
-    block_rows = max(1, src.block_shapes[0][0]) if src.block_shapes else 1
-    rows = max(1, CHUNK_PIXELS // max(1, src.width))
-    rows = max(block_rows, rows // block_rows * block_rows)
+    block_rows, block_cols = src.block_shapes[0] if src.block_shapes else (1, src.width)
+    block_rows, block_cols = max(1, block_rows), max(1, block_cols)
+    if block_rows * src.width <= CHUNK_PIXELS:
+        rows = max(block_rows, CHUNK_PIXELS // src.width // block_rows * block_rows)
+        cols = src.width
+    else:
+        rows = block_rows
+        cols = max(block_cols, CHUNK_PIXELS // block_rows // block_cols * block_cols)
     for row in range(0, src.height, rows):
-        yield Window(0, row, src.width, min(rows, src.height - row))
+        for col in range(0, src.width, cols):
+            yield Window(col, row, min(cols, src.width - col), min(rows, src.height - row))
 
 
 def _stats_chunked(src) -> dict[str, Any] | None:
@@ -274,17 +283,25 @@ def _stats_chunked(src) -> dict[str, Any] | None:
             continue
         mask = np.ma.getmaskarray(data)
         if mask.any():
-            corners = _hull_candidate_corners(~mask, affine, row_offset=int(window.row_off))
+            corners = _hull_candidate_corners(
+                ~mask, affine, row_offset=int(window.row_off), col_offset=int(window.col_off)
+            )
         else:
             corners = _window_corners(affine, window)
         hull_points = _hull_vertices(np.concatenate([hull_points, corners]))
 
         vmin = min(vmin, float(valid.min()))
         vmax = max(vmax, float(valid.max()))
+        if hist is not None:
+            # mean and stdev come from the histogram at the end
+            hist += np.bincount(valid.astype(np.int64) - hist_offset, minlength=hist.size)[: hist.size]
+            valid_count += valid.size
+            continue
         as64 = valid.astype(np.float64)
         n_b = as64.size
         mean_b = float(as64.mean())
-        m2_b = float(((as64 - mean_b) ** 2).sum())
+        as64 -= mean_b
+        m2_b = float(np.dot(as64, as64))
         del as64
         n_a = valid_count
         delta = mean_b - mean
@@ -292,16 +309,14 @@ def _stats_chunked(src) -> dict[str, Any] | None:
         mean += delta * n_b / n
         m2 += m2_b + delta * delta * n_a * n_b / n
         valid_count = n
-        if hist is not None:
-            hist += np.bincount(
-                (valid.astype(np.int64) - hist_offset), minlength=hist.size
-            )[: hist.size]
 
     if valid_count == 0:
         return None
     if hist is not None:
         values = np.arange(hist.size, dtype=np.float64) + hist_offset
         percentiles = _percentiles_from_counts(values, hist, valid_count)
+        mean = float(np.dot(values, hist) / valid_count)
+        m2 = float(np.dot((values - mean) ** 2, hist))
     else:
         percentiles = _percentiles_two_pass(src, vmin, vmax, valid_count)
     return {
