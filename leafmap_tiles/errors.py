@@ -55,6 +55,25 @@ class StoreError(LeafmapTilesError, ValueError):
     """Invalid use of a key store (bad key names, unknown dataset, layout mismatch)."""
 
 
+class InvalidKeyError(StoreError):
+    """Key names or key values that the store does not accept: not alphanumeric,
+    reserved (``limit``, ``page``, ``order_by``, ``ascending``), unknown to the
+    database, or the wrong number of them."""
+
+
+class DatasetNotFoundError(StoreError):
+    """No dataset in the key store has the given key values (HTTP 404)."""
+
+
+class InvalidDatabaseError(StoreError):
+    """The file or server is not a usable Terracotta database: missing tables,
+    version conflict, or keys that differ from the ones asked for."""
+
+
+class PatternError(StoreError):
+    """An ingest pattern that cannot be used (bad placeholder, no key, duplicate keys)."""
+
+
 REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "az://", "/vsi")
 
 
@@ -86,6 +105,10 @@ _ALL = {
         UnknownSourceError,
         TileServerError,
         StoreError,
+        InvalidKeyError,
+        DatasetNotFoundError,
+        InvalidDatabaseError,
+        PatternError,
     )
 }
 
