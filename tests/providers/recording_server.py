@@ -25,7 +25,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def _record(self):
-        line = json.dumps({"method": self.command, "path": self.path,
+        line = json.dumps({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
                            "authorization": self.headers.get("Authorization")})
         with open(self.records_file, "a") as f:
             f.write(line + "\n")
