@@ -41,8 +41,9 @@ _all_servers: "weakref.WeakSet[TileServer]" = weakref.WeakSet()
 
 
 def get_server(start: bool = False) -> "TileServer | None":
-    """The kernel's shared :class:`TileServer`; created (not yet started) when
-    ``start`` is True and none exists, else None when there is none."""
+    """The kernel's shared :class:`TileServer`.  With ``start=True`` one is created
+    when none exists (its process starts lazily, on the first request); with
+    ``start=False`` None is returned when there is none."""
     global _server
     with _server_lock:
         if (_server is None or _server.closed) and start:

@@ -235,13 +235,14 @@ def clear_credentials(hosts: Iterable[str] | None = None) -> None:
 
 
 def _tile_server():
-    """The kernel's running tile server, or None (never starts one)."""
+    """The kernel's tile server handle (created if needed, but its process is not
+    started here): credentials given to it now are pushed when it starts."""
     try:
         from leafmap_tiles.client import get_server
     except ImportError:
         return None
     try:
-        return get_server(start=False)
+        return get_server(start=True)
     except Exception:  # a dead or half-started server must not break login/logout
         return None
 
@@ -262,32 +263,15 @@ def _request_modifier(request):
 # ---------------------------------------------------------------------------- GDAL
 
 
-def _gdal_library():
-    import ctypes
-
-    try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                path = line.rsplit(None, 1)[-1]
-                if "libgdal" in os.path.basename(path):
-                    return ctypes.CDLL(path)
-    except OSError:
-        pass
-    import ctypes.util
-
-    name = ctypes.util.find_library("gdal")
-    return ctypes.CDLL(name) if name else None
-
-
 def clear_gdal_http_cache() -> None:
     """Drop GDAL's /vsicurl/ cache in this process (GDAL remembers a 401 per URL, so
     a raster that failed before login would keep failing after it)."""
     try:
         import rasterio  # noqa: F401  (loads GDAL)
 
-        lib = _gdal_library()
-        if lib is not None:
-            lib.VSICurlClearCache()
+        from leafmap_tiles import _gdal
+
+        _gdal.clear_caches()
     except Exception:  # best effort: no GDAL library found by name
         pass
 

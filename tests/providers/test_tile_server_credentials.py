@@ -55,11 +55,6 @@ def test_protected_tile_before_login_after_login_after_logout(
     assert tile_server.pid == pid  # no restart in between
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "tile-server bug: after TileServer.set_credentials(['example.org'], u, p) the child "
-    "dies with 'std::bad_alloc' on the next register() of any path outside that prefix, "
-    "even a local file (server/gdalenv.py + _gdal path-specific options); remove this "
-    "mark once fixed"))
 def test_tile_server_sends_no_credentials_to_another_host(
         terrascope_auth, asset_server, recording_server, ndvi_assets, tile_server):
     terrascope_auth.login(USERNAME, PASSWORD, quiet=True)
