@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import ipyleaflet
+
+from leafmap_tiles.client import get_server, prepare_source
+from leafmap_tiles.errors import StyleError
 
 
 class RasterTileLayer(ipyleaflet.TileLayer):
@@ -46,3 +51,125 @@ class RasterTileLayer(ipyleaflet.TileLayer):
     def bounds_4326(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) in EPSG:4326 (west > east across the antimeridian)."""
         return tuple(self.info["bounds"])  # type: ignore[return-value]
+
+
+def default_layer_name(source) -> str:
+    """File name without extension for paths/URLs, else a generic name."""
+    if isinstance(source, (list, tuple)) and source and isinstance(source[0], (str, os.PathLike)):
+        source = source[0]
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source).rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+        return os.path.splitext(name)[0] or "raster"
+    if type(source).__name__ == "DataArray" and getattr(source, "name", None) is not None:
+        return str(source.name)
+    return {"ndarray": "array"}.get(type(source).__name__, type(source).__name__)
+
+
+def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, vmin=None, vmax=None,
+                      nodata=None, name=None, visible=True, opacity=1.0, attribution=None, defaults=None,
+                      protected=False, scale=None, offset=None, **style) -> RasterTileLayer:
+    """Register ``source`` with ``server`` (default: the kernel's shared tile server)
+    and return a :class:`RasterTileLayer` for it, not yet on any map.
+
+    ``source`` is anything :meth:`leafmap_tiles.Map.add_raster` takes, or a list of
+    paths/URLs shown as one mosaic (each pixel from the first file that has data).
+    ``scale``/``offset`` (e.g. STAC ``raster:scale``/``raster:offset``) are kept on the
+    layer for colorbars and inspectors: physical value = DN * scale + offset.
+    Raises the specific errors listed in ``add_raster`` before anything is registered.
+    """
+    server = server or get_server(start=True)
+    crs = style.pop("crs", None)
+    transform = style.pop("transform", None)
+    expression = style.pop("expression", None)
+    resampling = style.pop("resampling", None)
+    tile_size = style.pop("tile_size", None)
+    if style:
+        raise TypeError(f"unexpected style argument(s): {', '.join(sorted(style))}")
+    if isinstance(indexes, bool) or (indexes is not None and not isinstance(indexes, (int, list, tuple))):
+        raise StyleError(f"indexes must be an int or a list of ints, got {indexes!r}")
+    if isinstance(indexes, int):
+        indexes = [indexes]
+    if indexes is not None and len(indexes) == 0:
+        raise StyleError("indexes is empty")
+    if not 0.0 <= float(opacity) <= 1.0:
+        raise StyleError(f"opacity must be in [0, 1], got {opacity}")
+    if isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
+        path = [prepare_source(s, server.tmpdir)[0] for s in source]
+    else:
+        path, _ = prepare_source(source, server.tmpdir, crs=crs, transform=transform, nodata=nodata)
+    params = {
+        "indexes": ",".join(str(int(i)) for i in indexes) if indexes is not None else None,
+        "expression": expression,
+        "vmin": _list_param(vmin),
+        "vmax": _list_param(vmax),
+        "colormap": colormap_param(colormap),
+        "nodata": None if nodata is None else ("nan" if nodata != nodata else nodata),
+        "resampling": resampling,
+        "tile_size": tile_size,
+    }
+    params = {k: v for k, v in params.items() if v is not None}
+    reg = server.register(path, params, defaults=defaults, protected=protected)
+    info = reg["info"]
+    ts = int(reg["style"].get("tile_size", 256))
+    layer = RasterTileLayer(
+        server=server,
+        source_id=reg["id"],
+        style=reg["style"],
+        info=info,
+        stretch=reg.get("stretch"),
+        statistics=reg.get("statistics"),
+        palette=reg.get("palette", False),
+        colormap=colormap,
+        url=server.tile_url(reg["id"], reg["style"]),
+        name=name or default_layer_name(source),
+        opacity=float(opacity),
+        visible=bool(visible),
+        attribution=attribution,
+        max_zoom=24,
+        max_native_zoom=max(int(info.get("maxzoom", 18)) + (1 if ts == 256 else 0), 0),
+        tile_size=ts,
+        zoom_offset=-1 if ts == 512 else 0,
+    )
+    layer.scale = scale
+    layer.offset = offset
+    if protected:
+        layer.metadata["protected"] = True
+    return layer
+
+
+def colormap_param(colormap):
+    """Serialise a colormap for a tile URL: a matplotlib name stays a name; a
+    ``matplotlib.colors.Colormap`` becomes its 256 colours; lists and ``{value:
+    colour}`` dicts become JSON (colours as ``#rrggbbaa``)."""
+    import json
+
+    if colormap is None or isinstance(colormap, str):
+        return colormap
+    from matplotlib.colors import Colormap, to_hex
+
+    if isinstance(colormap, Colormap):
+        import numpy as np
+
+        return json.dumps([to_hex(c, keep_alpha=True) for c in colormap(np.linspace(0, 1, 256))])
+    if isinstance(colormap, dict):
+        return json.dumps({str(k): _colour_json(v) for k, v in colormap.items()})
+    if isinstance(colormap, (list, tuple)):
+        return json.dumps([_colour_json(c) for c in colormap])
+    raise StyleError(f"unsupported colormap {colormap!r}: give a matplotlib name, a Colormap, a list of colours or a {{value: colour}} dict")
+
+
+def _colour_json(c):
+    if isinstance(c, str):
+        return c
+    if isinstance(c, (list, tuple)):
+        return [float(v) for v in c]
+    raise StyleError(f"invalid colour {c!r}")
+
+
+
+def _list_param(v):
+    if v is None:
+        return None
+    if isinstance(v, (list, tuple)):
+        return ",".join(repr(float(x)) for x in v)
+    return repr(float(v))

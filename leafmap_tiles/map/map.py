@@ -7,42 +7,11 @@ import weakref
 
 import ipyleaflet
 
-from leafmap_tiles.client import get_server, prepare_source
-from leafmap_tiles.client.sources import describe
-from leafmap_tiles.errors import StyleError
+from leafmap_tiles.client import get_server
 from leafmap_tiles.map import view
-from leafmap_tiles.map.layers import RasterTileLayer
+from leafmap_tiles.map.layers import RasterTileLayer, colormap_param, default_layer_name, make_raster_layer  # noqa: F401
 
 _open_maps: "weakref.WeakSet[Map]" = weakref.WeakSet()
-
-
-def colormap_param(colormap):
-    """Serialise a colormap for a tile URL: a matplotlib name stays a name; a
-    ``matplotlib.colors.Colormap`` becomes its 256 colours; lists and ``{value:
-    colour}`` dicts become JSON (colours as ``#rrggbbaa``)."""
-    import json
-
-    if colormap is None or isinstance(colormap, str):
-        return colormap
-    from matplotlib.colors import Colormap, to_hex
-
-    if isinstance(colormap, Colormap):
-        import numpy as np
-
-        return json.dumps([to_hex(c, keep_alpha=True) for c in colormap(np.linspace(0, 1, 256))])
-    if isinstance(colormap, dict):
-        return json.dumps({str(k): _colour_json(v) for k, v in colormap.items()})
-    if isinstance(colormap, (list, tuple)):
-        return json.dumps([_colour_json(c) for c in colormap])
-    raise StyleError(f"unsupported colormap {colormap!r}: give a matplotlib name, a Colormap, a list of colours or a {{value: colour}} dict")
-
-
-def _colour_json(c):
-    if isinstance(c, str):
-        return c
-    if isinstance(c, (list, tuple)):
-        return [float(v) for v in c]
-    raise StyleError(f"invalid colour {c!r}")
 
 
 class Map(ipyleaflet.Map):
@@ -110,65 +79,14 @@ class Map(ipyleaflet.Map):
         return f"{name} ({i})"
 
     def create_raster_layer(self, source, indexes=None, colormap=None, vmin=None, vmax=None, nodata=None,
-                            layer_name=None, visible=True, opacity=1.0, attribution=None, defaults=None,
-                            protected=False, **style) -> RasterTileLayer:
+                            layer_name=None, visible=True, opacity=1.0, attribution=None, **style) -> RasterTileLayer:
         """Register ``source`` with the tile server and return its layer without adding
         it to the map.  Same arguments as :meth:`add_raster`."""
-        crs = style.pop("crs", None)
-        transform = style.pop("transform", None)
-        expression = style.pop("expression", None)
-        resampling = style.pop("resampling", None)
-        tile_size = style.pop("tile_size", None)
-        if style:
-            raise TypeError(f"unexpected style argument(s): {', '.join(sorted(style))}")
-        if isinstance(indexes, bool) or (indexes is not None and not isinstance(indexes, (int, list, tuple))):
-            raise StyleError(f"indexes must be an int or a list of ints, got {indexes!r}")
-        if isinstance(indexes, int):
-            indexes = [indexes]
-        if indexes is not None and len(indexes) == 0:
-            raise StyleError("indexes is empty")
-        if not 0.0 <= float(opacity) <= 1.0:
-            raise StyleError(f"opacity must be in [0, 1], got {opacity}")
-        server = self.server
-        path, default_name = prepare_source(source, server.tmpdir, crs=crs, transform=transform, nodata=nodata)
-        params = {
-            "indexes": ",".join(str(int(i)) for i in indexes) if indexes is not None else None,
-            "expression": expression,
-            "vmin": _list_param(vmin),
-            "vmax": _list_param(vmax),
-            "colormap": colormap_param(colormap),
-            "nodata": None if nodata is None else ("nan" if nodata != nodata else nodata),
-            "resampling": resampling,
-            "tile_size": tile_size,
-        }
-        params = {k: v for k, v in params.items() if v is not None}
-        reg = server.register(path, params, defaults=defaults, protected=protected)
-        info = reg["info"]
-        ts = int(reg["style"].get("tile_size", 256))
-        layer = RasterTileLayer(
-            server=server,
-            source_id=reg["id"],
-            style=reg["style"],
-            info=info,
-            stretch=reg.get("stretch"),
-            statistics=reg.get("statistics"),
-            palette=reg.get("palette", False),
-            colormap=colormap,
-            url=server.tile_url(reg["id"], reg["style"]),
-            name=self._unique_name(layer_name or default_name),
-            opacity=float(opacity),
-            visible=bool(visible),
-            attribution=attribution,
-            max_zoom=24,
-            max_native_zoom=max(int(info.get("maxzoom", 18)) + (1 if ts == 256 else 0), 0),
-            tile_size=ts,
-            zoom_offset=-1 if ts == 512 else 0,
+        return make_raster_layer(
+            self.server, source, indexes=indexes, colormap=colormap, vmin=vmin, vmax=vmax, nodata=nodata,
+            name=self._unique_name(layer_name or default_layer_name(source)), visible=visible,
+            opacity=opacity, attribution=attribution, **style,
         )
-        if ts == 512:
-            layer.tile_size = 512
-        if protected:
-            layer.metadata["protected"] = True
-        return layer
 
     def add_raster(self, source, indexes=None, colormap=None, vmin=None, vmax=None, nodata=None,
                    layer_name=None, zoom_to_layer=True, visible=True, opacity=1.0, attribution=None,
@@ -262,11 +180,3 @@ class Map(ipyleaflet.Map):
             if not any(not m._closed for m in list(_open_maps)) and not server.source_ids:
                 server.close()
         super().close()
-
-
-def _list_param(v):
-    if v is None:
-        return None
-    if isinstance(v, (list, tuple)):
-        return ",".join(repr(float(x)) for x in v)
-    return repr(float(v))

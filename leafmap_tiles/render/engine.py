@@ -149,6 +149,10 @@ class RenderEngine:
         cached = self._info.get(key)
         if cached is not None:
             return cached
+        if isinstance(path, tuple):
+            info = _mosaic_info([self.info(p, nodata) for p in path])
+            self._info[key] = info
+            return info
         check_local(path)
         rdr = self.reader(path, nodata)
         ds = rdr.dataset
@@ -209,12 +213,16 @@ class RenderEngine:
         self._info[key] = info
         return info
 
-    def check_readable(self, path: str) -> None:
+    def check_readable(self, path) -> None:
         """Read the full-resolution blocks at the corners and centre of band 1, so that
         a truncated or corrupt file fails at registration, not on some tiles later."""
         import rasterio
         from rasterio.windows import Window
 
+        if isinstance(path, tuple):
+            for p in path:
+                self.check_readable(p)
+            return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -236,18 +244,26 @@ class RenderEngine:
         if cached is not None:
             return cached
         info = self.info(path, style.nodata)
-        rdr = self.reader(path, style.nodata)
         indexes = style.indexes or info.default_indexes()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                img = rdr.preview(indexes=indexes, max_size=STATS_MAX_SIZE)
-            except Exception as exc:
-                raise classify(path, exc, during="read") from None
-        data, valid = _band_data(img, style)
+        per_band: list[list[np.ndarray]] = []
+        totals = 0
+        for member in (path if isinstance(path, tuple) else (path,)):
+            rdr = self.reader(member, style.nodata)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    img = rdr.preview(indexes=indexes, max_size=STATS_MAX_SIZE)
+                except Exception as exc:
+                    raise classify(member, exc, during="read") from None
+            data, valid = _band_data(img, style)
+            totals += valid[0].size
+            for b in range(data.shape[0]):
+                if len(per_band) <= b:
+                    per_band.append([])
+                per_band[b].append(data[b][valid[b]])
         out = []
-        for b in range(data.shape[0]):
-            vals = data[b][valid[b]]
+        for b in range(len(per_band)):
+            vals = np.concatenate(per_band[b])
             if vals.size == 0:
                 out.append({"min": None, "max": None, "mean": None, "std": None, "p2": None, "p98": None, "valid_percent": 0.0})
                 continue
@@ -260,7 +276,7 @@ class RenderEngine:
                     "std": _jsonable(vals.std()),
                     "p2": _jsonable(p2),
                     "p98": _jsonable(p98),
-                    "valid_percent": round(100.0 * vals.size / valid[b].size, 4),
+                    "valid_percent": round(100.0 * vals.size / totals, 4),
                 }
             )
         with self._stats_lock:
@@ -297,28 +313,17 @@ class RenderEngine:
         pixels square).  Pixels without data are transparent; a tile outside the
         raster is a fully transparent image."""
         info = self.info(path, style.nodata)
-        rdr = self.reader(path, style.nodata)
         ts = style.tile_size
-        if not rdr.tile_exists(x, y, z):
-            return encode.empty_png(ts) if fmt == "PNG" else self._encode_empty(ts, fmt)
         palette = self.uses_palette(info, style)
         resampling = "nearest" if (palette or style.explicit) else style.resampling
         indexes = style.indexes or info.default_indexes()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                img = rdr.tile(
-                    x, y, z, tilesize=ts, indexes=indexes,
-                    resampling_method=resampling, reproject_method=resampling,
-                )
-            except Exception as exc:
-                if type(exc).__name__ == "TileOutsideBounds":
-                    return encode.empty_png(ts) if fmt == "PNG" else self._encode_empty(ts, fmt)
-                raise classify(path, exc, during="read") from None
+        img = self._read_tile(path, style, z, x, y, indexes, resampling)
+        if img is None:
+            return encode.empty_png(ts) if fmt == "PNG" else self._encode_empty(ts, fmt)
         if palette:
             data = img.array.data[0]
             valid = _valid_any(img)
-            cmap = rdr.colormap
+            cmap = self.reader(path[0] if isinstance(path, tuple) else path, style.nodata).colormap
             if data.dtype == np.uint8 and max(cmap) < 256:
                 from rio_tiler.colormap import make_lut
 
@@ -345,6 +350,46 @@ class RenderEngine:
             return encode.png_rgba(np.dstack([scaled[0], scaled[1], scaled[2], alpha]))
         return encode.encode_gdal(scaled[:3], alpha, fmt)
 
+    def _member_tile(self, path: str, x: int, y: int, z: int, style: Style, **kwargs):
+        """One file's tile as rio-tiler ImageData, NaN masked; None outside it."""
+        rdr = self.reader(path, style.nodata)
+        if not rdr.tile_exists(x, y, z):
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                img = rdr.tile(x, y, z, **kwargs)
+            except Exception as exc:
+                if type(exc).__name__ == "TileOutsideBounds":
+                    return None
+                raise classify(path, exc, during="read") from None
+        if np.issubdtype(img.array.dtype, np.floating):
+            img.array.mask = np.ma.getmaskarray(img.array) | np.isnan(img.array.data)
+        return img
+
+    def _read_tile(self, path, style: Style, z: int, x: int, y: int, indexes, resampling):
+        """ImageData of tile z/x/y, or None where there is no data.  A mosaic (tuple of
+        paths) takes each pixel from the first member that has data there
+        (rio-tiler ``mosaic_reader`` with ``FirstMethod``)."""
+        kwargs = dict(tilesize=style.tile_size, indexes=indexes,
+                      resampling_method=resampling, reproject_method=resampling)
+        if not isinstance(path, tuple):
+            return self._member_tile(path, x, y, z, style, **kwargs)
+        from rio_tiler.errors import EmptyMosaicError, TileOutsideBounds
+        from rio_tiler.mosaic import mosaic_reader
+
+        def member(p, *args, **kw):
+            img = self._member_tile(p, x, y, z, style, **kw)
+            if img is None:
+                raise TileOutsideBounds(f"{p} does not cover tile {z}/{x}/{y}")
+            return img
+
+        try:
+            img, _ = mosaic_reader(list(path), member, threads=1, **kwargs)
+        except EmptyMosaicError:
+            return None
+        return img
+
     def _encode_lut(self, index, valid, lut, fmt):
         if fmt == "PNG":
             return encode.png_lut(index, valid, lut)
@@ -367,6 +412,14 @@ class RenderEngine:
         "bands": [...]}`` with ``None`` for nodata/NaN/masked.  Values are raw (no
         scale/offset); an expression gives its float result."""
         info = self.info(path, style.nodata)
+        if isinstance(path, tuple):
+            first = None
+            for member in path:
+                out = self.point(member, style, lon, lat)
+                if out["inside"] and any(v is not None for v in out["values"]):
+                    return out
+                first = first or (out if out["inside"] else None)
+            return first or out
         rdr = self.reader(path, style.nodata)
         indexes = style.indexes or tuple(i for i in range(1, info.count + 1) if i != info.alpha_index)
         with warnings.catch_warnings():
@@ -393,6 +446,27 @@ class RenderEngine:
         else:
             values = [None if mask[i] else _native(data[i], info.dtype) for i in range(len(data))]
         return {"inside": True, "values": values, "bands": _band_labels(style, indexes)}
+
+
+def _mosaic_info(members: list[SourceInfo]) -> SourceInfo:
+    """One description of several files shown as one mosaic: same band count and
+    dtype required; bounds are the union; values (nodata, scales) from the first."""
+    first = members[0]
+    for m in members[1:]:
+        if (m.count, m.dtype) != (first.count, first.dtype):
+            raise InvalidSourceError(
+                f"cannot mosaic {first.path} ({first.count} x {first.dtype}) with "
+                f"{m.path} ({m.count} x {m.dtype}): band count and dtype must match"
+            )
+    w = min(m.bounds[0] for m in members)
+    s_ = min(m.bounds[1] for m in members)
+    e = max(m.bounds[2] for m in members)
+    n = max(m.bounds[3] for m in members)
+    return SourceInfo(
+        **{**asdict(first), "path": [m.path for m in members], "bounds": (w, s_, e, n),
+           "native_bounds": first.native_bounds,
+           "minzoom": min(m.minzoom for m in members), "maxzoom": max(m.maxzoom for m in members)}
+    )
 
 
 def _band_labels(style: Style, indexes) -> list[str]:

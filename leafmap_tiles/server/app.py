@@ -115,8 +115,10 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
         except Exception:
             return error("request body must be JSON", 400, "StyleError")
         path = body.get("path")
-        if not isinstance(path, str) or not path:
-            return error("'path' is required", 400, "StyleError")
+        if isinstance(path, list) and path and all(isinstance(p, str) and p for p in path):
+            path = tuple(path) if len(path) > 1 else path[0]  # several files: one mosaic
+        if not (isinstance(path, (str, tuple)) and path):
+            return error("'path' is required: a path/URL, or a list of them for a mosaic", 400, "StyleError")
         style_params = {k: v for k, v in (body.get("style") or {}).items() if v is not None}
         defaults = {k: v for k, v in (body.get("defaults") or {}).items() if v is not None}
 
