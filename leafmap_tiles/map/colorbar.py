@@ -125,7 +125,7 @@ class Colorbar:
         FigureCanvasAgg(fig)
         fig.patch.set_facecolor((1, 1, 1, 0.85))
         if horizontal:
-            ax = fig.add_axes([0.06, 0.55 if self.label else 0.5, 0.88, 0.3 if self.label else 0.4])
+            ax = fig.add_axes([0.08, 0.55 if self.label else 0.5, 0.84, 0.3 if self.label else 0.4])
         else:
             ax = fig.add_axes([0.1, 0.06, 0.25, 0.88])
         lo, hi = self.range

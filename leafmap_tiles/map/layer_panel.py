@@ -19,7 +19,7 @@ class LayerPanel:
         self.toggle = ipywidgets.ToggleButton(value=expanded, icon="bars", tooltip="Layers",
                                               layout=ipywidgets.Layout(width="34px", height="30px", padding="0"))
         self.list = ipywidgets.VBox(layout=ipywidgets.Layout(display="flex" if expanded else "none",
-                                                             max_height="300px", overflow_y="auto"))
+                                                             max_height="300px", overflow="auto"))
         self.box = ipywidgets.VBox([self.toggle, self.list], layout=ipywidgets.Layout(align_items="flex-end"))
         self.control = WidgetControl(widget=self.box, position=position)
         self.rows: dict = {}
