@@ -219,8 +219,8 @@ def add_colorbar(m, layer=None, colormap=None, vmin=None, vmax=None, label=None,
         vmax = derived["vmax"] if vmax is None else vmax
         if scale is None and offset is None:
             scale, offset = derived["scale"], derived["offset"]
-        if label is None:
-            label = getattr(layer, "name", None) if owner is None else getattr(owner, "name", None)
+        if label is None and owner is None:
+            label = getattr(layer, "name", None)
     cb = Colorbar(colormap=colormap, vmin=vmin, vmax=vmax, label=label, orientation=orientation,
                   scale=scale, offset=offset, class_names=class_names, **kwargs)
     cb.control = WidgetControl(widget=cb.widget, position=position, transparent_bg=True)

@@ -63,7 +63,9 @@ class Inspector:
         targets = self._targets()
         sliders = [ts for ts in self.map.time_sliders if not ts.closed]
         layers = [l for _, l in targets] + [f for ts in sliders for f in ts.layers]
-        results = _values.query(layers, lon, lat) if layers else []
+        if not any(getattr(l, "source_id", None) for l in layers):
+            return {"lon": lon, "lat": lat, "layers": []}  # nothing to inspect: no box, no request
+        results = _values.query(layers, lon, lat)
         rows = []
         for (name, layer), res in zip(targets, results):
             inside = bool(res and res.get("inside"))

@@ -120,7 +120,29 @@ def build_frames(m, layers, labels=None, style=None):
             if c:
                 f.release()
         raise
+    if style.get("vmin") is None and style.get("vmax") is None:
+        common_stretch([f for f, c in zip(frames, created) if c])
     return labels, frames, created
+
+
+def common_stretch(frames) -> None:
+    """Give frames styled with default (per-file percentile) stretches one common
+    range, the widest of theirs, so that a colour means the same value in every
+    frame and one colorbar fits them all.  Frames not yet on a map only."""
+    frames = [f for f in frames if getattr(f, "stretch", None) and not getattr(f, "palette", False)
+              and not str((f.style or {}).get("colormap", "")).startswith("{")]
+    if len(frames) < 2 or len({len(f.stretch.get("vmin", [])) for f in frames}) != 1:
+        return
+    n = len(frames[0].stretch["vmin"])
+    if n == 0:
+        return
+    vmin = [min(f.stretch["vmin"][i] for f in frames) for i in range(n)]
+    vmax = [max(f.stretch["vmax"][i] for f in frames) for i in range(n)]
+    for f in frames:
+        f.stretch = {"vmin": list(vmin), "vmax": list(vmax)}
+        f.style = {**f.style, "vmin": ",".join(repr(float(v)) for v in vmin),
+                   "vmax": ",".join(repr(float(v)) for v in vmax)}
+        f.refresh_url()
 
 
 class TimeSlider:

@@ -172,3 +172,24 @@ def test_bad_input(m):
     with pytest.raises(FileNotFoundError):
         m.add_time_slider([naip_files()[0], "/nonexistent/x_20200101.tif"], **STYLE)
     assert m.time_sliders == [] and m.server.source_ids == []  # the first source was released again
+
+
+def test_default_stretch_is_common_to_all_frames(m):
+    files = naip_files()[:4]
+    singles = [m.create_raster_layer(f, expression=NDVI, colormap="RdYlGn") for f in files]
+    per_file = [(l.stretch["vmin"][0], l.stretch["vmax"][0]) for l in singles]
+    assert len(set(per_file)) > 1  # the dates differ
+    ts = m.add_time_slider(files, expression=NDVI, colormap="RdYlGn")
+    lo, hi = min(v[0] for v in per_file), max(v[1] for v in per_file)
+    for layer in ts.layers:
+        assert layer.stretch == {"vmin": [lo], "vmax": [hi]}
+        assert float(layer.style["vmin"]) == lo and float(layer.style["vmax"]) == hi
+        assert f"vmin={lo!r}" in layer.url
+    cb = m.add_colorbar(ts)
+    assert float(cb.tick_labels[0]) == pytest.approx(lo, abs=1e-6)
+    assert float(cb.tick_labels[-1]) == pytest.approx(hi, abs=1e-6)
+    # explicit ranges are kept as given
+    ts2 = m.add_time_slider(files[:2], expression=NDVI, colormap="RdYlGn", vmin=-0.2, vmax=0.6)
+    assert [l.stretch for l in ts2.layers] == [{"vmin": [-0.2], "vmax": [0.6]}] * 2
+    for l in singles:
+        l.release()
