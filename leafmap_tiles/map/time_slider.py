@@ -110,6 +110,8 @@ def build_frames(m, layers, labels=None, style=None):
     try:
         for obj, label in zip(objs, labels):
             if _is_layer(obj):
+                if not (obj.has_trait("opacity") and obj.has_trait("visible")):
+                    raise TypeError(f"{type(obj).__name__} has no opacity/visible: a frame must be a tile layer")
                 frames.append(obj)
                 created.append(False)
             else:
