@@ -15,14 +15,18 @@ _open_maps: "weakref.WeakSet[Map]" = weakref.WeakSet()
 
 
 class Map(ipyleaflet.Map):
-    """An ipyleaflet Map with :meth:`add_raster`.
+    """An ipyleaflet Map with :meth:`add_raster`, :meth:`add_time_slider` and
+    :meth:`add_colorbar`.
 
     ``basemap=None`` gives a map without any basemap (works offline); otherwise any
-    ipyleaflet/xyzservices basemap.  ``layer_control=True`` adds a layers control.
-    All maps of a kernel share one tile-server process (started on first use).
+    ipyleaflet/xyzservices basemap.  ``layer_control=True`` adds a layer panel whose
+    checkboxes and opacity sliders are linked both ways to the layers
+    (``m.layer_control``).  ``inspector=True`` shows the values of every raster layer
+    where the map is clicked (``m.inspector``).  All maps of a kernel share one
+    tile-server process (started on first use).
     """
 
-    def __init__(self, basemap="default", layer_control: bool = True, **kwargs):
+    def __init__(self, basemap="default", layer_control: bool = True, inspector: bool = True, **kwargs):
         kwargs.setdefault("scroll_wheel_zoom", True)
         if basemap is None:
             kwargs["layers"] = ()
@@ -31,11 +35,22 @@ class Map(ipyleaflet.Map):
         super().__init__(**kwargs)
         self._server = None
         self._closed = False
+        self._close_hooks: list = []
+        self._time_sliders: list = []
+        self.observe(self._on_layers_change, names="layers")
         self.layer_control = None
         if layer_control:
-            self.layer_control = ipyleaflet.LayersControl(position="topright")
-            self.add(self.layer_control)
-        self.observe(self._on_layers_change, names="layers")
+            from leafmap_tiles.map.layer_panel import LayerPanel
+
+            self.layer_control = LayerPanel(self)
+            self.add(self.layer_control.control)
+            self._close_hooks.append(self.layer_control.close)
+        self.inspector = None
+        if inspector:
+            from leafmap_tiles.map.inspector import Inspector
+
+            self.inspector = Inspector(self)
+            self._close_hooks.append(self.inspector.close)
         _open_maps.add(self)
 
     # ---------------------------------------------------------------- server
@@ -64,7 +79,8 @@ class Map(ipyleaflet.Map):
             server._bridged_port = port
 
     def _on_server_moved(self, server) -> None:
-        for layer in self.layers:
+        frames = [f for ts in self._time_sliders for f in ts.layers]
+        for layer in list(self.layers) + frames:
             if isinstance(layer, RasterTileLayer) and layer.server is server:
                 layer.refresh_url()
 
@@ -145,6 +161,56 @@ class Map(ipyleaflet.Map):
         self.add(layer)
         return layer
 
+    # ------------------------------------------------------- time, legends
+    def add_time_slider(self, layers, labels=None, time_interval: float = 1.0, position: str = "bottomright",
+                        slider_length: str = "150px", zoom_to_layer: bool = False, **style):
+        """Step through ``layers`` with a slider and Play/Pause buttons; returns the
+        :class:`~leafmap_tiles.map.time_slider.TimeSlider`.
+
+        ``layers``: ``{label: TileLayer}``, a list of TileLayers, a list of sources
+        (paths, URLs, arrays ... as for :meth:`add_raster`, styled with ``**style``)
+        or ``{label: source}``.  Labels default to the dict keys, else to the date in
+        each file or layer name (``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYY``).  The inputs
+        are not changed (layers given are restored when the slider closes).  Play
+        advances every ``time_interval`` seconds and loops; one timer thread, stopped
+        by ``slider.close()`` or ``m.close()``.  Clicking the map then plots the
+        pixel's time series; ``slider.values_at(lon, lat)`` returns it."""
+        from leafmap_tiles.map.time_slider import add_time_slider
+
+        ts = add_time_slider(self, layers, labels=labels, time_interval=time_interval, position=position,
+                             slider_length=slider_length, zoom_to_layer=zoom_to_layer, **style)
+        self._time_sliders.append(ts)
+        self._close_hooks.append(ts.close)
+        return ts
+
+    def _forget_time_slider(self, ts) -> None:
+        if ts in self._time_sliders:
+            self._time_sliders.remove(ts)
+        if ts.close in self._close_hooks:
+            self._close_hooks.remove(ts.close)
+
+    @property
+    def time_sliders(self) -> list:
+        """The time sliders on this map."""
+        return list(self._time_sliders)
+
+    def add_colorbar(self, layer=None, colormap=None, vmin=None, vmax=None, label=None, position="bottomright",
+                     orientation="horizontal", scale=None, offset=None, class_names=None, **kwargs):
+        """Add a colorbar (matplotlib-drawn) and return its
+        :class:`~leafmap_tiles.map.colorbar.Colorbar` (``tick_labels``, ``png``, ``control``).
+
+        With ``layer=`` (a raster layer or a time slider) the colormap and the range
+        come from the layer's style as its tiles use it; ticks are in physical units
+        when the layer has a scale/offset (``layer.scale``/``layer.offset`` from STAC,
+        else the file's tags), or give ``scale=``/``offset=``.  A ``{value: colour}``
+        colormap draws a legend; ``class_names={value: name}`` names its classes.
+        A time slider gets one colorbar for all frames, removed with the slider."""
+        from leafmap_tiles.map.colorbar import add_colorbar
+
+        return add_colorbar(self, layer=layer, colormap=colormap, vmin=vmin, vmax=vmax, label=label,
+                            position=position, orientation=orientation, scale=scale, offset=offset,
+                            class_names=class_names, **kwargs)
+
     def zoom_to_bounds(self, bounds, max_zoom: int = 22) -> None:
         """Centre and zoom the map on (west, south, east, north) EPSG:4326 bounds."""
         center, zoom = view.fit(bounds, max_zoom=max_zoom)
@@ -165,7 +231,7 @@ class Map(ipyleaflet.Map):
         if self._closed:
             return
         self._closed = True
-        for hook in list(getattr(self, "_close_hooks", [])):
+        for hook in list(self._close_hooks):
             try:
                 hook()
             except Exception:
