@@ -74,6 +74,24 @@ class PatternError(StoreError):
     """An ingest pattern that cannot be used (bad placeholder, no key, duplicate keys)."""
 
 
+REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "az://", "/vsi")
+
+
+def check_local_path(path: str) -> None:
+    """Raise the specific error for a local ``path`` that cannot be a raster file
+    (missing, a directory, 0 bytes).  URLs and GDAL ``/vsi`` paths are not checked."""
+    import os
+
+    if path.startswith(REMOTE_PREFIXES):
+        return
+    if not os.path.exists(path):
+        raise SourceNotFoundError(f"raster file not found: {path}")
+    if os.path.isdir(path):
+        raise SourceIsDirectoryError(f"{path} is a directory, not a raster file")
+    if os.path.getsize(path) == 0:
+        raise InvalidSourceError(f"{path} is an empty file (0 bytes), not a raster")
+
+
 _ALL = {
     cls.__name__: cls
     for cls in (

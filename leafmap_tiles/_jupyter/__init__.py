@@ -1,0 +1,20 @@
+"""jupyter-server extension: mounts jupyter-loopback's proxy at
+``<base_url>/leafmap_tiles-proxy/<port>/...`` so that browsers on JupyterHub/Binder
+reach the kernel's tile server through the Jupyter server (loopback only, behind
+Jupyter's own authentication).  Enabled by
+``etc/jupyter/jupyter_server_config.d/leafmap_tiles.json`` installed with the package.
+"""
+
+from __future__ import annotations
+
+NAMESPACE = "leafmap_tiles"
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "leafmap_tiles._jupyter"}]
+
+
+def _load_jupyter_server_extension(server_app):
+    from jupyter_loopback import setup_proxy_handler
+
+    setup_proxy_handler(server_app.web_app, namespace=NAMESPACE)

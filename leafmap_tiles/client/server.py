@@ -1,0 +1,356 @@
+"""``TileServer``: the kernel's handle on its tile-server child process.
+
+One server per kernel, shared by all maps (:func:`get_server`).  The child is started
+lazily with port 0 and reports the port it bound.  It is stopped by :meth:`close`, by
+an ``atexit`` hook, and by its own watchdog when the kernel dies.  If the child dies,
+a monitor thread (and any request from the kernel) restarts it on the same port when
+free and registers every source again under the same id, so tile URLs already on a
+map keep working.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from urllib.parse import urlencode
+
+import requests
+
+from leafmap_tiles.errors import TileServerError, from_name
+from leafmap_tiles.client.urls import browser_base
+
+START_TIMEOUT = 60.0
+# HTTP credentials that GDAL would send to every host; AWS keys stay (GDAL sends them to S3 only).
+UNSCOPED_CREDENTIALS = ("GDAL_HTTP_USERPWD", "GDAL_HTTP_AUTH", "GDAL_HTTP_HEADER_FILE", "GDAL_HTTP_HEADERS",
+                        "GDAL_HTTP_BEARER")
+REQUEST_TIMEOUT = 40.0  # registration reads remote headers; GDAL's own timeout is 10 s
+
+_server: "TileServer | None" = None
+_server_lock = threading.Lock()
+_all_servers: "weakref.WeakSet[TileServer]" = weakref.WeakSet()
+
+
+def get_server(start: bool = False) -> "TileServer | None":
+    """The kernel's shared :class:`TileServer`; created (not yet started) when
+    ``start`` is True and none exists, else None when there is none."""
+    global _server
+    with _server_lock:
+        if (_server is None or _server.closed) and start:
+            _server = TileServer()
+        return _server
+
+
+def running_server_pids() -> list[int]:
+    """Process ids of the tile-server children started by this process."""
+    return [s.pid for s in list(_all_servers) if s.pid is not None and s.alive()]
+
+
+class TileServer:
+    """Owns one tile-server child process.
+
+    ``client_prefix`` overrides where the browser reaches the server (see
+    :mod:`leafmap_tiles.client.urls`).  Methods raise the specific errors of
+    :mod:`leafmap_tiles.errors` that the server reports.
+    """
+
+    def __init__(self, client_prefix: str | None = None, workers: int | None = None) -> None:
+        self.client_prefix = client_prefix
+        self.workers = workers
+        self.token = secrets.token_urlsafe(24)
+        self._admin_key = secrets.token_urlsafe(32)
+        self.port: int | None = None
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.RLock()
+        self._sources: dict[str, dict] = {}  # id -> registration body (re-sent after a restart)
+        self._gdal_state: dict[str, dict] = {}  # prefix -> credentials, re-sent after a restart
+        self._session = requests.Session()
+        self._closed = False
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self._listeners: list = []
+        self.tmpdir = tempfile.mkdtemp(prefix="leafmap_tiles_")
+        self.restarts = 0
+        _all_servers.add(self)
+        atexit.register(self.close)
+
+    # ----------------------------------------------------------- lifecycle
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> "TileServer":
+        """Start the child if it is not running; returns self."""
+        with self._lock:
+            if self._closed:
+                raise TileServerError("this TileServer was closed; use leafmap_tiles.client.get_server(start=True)")
+            if self.alive():
+                return self
+            self._spawn(self.port or 0)
+            if self._monitor is None or not self._monitor.is_alive():
+                self._monitor = threading.Thread(target=self._watch, name="leafmap_tiles-monitor", daemon=True)
+                self._monitor.start()
+        return self
+
+    def _spawn(self, port: int) -> None:
+        old_port = self.port
+        # Credentials in the kernel's environment (e.g. GDAL_HTTP_USERPWD set by a provider's
+        # login for the user's own rasterio reads) must not apply to every host the server
+        # reads: the server gets them scoped to the provider's hosts via set_credentials().
+        env = {k: v for k, v in os.environ.items() if k not in UNSCOPED_CREDENTIALS}
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "leafmap_tiles.server"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None if os.environ.get("LEAFMAP_TILES_DEBUG") else subprocess.DEVNULL,
+            start_new_session=True,  # own process group: Ctrl-C in the kernel does not hit it
+            env=env,
+            close_fds=True,
+        )
+        cfg = {"token": self.token, "admin_key": self._admin_key, "parent_pid": os.getpid(), "port": port, "workers": self.workers}
+        try:
+            proc.stdin.write((json.dumps(cfg) + "\n").encode())
+            proc.stdin.close()
+            line = _readline_with_timeout(proc, START_TIMEOUT)
+            info = json.loads(line)
+        except Exception as exc:
+            _kill_group(proc)
+            raise TileServerError(f"the tile server did not start: {exc}") from None
+        self.port = int(info["port"])
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                r = self._session.get(f"http://127.0.0.1:{self.port}/health", timeout=5)
+                if r.ok:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _kill_group(proc)
+                raise TileServerError("the tile server started but does not answer /health")
+            time.sleep(0.05)
+        self._proc = proc  # published once the server answers (sources are re-registered below)
+        if self._gdal_state:
+            self._post_gdal({"credentials": list(self._gdal_state.values())})
+        for body in list(self._sources.values()):
+            try:
+                self._request("POST", "sources", json=body, restart=False)
+            except Exception as exc:  # a source that no longer opens reports its error on its tiles
+                if os.environ.get("LEAFMAP_TILES_DEBUG"):
+                    print(f"re-registration of {body.get('id')} failed: {exc!r}", file=sys.stderr)
+        if old_port is not None and old_port != self.port:
+            for cb in list(self._listeners):
+                try:
+                    cb(self)
+                except Exception:
+                    pass
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            proc = self._proc
+            if proc is not None and proc.poll() is not None and not self._closed:
+                with self._lock:
+                    if self._closed or self.alive():
+                        continue
+                    try:
+                        self._spawn(self.port or 0)
+                        self.restarts += 1
+                    except Exception:
+                        time.sleep(2.0)
+
+    def add_listener(self, callback) -> None:
+        """``callback(server)`` is called when a restart had to change the port."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def close(self) -> None:
+        """Stop the child (its whole process group) and free the port. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._stop.set()
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            _kill_group(proc)
+        if self._monitor is not None and self._monitor is not threading.current_thread():
+            self._monitor.join(timeout=5)
+        self._session.close()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        try:
+            atexit.unregister(self.close)
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------ requests
+    def _url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{self.token}/{path}"
+
+    def _request(self, method: str, path: str, restart: bool = True, **kw):
+        if restart:
+            self.start()
+        headers = {"X-Leafmap-Tiles-Key": self._admin_key}
+        try:
+            r = self._session.request(method, self._url(path), headers=headers, timeout=REQUEST_TIMEOUT, **kw)
+        except requests.ConnectionError:
+            if not restart:
+                raise
+            with self._lock:
+                if not self.alive():
+                    self._spawn(self.port or 0)
+                    self.restarts += 1
+            r = self._session.request(method, self._url(path), headers=headers, timeout=REQUEST_TIMEOUT, **kw)
+        except requests.Timeout:
+            raise from_name("SourceTimeoutError", f"the tile server did not answer {path} within {REQUEST_TIMEOUT:.0f} s") from None
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+            except ValueError:
+                raise TileServerError(f"tile server answered {r.status_code}: {r.text[:200]}") from None
+            raise from_name(body.get("error"), body.get("message") or r.text)
+        return r
+
+    def register(self, path: str, style: dict | None = None, defaults: dict | None = None, protected: bool = False) -> dict:
+        """Register ``path`` with ``style`` (validated against the file) and return the
+        server's answer: ``{"id", "info", "style", "statistics", "stretch", "palette"}``.
+        Raises the specific error (missing file, bad style, 401 ...) before anything is
+        registered."""
+        body = {"path": path, "style": style or {}, "defaults": defaults or {}, "protected": protected}
+        out = self._request("POST", "sources", json=body).json()
+        body["id"] = out["id"]
+        self._sources[out["id"]] = body
+        return out
+
+    def release(self, source_id: str) -> None:
+        """Forget a source; its tile URLs answer 404 afterwards."""
+        self._sources.pop(source_id, None)
+        if self.alive():
+            try:
+                self._request("DELETE", f"sources/{source_id}", restart=False)
+            except Exception:
+                pass
+
+    @property
+    def source_ids(self) -> list[str]:
+        return list(self._sources)
+
+    def info(self, source_id: str, style: dict | None = None) -> dict:
+        return self._request("GET", f"info/{source_id}", params=style or {}).json()
+
+    def point(self, source_id: str, lon: float, lat: float, style: dict | None = None) -> dict:
+        """Values at (lon, lat) EPSG:4326, ``None`` for nodata."""
+        return self._request("GET", f"point/{source_id}", params={**(style or {}), "lon": lon, "lat": lat}).json()
+
+    def points(self, layers: list[tuple[str, dict]], lon: float, lat: float) -> list[dict]:
+        """Batch point query: one request for many (source id, style) pairs."""
+        body = {"lon": lon, "lat": lat, "layers": [{"id": i, "style": s} for i, s in layers]}
+        return self._request("POST", "points", json=body).json()["results"]
+
+    def tile(self, source_id: str, z: int, x: int, y: int, style: dict | None = None, fmt: str = "png") -> bytes:
+        """Tile bytes fetched by the kernel (tests, exports)."""
+        return self._request("GET", f"tiles/{source_id}/{z}/{x}/{y}.{fmt}", params=style or {}).content
+
+    # ------------------------------------------------------- credentials
+    def set_credentials(self, hosts: list[str], username: str, password: str) -> None:
+        """Use HTTP Basic ``username``/``password`` for URLs on ``hosts`` only (each a
+        host name or a URL prefix); clears GDAL's cached failures."""
+        creds = []
+        for h in hosts:
+            for prefix in _prefixes(h):
+                self._gdal_state[prefix] = {"prefix": prefix, "username": username, "password": password}
+                creds.append(self._gdal_state[prefix])
+        self._post_gdal({"credentials": creds})
+
+    def clear_credentials(self, hosts: list[str]) -> None:
+        """Forget credentials of ``hosts`` and every cached byte read with them."""
+        prefixes = [p for h in hosts for p in _prefixes(h)]
+        for p in prefixes:
+            self._gdal_state.pop(p, None)
+        self._post_gdal({"clear_prefixes": prefixes})
+
+    def _post_gdal(self, body: dict) -> None:
+        if self.alive():
+            self._request("POST", "gdal", json=body, restart=False)
+
+    # ---------------------------------------------------------------- URLs
+    def browser_base(self) -> str:
+        self.start()
+        return browser_base(self.port, self.client_prefix)
+
+    def tile_url(self, source_id: str, style: dict | None = None, fmt: str = "png") -> str:
+        """Leaflet URL template ``.../tiles/<id>/{z}/{x}/{y}.png?<style>`` as the
+        browser must request it."""
+        q = urlencode({k: v for k, v in (style or {}).items() if v is not None})
+        url = f"{self.browser_base()}/{self.token}/tiles/{source_id}/{{z}}/{{x}}/{{y}}.{fmt}"
+        return url + (f"?{q}" if q else "")
+
+    def local_url(self, path: str = "") -> str:
+        self.start()
+        return self._url(path)
+
+
+def _prefixes(host: str) -> list[str]:
+    if host.startswith(("http://", "https://")):
+        return [host if host.endswith("/") else host + "/"]
+    return [f"https://{host}/", f"http://{host}/"]
+
+
+def _readline_with_timeout(proc: subprocess.Popen, timeout: float) -> str:
+    out: list[bytes] = []
+
+    def read():
+        out.append(proc.stdout.readline())
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(timeout)
+    if not out or not out[0]:
+        raise TileServerError("no port reported by the child within %.0f s" % timeout)
+    return out[0].decode()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait(timeout=5)
+    for f in (proc.stdout, proc.stdin):
+        try:
+            if f:
+                f.close()
+        except Exception:
+            pass

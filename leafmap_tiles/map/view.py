@@ -1,0 +1,33 @@
+"""Map view helpers: the centre and zoom that fit bounds in a map of a given size."""
+
+from __future__ import annotations
+
+import math
+
+DEFAULT_SIZE = (800, 400)  # px, a notebook map; the browser refits to its real size
+
+
+def _merc_y(lat: float) -> float:
+    lat = max(min(lat, 85.0511), -85.0511)
+    s = math.sin(math.radians(lat))
+    return 0.5 - math.log((1 + s) / (1 - s)) / (4 * math.pi)
+
+
+def fit(bounds, size=DEFAULT_SIZE, max_zoom: int = 22) -> tuple[tuple[float, float], int]:
+    """((lat, lon) centre, zoom) showing ``bounds`` = (west, south, east, north) in
+    EPSG:4326 in a ``size`` = (width, height) px Web Mercator map of 256 px tiles.
+    West > east means the bounds cross the antimeridian."""
+    w, s, e, n = bounds
+    if e < w:
+        e += 360.0
+    lon = (w + e) / 2.0
+    if lon > 180:
+        lon -= 360.0
+    y0, y1 = _merc_y(n), _merc_y(s)
+    lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y0 + y1) / 2))))
+    dx = max((e - w) / 360.0, 1e-12)
+    dy = max(y1 - y0, 1e-12)
+    zx = math.log2(size[0] / 256.0 / dx)
+    zy = math.log2(size[1] / 256.0 / dy)
+    zoom = int(math.floor(min(zx, zy)))
+    return (lat, lon), max(0, min(zoom, max_zoom))

@@ -1,0 +1,252 @@
+"""Style of a tile request: band selection, stretch range, colormap, nodata.
+
+Styles travel in tile URLs as query parameters (all strings):
+
+``indexes=4,1,2``  1-based band indexes (1 or 3 bands; 4 when the 4th is alpha)
+``expression=(b4-b1)/(b4+b1)``  band math, evaluated in float64; ``;`` separates bands
+``vmin=0.1`` / ``vmax=0.9``  stretch range; comma lists give one value per band
+``colormap=RdYlGn``  matplotlib name, or a JSON list of colours / ``{value: colour}`` map
+``nodata=0``  replaces the file's nodata tag (``nan`` allowed for float data)
+``resampling=nearest``  any rasterio resampling name
+``tile_size=256``  256 or 512 pixels
+
+:func:`parse_style` validates them against a source's :class:`SourceInfo` and raises
+:class:`~leafmap_tiles.errors.StyleError` with a message naming the problem.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from leafmap_tiles.errors import StyleError
+from leafmap_tiles.render.colormaps import ResolvedColormap, resolve_colormap
+
+RESAMPLING = {"nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss", "rms"}
+STYLE_KEYS = {"indexes", "expression", "vmin", "vmax", "colormap", "nodata", "resampling", "tile_size"}
+
+
+@dataclass
+class Style:
+    """A validated style.  ``indexes`` is a tuple of 1-based band indexes read from the
+    file (for an expression: the bands it uses); ``vmin``/``vmax`` hold one value per
+    output band or None (defaults come from the source statistics)."""
+
+    indexes: tuple[int, ...] | None = None
+    expression: str | None = None
+    vmin: tuple[float, ...] | None = None
+    vmax: tuple[float, ...] | None = None
+    colormap: ResolvedColormap | None = None
+    colormap_spec: str | None = None
+    nodata: float | None = None
+    resampling: str = "nearest"
+    tile_size: int = 256
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def explicit(self) -> bool:
+        return self.colormap is not None and self.colormap.kind == "explicit"
+
+    def stats_key(self) -> tuple:
+        """What the default stretch depends on (one statistics computation per key)."""
+        return (self.expression, self.indexes, self.nodata)
+
+
+def _parts(value) -> list | None:
+    """``"1,2"`` / ``[1, 2]`` / ``1`` -> list of items; None or "" -> None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return [p for p in value.split(",") if p.strip() != ""]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _floats(value, name: str) -> tuple[float, ...] | None:
+    parts = _parts(value)
+    if parts is None:
+        return None
+    try:
+        vals = tuple(float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise StyleError(f"{name} must be a number or a comma-separated list of numbers, got {value!r}") from None
+    if any(not math.isfinite(v) for v in vals):
+        raise StyleError(f"{name} must be finite, got {value!r}")
+    return vals
+
+
+def _indexes(value) -> tuple[int, ...] | None:
+    parts = _parts(value)
+    if parts is None:
+        return None
+    out = []
+    for p in parts:
+        try:
+            f = float(p)
+        except (TypeError, ValueError):
+            raise StyleError(f"indexes must be integers, got {value!r}") from None
+        if not f.is_integer():
+            raise StyleError(f"indexes must be integers, got {value!r}")
+        out.append(int(f))
+    return tuple(out)
+
+
+def _check_nodata(nodata, dtype: str) -> float | None:
+    if nodata is None or nodata == "":
+        return None
+    if isinstance(nodata, str) and nodata.lower() == "nan":
+        value = float("nan")
+    else:
+        try:
+            value = float(nodata)
+        except (TypeError, ValueError):
+            raise StyleError(f"nodata must be a number or 'nan', got {nodata!r}") from None
+    dt = np.dtype(dtype)
+    if np.issubdtype(dt, np.integer):
+        info = np.iinfo(dt)
+        if math.isnan(value) or not value.is_integer() or not (info.min <= value <= info.max):
+            raise StyleError(
+                f"nodata={nodata!r} cannot be held by this {dt.name} raster (valid: integers {info.min}..{info.max})"
+            )
+    elif np.issubdtype(dt, np.floating) and not math.isnan(value):
+        finfo = np.finfo(dt)
+        if not (-finfo.max <= value <= finfo.max):
+            raise StyleError(f"nodata={nodata!r} is outside the range of {dt.name}")
+    return value
+
+
+def parse_style(params: dict, info) -> Style:
+    """Validate style ``params`` (query strings or Python values) for a source.
+
+    ``info`` is the source's :class:`~leafmap_tiles.render.engine.SourceInfo`
+    (``count``, ``dtype``, ``has_palette``, ``alpha_index``).  Raises StyleError.
+    """
+    unknown = set(params) - STYLE_KEYS
+    if unknown:
+        raise StyleError(f"unknown style parameter(s): {', '.join(sorted(unknown))}")
+    count = info.count
+    expression = params.get("expression") or None
+    indexes = _indexes(params.get("indexes"))
+    if expression is not None and indexes is not None:
+        raise StyleError("give either indexes or expression, not both")
+    if indexes is not None:
+        if len(indexes) == 0:
+            raise StyleError("indexes is empty")
+        bad = [i for i in indexes if i < 1 or i > count]
+        if bad:
+            raise StyleError(
+                f"band index {bad[0]} is out of range: this raster has {count} band(s), "
+                f"indexes are 1-based (1..{count})"
+            )
+        if len(indexes) not in (1, 3):
+            raise StyleError(f"indexes must select 1 band or 3 bands (r, g, b), got {len(indexes)}")
+    n_out = None
+    if expression is not None:
+        from rio_tiler.expression import get_expression_blocks, parse_expression
+
+        try:
+            used = tuple(parse_expression(expression))
+            blocks = get_expression_blocks(expression)
+        except Exception as exc:  # rio-tiler raises several types
+            raise StyleError(f"invalid expression {expression!r}: {exc}") from None
+        if not used:
+            raise StyleError(f"expression {expression!r} uses no band (write bands as b1, b2, ...)")
+        bad = [i for i in used if i < 1 or i > count]
+        if bad:
+            raise StyleError(f"expression uses band b{bad[0]} but this raster has {count} band(s)")
+        if len(blocks) not in (1, 3):
+            raise StyleError("expression must give 1 band or 3 bands separated by ';'")
+        _check_expression(expression, blocks, used)
+        indexes = used
+        n_out = len(blocks)
+    else:
+        n_out = len(indexes) if indexes else (3 if info.visible_count >= 3 else 1)
+
+    vmin = _floats(params.get("vmin"), "vmin")
+    vmax = _floats(params.get("vmax"), "vmax")
+    for name, vals in (("vmin", vmin), ("vmax", vmax)):
+        if vals is not None and len(vals) not in (1, n_out):
+            raise StyleError(f"{name} has {len(vals)} values for {n_out} output band(s)")
+    if vmin is not None and len(vmin) == 1:
+        vmin = vmin * n_out
+    if vmax is not None and len(vmax) == 1:
+        vmax = vmax * n_out
+    if vmin is not None and vmax is not None:
+        for a, b in zip(vmin, vmax):
+            if a >= b:
+                raise StyleError(f"vmin must be less than vmax, got vmin={a:g}, vmax={b:g}")
+
+    cmap_spec = params.get("colormap")
+    colormap = None
+    if cmap_spec is not None and cmap_spec != "":
+        colormap = resolve_colormap(cmap_spec)
+        if n_out != 1:
+            raise StyleError(
+                f"colormap applies to a single band, but this style gives {n_out} bands; "
+                "select one band with indexes=<n>"
+            )
+        if not isinstance(cmap_spec, str):
+            import json
+
+            cmap_spec = json.dumps(cmap_spec)
+    nodata = _check_nodata(params.get("nodata"), info.dtype)
+    resampling = params.get("resampling") or None
+    if resampling is not None and resampling not in RESAMPLING:
+        raise StyleError(f"unknown resampling {resampling!r}; use one of {', '.join(sorted(RESAMPLING))}")
+    if resampling is None:
+        resampling = "nearest"
+    try:
+        tile_size = int(params.get("tile_size") or 256)
+    except (TypeError, ValueError):
+        raise StyleError(f"tile_size must be 256 or 512, got {params.get('tile_size')!r}") from None
+    if tile_size not in (256, 512):
+        raise StyleError(f"tile_size must be 256 or 512, got {tile_size}")
+    return Style(
+        indexes=indexes,
+        expression=expression,
+        vmin=vmin,
+        vmax=vmax,
+        colormap=colormap,
+        colormap_spec=cmap_spec,
+        nodata=nodata,
+        resampling=resampling,
+        tile_size=tile_size,
+    )
+
+
+def _check_expression(expression: str, blocks, used) -> None:
+    from rio_tiler.expression import apply_expression
+
+    n = max(used)
+    names = [f"b{i}" for i in range(1, n + 1)]
+    probe = np.ones((n, 2, 2), dtype="float64")
+    try:
+        with np.errstate(all="ignore"):
+            apply_expression(blocks, names, probe)
+    except Exception as exc:
+        raise StyleError(f"invalid expression {expression!r}: {exc}") from None
+
+
+def style_to_params(style: Style) -> dict:
+    """Inverse of :func:`parse_style`: the canonical query parameters of a style."""
+    out: dict[str, str] = {}
+    if style.expression:
+        out["expression"] = style.expression
+    elif style.indexes:
+        out["indexes"] = ",".join(str(i) for i in style.indexes)
+    if style.vmin is not None:
+        out["vmin"] = ",".join(repr(float(v)) for v in style.vmin)
+    if style.vmax is not None:
+        out["vmax"] = ",".join(repr(float(v)) for v in style.vmax)
+    if style.colormap_spec:
+        out["colormap"] = style.colormap_spec
+    if style.nodata is not None:
+        out["nodata"] = "nan" if math.isnan(style.nodata) else repr(style.nodata)
+    if style.resampling != "nearest":
+        out["resampling"] = style.resampling
+    if style.tile_size != 256:
+        out["tile_size"] = str(style.tile_size)
+    return out

@@ -1,0 +1,77 @@
+"""Entry point of the tile-server child process: ``python -m leafmap_tiles.server``.
+
+The parent writes one JSON line to stdin: ``{"token", "admin_key", "parent_pid",
+"port", "workers"?}``.  The child binds 127.0.0.1:``port`` (0 = any free port),
+prints ``{"port": <bound port>, "pid": <pid>}`` on stdout, and serves until it is
+terminated or its parent dies (watchdog: ``PR_SET_PDEATHSIG`` on Linux plus a
+parent-pid poll every 0.5 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+
+def _watch_parent(parent_pid: int) -> None:
+    try:  # Linux: get SIGTERM when the parent dies
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+    def loop():
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(0)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass
+            time.sleep(0.5)
+
+    threading.Thread(target=loop, name="parent-watchdog", daemon=True).start()
+
+
+def main() -> None:
+    cfg = json.loads(sys.stdin.readline())
+    _watch_parent(int(cfg["parent_pid"]))
+    from leafmap_tiles.server import gdalenv
+
+    gdalenv.set_defaults()
+    import uvicorn
+
+    from leafmap_tiles.server.app import create_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", int(cfg.get("port") or 0)))
+    except OSError:
+        sock.bind(("127.0.0.1", 0))  # asked-for port taken: any free port
+    sock.listen(2048)
+    port = sock.getsockname()[1]
+    app = create_app(cfg["token"], cfg["admin_key"], cfg.get("workers"))
+    config = uvicorn.Config(
+        app,
+        log_level=os.environ.get("LEAFMAP_TILES_LOG_LEVEL", "warning"),
+        access_log=False,
+        timeout_keep_alive=30,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
+    server.run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""The session tile server (Starlette).
+
+Routes (``{token}`` is the session token, unguessable, shown only to the kernel and
+the browser; admin routes also need header ``X-Leafmap-Tiles-Key``)::
+
+    GET    /health                                   -> {"status": "ok"}
+    POST   /{token}/sources          (admin)          register {"path", "style"?, "defaults"?, "id"?}
+    DELETE /{token}/sources/{id}     (admin)          release
+    POST   /{token}/gdal             (admin)          set/clear GDAL config and credentials
+    GET    /{token}/tiles/{id}/{z}/{x}/{y}.{png|jpg|webp}?<style>
+    GET    /{token}/info/{id}?<style>
+    GET    /{token}/point/{id}?lon=&lat=&<style>
+    POST   /{token}/points                            batch {"lon", "lat", "layers": [{"id", "style"}]}
+
+Errors are JSON ``{"message": ..., "error": <class name>}``: 400 bad input, 403 bad
+token/key, 404 unknown id or route, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from leafmap_tiles.errors import (
+    AuthenticationError,
+    LeafmapTilesError,
+    SourceIsDirectoryError,
+    SourceNotFoundError,
+    SourceTimeoutError,
+    StyleError,
+    UnknownSourceError,
+)
+from leafmap_tiles.render import RenderEngine, parse_style
+from leafmap_tiles.render.style import style_to_params
+from leafmap_tiles.server import gdalenv
+from leafmap_tiles.server.registry import Registry
+
+log = logging.getLogger("leafmap_tiles.server")
+
+FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
+MEDIA = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+STATUS = {
+    StyleError: 400,
+    UnknownSourceError: 404,
+    SourceNotFoundError: 400,
+    SourceIsDirectoryError: 400,
+    AuthenticationError: 401,
+    SourceTimeoutError: 504,
+}
+
+
+def error(message: str, status: int, kind: str = "LeafmapTilesError") -> JSONResponse:
+    return JSONResponse({"message": message, "error": kind}, status_code=status)
+
+
+def _status_for(exc: LeafmapTilesError) -> int:
+    for cls, code in STATUS.items():
+        if isinstance(exc, cls):
+            return code
+    return 400
+
+
+def default_workers() -> int:
+    return int(os.environ.get("LEAFMAP_TILES_WORKERS", 0)) or max(4, 3 * (os.cpu_count() or 2))
+
+
+def create_app(token: str, admin_key: str, workers: int | None = None) -> Starlette:
+    """Build the ASGI app for one session.  ``token`` guards every session route,
+    ``admin_key`` (sent only by the kernel) guards registration."""
+    engine = RenderEngine()
+    registry = Registry()
+    pool = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="tile")
+    generation = {"n": 0}
+
+    async def run(fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    def check_token(request: Request) -> None:
+        if not hmac.compare_digest(request.path_params.get("token", ""), token):
+            raise HTTPException(403, "invalid session token")
+
+    def check_admin(request: Request) -> None:
+        check_token(request)
+        if not hmac.compare_digest(request.headers.get("x-leafmap-tiles-key", ""), admin_key):
+            raise HTTPException(403, "this route is for the kernel only")
+
+    def source_of(request: Request):
+        src = registry.get(request.path_params["source_id"])
+        if src is None:
+            raise UnknownSourceError(f"unknown source id {request.path_params['source_id']!r}")
+        return src
+
+    def style_of(src, params: dict, info):
+        merged = {**src.defaults, **{k: v for k, v in params.items() if k not in ("lon", "lat")}}
+        return parse_style(merged, info)
+
+    async def health(request: Request):
+        return JSONResponse({"status": "ok", "sources": len(registry.all())})
+
+    async def register(request: Request):
+        check_admin(request)
+        try:
+            body = await request.json()
+        except Exception:
+            return error("request body must be JSON", 400, "StyleError")
+        path = body.get("path")
+        if not isinstance(path, str) or not path:
+            return error("'path' is required", 400, "StyleError")
+        style_params = {k: v for k, v in (body.get("style") or {}).items() if v is not None}
+        defaults = {k: v for k, v in (body.get("defaults") or {}).items() if v is not None}
+
+        def work():
+            nodata = style_params.get("nodata", defaults.get("nodata"))
+            probe_info = engine.info(path)  # validates the file itself
+            engine.check_readable(path)
+            style = parse_style({**defaults, **style_params}, probe_info)
+            info = engine.info(path, style.nodata) if nodata is not None else probe_info
+            stats = engine.statistics(path, style)  # reads an overview: truncated files fail here
+            src = registry.add(path, defaults, body.get("id"), bool(body.get("protected")))
+            return src, info, style, stats
+
+        src, info, style, stats = await run(work)
+        vmin, vmax = await run(engine.stretch, path, style)
+        return JSONResponse(
+            {
+                "id": src.id,
+                "info": info.to_json(),
+                "style": style_to_params(style),
+                "statistics": stats,
+                "stretch": {"vmin": list(vmin), "vmax": list(vmax)},
+                "palette": engine.uses_palette(info, style),
+            }
+        )
+
+    async def release(request: Request):
+        check_admin(request)
+        src = registry.remove(request.path_params["source_id"])
+        if src is None:
+            return error(f"unknown source id {request.path_params['source_id']!r}", 404, "UnknownSourceError")
+        if not any(s.path == src.path for s in registry.all()):
+            engine.forget(src.path)
+        return JSONResponse({"released": src.id})
+
+    async def gdal(request: Request):
+        check_admin(request)
+        body = await request.json()
+        await run(gdalenv.apply, body)
+        engine.invalidate_all()
+        generation["n"] += 1
+        return JSONResponse({"ok": True, "generation": generation["n"]})
+
+    async def tile(request: Request):
+        check_token(request)
+        p = request.path_params
+        try:
+            z, x, y = int(p["z"]), int(p["x"]), int(p["y"])
+        except ValueError:
+            return error(f"malformed tile address {p['z']}/{p['x']}/{p['y']}: z, x, y must be integers", 400, "StyleError")
+        if not (0 <= z <= 30) or not (0 <= x < 2**z) or not (0 <= y < 2**z):
+            return error(f"tile {z}/{x}/{y} does not exist (0 <= x, y < 2**z, z <= 30)", 400, "StyleError")
+        fmt = FORMATS.get(p["fmt"].lower())
+        if fmt is None:
+            return error(f"unsupported tile format {p['fmt']!r}: use png, jpg or webp", 400, "StyleError")
+        src = source_of(request)
+        params = dict(request.query_params)
+        etag = '"' + hashlib.sha1(
+            f"{src.id}|{generation['n']}|{z}/{x}/{y}.{fmt}|{sorted(params.items())}".encode()
+        ).hexdigest()[:32] + '"'
+        cache = "no-store" if src.protected else "public, max-age=3600"
+        if not src.protected and request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache})
+
+        def work():
+            info = engine.info(src.path, None)
+            style = style_of(src, params, info)
+            return engine.tile(src.path, style, z, x, y, fmt)
+
+        body = await run(work)
+        return Response(body, media_type=MEDIA[fmt], headers={"ETag": etag, "Cache-Control": cache})
+
+    async def info_route(request: Request):
+        check_token(request)
+        src = source_of(request)
+        params = dict(request.query_params)
+
+        def work():
+            base = engine.info(src.path, None)
+            style = style_of(src, params, base)
+            info = engine.info(src.path, style.nodata)
+            d = info.to_json()
+            d["id"] = src.id
+            d["statistics"] = engine.statistics(src.path, style)
+            d.pop("path", None)  # never give the browser a path or URL
+            return d
+
+        return JSONResponse(await run(work))
+
+    def _point(src, params, lon, lat):
+        base = engine.info(src.path, None)
+        style = style_of(src, params, base)
+        info = engine.info(src.path, style.nodata)
+        out = engine.point(src.path, style, lon, lat)
+        out["nodata"] = None if info.nodata is None or math.isnan(info.nodata) else info.nodata
+        out["scales"] = info.scales
+        out["offsets"] = info.offsets
+        return out
+
+    def _lonlat(value, name):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise StyleError(f"{name} must be a number in degrees (EPSG:4326), got {value!r}") from None
+        lim = 180 if name == "lon" else 90
+        if not math.isfinite(v) or abs(v) > (lim if name == "lat" else 360):
+            raise StyleError(f"{name}={value!r} is out of range")
+        return v
+
+    async def point(request: Request):
+        check_token(request)
+        src = source_of(request)
+        params = dict(request.query_params)
+        lon = _lonlat(params.get("lon"), "lon")
+        lat = _lonlat(params.get("lat"), "lat")
+        out = await run(_point, src, params, lon, lat)
+        out["id"] = src.id
+        out["lon"], out["lat"] = lon, lat
+        return JSONResponse(out)
+
+    async def points(request: Request):
+        check_token(request)
+        try:
+            body = await request.json()
+        except Exception:
+            return error("request body must be JSON", 400, "StyleError")
+        lon = _lonlat(body.get("lon"), "lon")
+        lat = _lonlat(body.get("lat"), "lat")
+        layers = body.get("layers") or []
+        if not isinstance(layers, list):
+            return error("'layers' must be a list of {id, style}", 400, "StyleError")
+        resolved = []
+        for item in layers:
+            src = registry.get(str(item.get("id")))
+            if src is None:
+                raise UnknownSourceError(f"unknown source id {item.get('id')!r}")
+            resolved.append((src, {k: str(v) for k, v in (item.get("style") or {}).items()}))
+
+        def work():
+            out = []
+            for src, params in resolved:
+                r = _point(src, params, lon, lat)
+                r["id"] = src.id
+                out.append(r)
+            return out
+
+        return JSONResponse({"lon": lon, "lat": lat, "results": await run(work)})
+
+    async def on_leafmap_error(request: Request, exc: LeafmapTilesError):
+        return error(str(exc), _status_for(exc), type(exc).__name__)
+
+    async def on_http_error(request: Request, exc: HTTPException):
+        return error(exc.detail or "error", exc.status_code, "HTTPError")
+
+    async def on_any_error(request: Request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return error(f"internal error: {type(exc).__name__}: {exc}", 500, "TileServerError")
+
+    routes = [
+        Route("/health", health),
+        Route("/{token}/sources", register, methods=["POST"]),
+        Route("/{token}/sources/{source_id}", release, methods=["DELETE"]),
+        Route("/{token}/gdal", gdal, methods=["POST"]),
+        Route("/{token}/tiles/{source_id}/{z}/{x}/{y}.{fmt}", tile),
+        Route("/{token}/info/{source_id}", info_route),
+        Route("/{token}/point/{source_id}", point),
+        Route("/{token}/points", points, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={LeafmapTilesError: on_leafmap_error, HTTPException: on_http_error, Exception: on_any_error},
+    )
+    app.state.engine = engine
+    app.state.registry = registry
+    app.state.pool = pool
+    return app
