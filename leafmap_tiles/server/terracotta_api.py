@@ -493,15 +493,15 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         def work():
             bands = []
             looked = [datasets.lookup(some + [params[c]]) for c in ("r", "g", "b")]
-            if xyz is not None:
-                z, x, y = xyz
-                if not any(tcr.tile_exists(md["bounds"], z, x, y) for _, md in looked):
-                    return tcr.empty_png(shape)
             for (path, md), c, rng_override in zip(looked, ("r", "g", "b"), ranges):
                 lo, hi = tcr.stretch_range(rng_override, md)
                 if hi < lo:
                     raise BadRequest(f"{c}_range: Upper stretch bound must be higher than lower bound")
                 bands.append((path, md, lo, hi))
+            if xyz is not None:
+                z, x, y = xyz
+                if not any(tcr.tile_exists(md["bounds"], z, x, y) for _, md in looked):
+                    return tcr.empty_png(shape)
             channels = []
             for (path, md, lo, hi), c in zip(bands, ("r", "g", "b")):
                 bounds = None
@@ -542,6 +542,8 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
             raise BadRequest("stretch_range: Upper stretch bounds must be larger than lower bounds")
         cmap = _colormap_name(params, allow_explicit=False)
         _, used = tc_expression.parse(expr)
+        if not used:
+            raise BadRequest("expression does not use any operand v1..v5, so it does not return an array")
         operands = {f"v{i}": params[f"v{i}"] for i in range(1, 6) if params.get(f"v{i}")}
         missing = sorted(used - set(operands))
         if missing:
