@@ -52,6 +52,8 @@ CHUNK_PIXELS = 4_194_304
 HISTOGRAM_BINS = 2**20
 #: Most values kept in memory to compute percentiles exactly in the chunked path.
 REFINE_MAX_VALUES = 16_000_000
+#: GDAL block cache (MB) while reading in chunks.
+CHUNKED_GDAL_CACHE_MB = 64
 #: GDAL options Terracotta opens rasters with (internal masks honoured).
 RIO_ENV_OPTIONS = {"GDAL_TIFF_INTERNAL_MASK": True, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 
@@ -116,7 +118,10 @@ def compute_metadata(
                 use_chunks = src.width * src.height > IN_MEMORY_MAX_PIXELS
             try:
                 if use_chunks:
-                    stats = _stats_chunked(src)
+                    # GDAL's block cache (5% of RAM by default) would hold most of
+                    # a big file: keep it small while streaming through it
+                    with rasterio.Env(GDAL_CACHEMAX=CHUNKED_GDAL_CACHE_MB):
+                        stats = _stats_chunked(src)
                 else:
                     stats = _stats_in_memory(src, max_shape)
             except rasterio.errors.RasterioIOError as exc:
