@@ -4,9 +4,10 @@
 # Idempotent; run as root (CI and developer machines are root).  Installs Debian's
 # `postgresql` if missing, keeps its data in $PGDATA_DIR (default /tmp/leafmap_tiles_pg),
 # listens on 127.0.0.1:$PG_PORT only (default 55432), and makes a superuser role
-# `leafmap` (password `leafmap`) whose URL is printed on the last line:
-#     postgresql://leafmap:leafmap@127.0.0.1:55432/leafmap_tiles_test
-# Export it for the tests:  export LEAFMAP_TILES_TEST_PG="$(bash scripts/setup_postgres.sh | tail -1)"
+# `leafmap` (password `leafmap`) whose URL is printed on the last line as a KEY=VALUE
+# line (scripts/test.sh exports such lines for the tests):
+#     LEAFMAP_TILES_TEST_PG=postgresql://leafmap:leafmap@127.0.0.1:55432/leafmap_tiles_test
+# Export it for the tests:  export "$(bash scripts/setup_postgres.sh | tail -1)"
 # (tests also find a server started by this script without the variable).
 # Stop it with:  su postgres -c "$(ls -d /usr/lib/postgresql/*/bin | tail -1)/pg_ctl -D /tmp/leafmap_tiles_pg stop"
 set -euo pipefail
@@ -55,4 +56,4 @@ fi
 if [ "$(psql_admin "SELECT 1 FROM pg_database WHERE datname='$PG_DB'")" != 1 ]; then
     psql_admin "CREATE DATABASE $PG_DB OWNER $PG_USER"
 fi
-echo "postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
+echo "LEAFMAP_TILES_TEST_PG=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
