@@ -112,3 +112,30 @@ def test_only_listed_datasets_are_served(client):
                 "/singleband/../../etc/passwd/preview.png"):
         r = client.get(url)
         assert r.status_code in (400, 404), (url, r.status_code)
+
+
+def test_polar_dataset_tiles_are_not_500(tmp_path, tc_client):
+    """A dataset whose bounds reach -90°: Terracotta fails (500) computing which
+    tiles exist; we clamp to the Web Mercator latitude limit."""
+    from starlette.testclient import TestClient
+
+    from leafmap_tiles import store
+    from leafmap_tiles.render.terracotta import _tile_index
+    from leafmap_tiles.server.terracotta_api import create_terracotta_app
+
+    from .conftest import DATA, rgba
+
+    ks = store.open(str(tmp_path / "polar.sqlite"))
+    ks.create(["name"])
+    ks.insert(["ice"], str(DATA / "bremen_sea_ice_conc_2022_9_9.tif"))
+    md = ks.get_metadata(["ice"])
+    assert md["bounds"][1] <= -80
+    with TestClient(create_terracotta_app(ks)) as c:
+        opaque = 0
+        for z in (2, 3, 4):
+            for lon in (-120, -60, 0, 60, 120):
+                x, y = _tile_index(lon, -70, z)
+                r = c.get(f"/singleband/ice/{z}/{x}/{y}.png?colormap=blues")
+                assert r.status_code == 200, r.text
+                opaque += int((rgba(r.content)[..., 3] > 0).sum())
+        assert opaque > 10_000

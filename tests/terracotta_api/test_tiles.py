@@ -216,3 +216,26 @@ def test_outside_tiles_are_transparent(client, tc_client):
         assert r.status_code == 200
         assert not rgba(r.content)[..., 3].any()
         assert not rgba(tc_client.get(url).data)[..., 3].any()
+
+
+def test_antimeridian_dataset_has_tiles_on_both_sides(tmp_path):
+    """Bounds with west > east (cog_dateline.tif): Terracotta finds no tile; we
+    serve the data on both sides of the antimeridian."""
+    from starlette.testclient import TestClient
+
+    from leafmap_tiles import store
+    from leafmap_tiles.render.terracotta import _tile_index
+    from leafmap_tiles.server.terracotta_api import create_terracotta_app
+
+    from .conftest import DATA
+
+    ks = store.open(str(tmp_path / "dateline.sqlite"))
+    ks.create(["name"])
+    ks.insert(["dl"], str(DATA / "cog_dateline.tif"))
+    w, s, e, n = ks.get_metadata(["dl"])["bounds"]
+    assert w > e
+    with TestClient(create_terracotta_app(ks)) as c:
+        for lon in (179.5, -179.8):
+            x, y = _tile_index(lon, (s + n) / 2, 7)
+            img = rgba(c.get(f"/singleband/dl/7/{x}/{y}.png").content)
+            assert (img[..., 3] > 0).sum() > 10_000, lon
