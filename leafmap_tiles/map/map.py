@@ -149,6 +149,40 @@ class Map(ipyleaflet.Map):
             self.zoom_to_bounds(layer.info["bounds"], max_zoom=int(layer.info.get("maxzoom", 18)))
         return layer
 
+    def add_dataset(self, store, keys=None, zoom_to_layer=True, **key_values_and_style) -> RasterTileLayer:
+        """Show one dataset of a Terracotta key store and return its :class:`RasterTileLayer`.
+
+        Args:
+            store: a :class:`~leafmap_tiles.store.KeyStore` (``store.open(...)``).
+            keys: key values in key order (a sequence) or ``{key: value}``; may be
+                partial when ``**key_values_and_style`` gives the rest.
+            zoom_to_layer: fit the map to the dataset.
+            **key_values_and_style: ``<key name>=value`` for any key, and the style:
+                ``colormap`` (matplotlib or Terracotta name such as ``"rdylgn"``, or
+                ``{value: colour}``), ``vmin``/``vmax`` (numbers, or ``"p2"``-style
+                percentiles of the store's metadata; default: the dataset's range),
+                ``layer_name``, ``visible``, ``opacity``, ``attribution``,
+                ``resampling``, ``tile_size``.
+
+        Band 1 of the dataset's file is shown, as Terracotta does.  Raises
+        ``DatasetNotFoundError`` (no match), ``StoreError`` (several match),
+        ``InvalidKeyError`` and the errors of :meth:`add_raster`.
+        """
+        from leafmap_tiles.map.datasets import add_dataset
+
+        return add_dataset(self, store, keys, zoom_to_layer=zoom_to_layer, **key_values_and_style)
+
+    def dataset_layers(self, store, **fixed_keys_and_style) -> dict:
+        """Layers of every dataset matching the fixed key values, one key left free:
+        ``{free key value: RasterTileLayer}`` in key-value order, not added to the map,
+        with one common stretch (default: minimum and maximum over their ranges).
+        Feed it to :meth:`add_time_slider`, e.g.
+        ``m.add_time_slider(m.dataset_layers(ks, sensor="S2", band="ndvi", colormap="RdYlGn"))``.
+        Style arguments as for :meth:`add_dataset`."""
+        from leafmap_tiles.map.datasets import dataset_layers
+
+        return dataset_layers(self, store, **fixed_keys_and_style)
+
     def add_tile_layer(self, url: str, name: str | None = None, attribution: str | None = None,
                        opacity: float = 1.0, visible: bool = True, **kwargs) -> ipyleaflet.TileLayer:
         """Add an XYZ tile layer from a URL template (``.../{z}/{x}/{y}.png``)."""
