@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .pagetools import NotebookPage
+from .pagetools import SCENARIOS, NotebookPage
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -210,19 +210,19 @@ class JupyterLab:
 
 
 @pytest.fixture(scope="session")
-def start_lab(browser_requirements, tmp_path_factory):
-    """``start_lab(name, base_url="/", kernel_env=None)`` starts a JupyterLab server that
-    is stopped at the end of the session."""
-    labs: list[JupyterLab] = []
+def lab_for(browser_requirements, tmp_path_factory):
+    """``lab_for(scenario)``: the JupyterLab server of that scenario (see SCENARIOS),
+    started on first use and stopped at the end of the session."""
+    labs: dict[str, JupyterLab] = {}
 
-    def start(name: str, base_url: str = "/", kernel_env: dict | None = None) -> JupyterLab:
-        lab = JupyterLab(browser_requirements["jupyter_lab"], tmp_path_factory.mktemp(f"lab-{name}"),
-                         base_url=base_url, kernel_env=kernel_env)
-        labs.append(lab)
-        return lab
+    def get(scenario: str) -> JupyterLab:
+        if scenario not in labs:
+            labs[scenario] = JupyterLab(browser_requirements["jupyter_lab"], tmp_path_factory.mktemp(f"lab-{scenario}"),
+                                        **SCENARIOS[scenario])
+        return labs[scenario]
 
-    yield start
-    for lab in labs:
+    yield get
+    for lab in labs.values():
         lab.stop()
 
 

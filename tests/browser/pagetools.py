@@ -11,6 +11,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+HUB_BASE = "/user/test/"
+# "local": a plain local JupyterLab; "hub": as a JupyterHub single-user server, with a
+# base URL and JUPYTERHUB_SERVICE_PREFIX in its kernels' environment.
+SCENARIOS = {
+    "local": {"base_url": "/", "kernel_env": {}},
+    "hub": {"base_url": HUB_BASE, "kernel_env": {"JUPYTERHUB_SERVICE_PREFIX": HUB_BASE}},
+}
+
+
 INFO_MARK = "LEAFMAP_TILES_INFO "
 RUN_TIMEOUT_MS = 120_000
 TILES_TIMEOUT_MS = 60_000
@@ -136,10 +145,13 @@ class NotebookPage:
                 const cr = cont.getBoundingClientRect();
                 if (cr.width < 10 || cr.height < 10) return null;
                 const needle = '/tiles/' + sid + '/' + z + '/';
+                // tiles of our source at that zoom, in a layer shown (a slider may keep the
+                // next frames on the map at opacity 0 to load them ahead)
                 const imgs = [...cont.querySelectorAll('img.leaflet-tile')].filter(im => im.src.includes(needle));
                 if (!imgs.length) return null;
                 const ready = im => im.complete && im.naturalWidth > 0 && im.classList.contains('leaflet-tile-loaded')
-                    && getComputedStyle(im).opacity === '1' && getComputedStyle(im.parentElement).opacity === '1';
+                    && getComputedStyle(im).opacity === '1' && getComputedStyle(im.parentElement).opacity === '1'
+                    && getComputedStyle(im.closest('.leaflet-layer') || im).opacity === '1';
                 if (!imgs.every(ready)) return null;
                 const cx = cr.left + cr.width / 2, cy = cr.top + cr.height / 2;
                 const hit = imgs.find(im => { const r = im.getBoundingClientRect();
@@ -166,44 +178,59 @@ class NotebookPage:
         assert r.ok, f"{url} answered {r.status}"
         return r.body()
 
-    def check_centre(self, index: int, info: dict, name: str, tol: float = 6.0) -> dict:
+    def check_centre(self, index: int, info: dict, name: str, tol: float = 6.0, not_source: str | None = None) -> dict:
         """Screenshot the map of cell ``index`` and compare the pixels at its centre
-        with the PNG the server returns for the tile displayed there."""
+        with the PNG the server returns for the tile of ``info["source_id"]`` displayed
+        there.  With ``not_source``, also check that the same tile of that other source
+        looks different there (so that the check tells the two apart)."""
         tile = self.wait_tiles(index, info["source_id"], info["zoom"])
         shot, path = self.screenshot_map(index, name)
-        # the screenshot is taken after scrolling; geometry relative to the container holds
+        # geometry is relative to the map container, so it holds after scrolling
         expected = decode_png(self.fetch(tile["src"]))
-        h, w = shot.shape[:2]
-        cx, cy = w // 2, h // 2
-        sx = tile["natural"][0] / tile["width"]
-        sy = tile["natural"][1] / tile["height"]
-        half = 4
-        best = None
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                got, want = [], []
-                for py in range(cy - half, cy + half + 1):
-                    for px in range(cx - half, cx + half + 1):
-                        tx = int((px + dx - tile["left"]) * sx)
-                        ty = int((py + dy - tile["top"]) * sy)
-                        if 0 <= tx < expected.shape[1] and 0 <= ty < expected.shape[0]:
-                            got.append(shot[py, px])
-                            want.append(expected[ty, tx])
-                got_a, want_a = np.array(got, float), np.array(want, float)
-                diff = float(np.abs(got_a[:, :3] - want_a[:, :3]).mean())
-                if best is None or diff < best["diff"]:
-                    best = {"diff": diff, "got": got_a, "want": want_a, "shift": (dx, dy)}
-        want_a, got_a = best["want"], best["got"]
-        assert len(want_a) >= 25, f"the centre patch is not inside the tile {tile}"
+        best = min((_patch(shot, expected, tile, (dx, dy)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)),
+                   key=lambda p: p["diff"])
+        got, want = best["got"], best["want"]
+        assert len(want) >= 25, f"the centre patch is not inside the tile {tile}"
         # the expected tile has data (opaque) at the centre, else the test proves nothing
-        assert (want_a[:, 3] == 255).all(), f"expected tile {tile['src']} is not opaque at the map centre"
+        assert (want[:, 3] == 255).all(), f"expected tile {tile['src']} is not opaque at the map centre"
         assert best["diff"] <= tol, (
             f"screenshot {path} at the map centre differs from tile {tile['src']}: mean |diff| "
-            f"{best['diff']:.1f}; got {got_a[:3, :3].tolist()} want {want_a[:3, :3].tolist()}")
+            f"{best['diff']:.1f}; got {got[:3, :3].tolist()} want {want[:3, :3].tolist()}")
         bg = _css_rgb(tile["background"])
         if bg is not None:
-            assert np.abs(got_a[:, :3] - np.array(bg, float)).max() > 10, "the map centre shows only the background"
-        return {"tile": tile, "screenshot": path, "diff": best["diff"], "centre_rgb": got_a.mean(axis=0)[:3].round(1).tolist()}
+            assert np.abs(got[:, :3] - np.array(bg, float)).max() > 10, "the map centre shows only the background"
+        out = {"tile": tile, "screenshot": path, "diff": best["diff"], "centre_rgb": got.mean(axis=0)[:3].round(1).tolist()}
+        if not_source:
+            other_src = tile["src"].replace(f"/tiles/{info['source_id']}/", f"/tiles/{not_source}/")
+            other = _patch(shot, decode_png(self.fetch(other_src)), tile, best["shift"])
+            # clearly farther from what is shown than the expected tile is
+            assert other["diff"] > best["diff"] + tol, (
+                f"the tile of {not_source} looks like that of {info['source_id']} at the centre "
+                f"(mean |diff| {other['diff']:.1f}), or is still shown")
+            out["diff_other"] = other["diff"]
+        return out
+
+
+def _patch(shot: np.ndarray, expected: np.ndarray, tile: dict, shift, half: int = 4) -> dict:
+    """The 9x9 patch at the screenshot's centre and the pixels of ``expected`` (the tile
+    PNG) displayed there, the tile being placed as ``tile`` says, shifted by ``shift``
+    screen pixels (sub-pixel placement); their mean absolute RGB difference."""
+    h, w = shot.shape[:2]
+    cx, cy = w // 2, h // 2
+    sx = tile["natural"][0] / tile["width"]
+    sy = tile["natural"][1] / tile["height"]
+    dx, dy = shift
+    got, want = [], []
+    for py in range(cy - half, cy + half + 1):
+        for px in range(cx - half, cx + half + 1):
+            tx = int((px + dx - tile["left"]) * sx)
+            ty = int((py + dy - tile["top"]) * sy)
+            if 0 <= tx < expected.shape[1] and 0 <= ty < expected.shape[0]:
+                got.append(shot[py, px])
+                want.append(expected[ty, tx])
+    got_a, want_a = np.array(got, float).reshape(-1, 4), np.array(want, float).reshape(-1, 4)
+    diff = float(np.abs(got_a[:, :3] - want_a[:, :3]).mean()) if len(got) else float("inf")
+    return {"diff": diff, "got": got_a, "want": want_a, "shift": shift}
 
 
 def _css_rgb(css: str):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .pagetools import PRELUDE
+from .pagetools import HUB_BASE, PRELUDE, SCENARIOS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RGB = DATA / "bahamas_rgb.tif"                    # Landsat 7 RGB, uint8
@@ -23,17 +23,11 @@ CELLS = [
 ]
 RGB_CELL, SINGLE_CELL = 1, 2
 
-HUB_BASE = "/user/test/"
-SCENARIOS = {
-    "local": {"base_url": "/", "kernel_env": {}},
-    "hub": {"base_url": HUB_BASE, "kernel_env": {"JUPYTERHUB_SERVICE_PREFIX": HUB_BASE}},
-}
-
 
 @pytest.fixture(scope="module", params=list(SCENARIOS))
-def shown(request, start_lab, open_notebook):
+def shown(request, lab_for, open_notebook):
     scenario = request.param
-    lab = start_lab(scenario, **SCENARIOS[scenario])
+    lab = lab_for(scenario)
     name = lab.write_notebook(f"tiles_{scenario}.ipynb", CELLS)
     nb = open_notebook(lab, name)
     nb.scenario = scenario
