@@ -111,13 +111,6 @@ class NotebookPage:
     def map_locator(self, index: int):
         return self.page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".leaflet-container")
 
-    def run_cell(self, index: int) -> None:
-        """Run one more cell (for cells that act on maps already shown)."""
-        self.page.evaluate(
-            """(i) => { const w = window.jupyterapp.shell.currentWidget;
-                        w.content.activeCellIndex = i;
-                        return window.jupyterapp.commands.execute('notebook:run-cell'); }""", index)
-
     # ------------------------------------------------------------------ tiles
     def wait_tiles(self, index: int, source_id: str, zoom: int, timeout_ms: int = TILES_TIMEOUT_MS) -> dict:
         """Wait until the map of cell ``index`` shows our layer's tiles at ``zoom``:
@@ -127,14 +120,17 @@ class NotebookPage:
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
         try:
-            handle = self._wait_tiles(index, source_id, zoom, timeout_ms)
+            handle = self._wait_tiles(index, source_id, int(zoom), timeout_ms)
+            tile = handle.json_value()
+            if "broken" in tile:
+                raise PlaywrightTimeout("every tile failed to load")
         except PlaywrightTimeout:
             ours = [u for u in self.requests if f"/tiles/{source_id}/" in u]
             raise AssertionError(
-                f"the tiles of source {source_id} at zoom {zoom} did not show within {timeout_ms / 1000:.0f} s; "
+                f"the tiles of source {source_id} at zoom {zoom} did not show (all failed, or not within {timeout_ms / 1000:.0f} s); "
                 f"{len(ours)} requested (first: {ours[:2]}), failed: {self.failed[:5]}, blocked: {self.blocked[:5]}, "
                 f"console errors: {self.console_errors[:5]}") from None
-        return handle.json_value()
+        return tile
 
     def _wait_tiles(self, index, source_id, zoom, timeout_ms):
         return self.page.wait_for_function(
@@ -149,6 +145,7 @@ class NotebookPage:
                 // next frames on the map at opacity 0 to load them ahead)
                 const imgs = [...cont.querySelectorAll('img.leaflet-tile')].filter(im => im.src.includes(needle));
                 if (!imgs.length) return null;
+                if (imgs.every(im => im.complete && im.naturalWidth === 0)) return {broken: imgs.map(im => im.src)};
                 const ready = im => im.complete && im.naturalWidth > 0 && im.classList.contains('leaflet-tile-loaded')
                     && getComputedStyle(im).opacity === '1' && getComputedStyle(im.parentElement).opacity === '1'
                     && getComputedStyle(im.closest('.leaflet-layer') || im).opacity === '1';
