@@ -72,12 +72,23 @@ def browser_requirements():
     return {"chromium": chromium, "jupyter_lab": str(lab)}
 
 
+_artefact_dirs: list[Path] = []
+
+
 @pytest.fixture(scope="session")
 def artefacts(tmp_path_factory) -> Path:
     env = os.environ.get("LEAFMAP_TILES_BROWSER_ARTEFACTS")
     path = Path(env) if env else tmp_path_factory.mktemp("browser-artefacts", numbered=False)
     path.mkdir(parents=True, exist_ok=True)
+    _artefact_dirs.append(path)
     return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    for path in _artefact_dirs:
+        shots = sorted(p.name for p in path.glob("*.png"))
+        if shots:
+            terminalreporter.write_line(f"browser screenshots ({len(shots)}) in {path}")
 
 
 @pytest.fixture(scope="session")
