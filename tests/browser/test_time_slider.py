@@ -36,9 +36,12 @@ def slider_page(lab_for, open_notebook):
 
 
 def _click_slider_at(nb, cell: int, fraction: float) -> None:
-    """Click the slider's track (a noUiSlider, as ipywidgets draws its sliders) on the map
-    at ``fraction`` of its length, as a user does."""
-    track = nb.map_locator(cell).locator(".leaflet-control .noUi-base").first
+    """Click the time slider's track (a noUiSlider, as ipywidgets draws its sliders) at
+    ``fraction`` of its length, as a user does.  The time slider's control is at the
+    map's bottom right (its default position); other controls may hold sliders too
+    (e.g. hidden opacity sliders of a layer panel)."""
+    track = nb.map_locator(cell).locator(
+        ".leaflet-bottom.leaflet-right .leaflet-control .noUi-base >> visible=true").first
     track.wait_for(state="visible", timeout=30_000)
     box = track.bounding_box()
     x = box["x"] + min(max(fraction * box["width"], 2), box["width"] - 2)
