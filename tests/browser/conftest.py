@@ -10,10 +10,8 @@ or under ``$LEAFMAP_TILES_BROWSER_ARTEFACTS`` when set.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
