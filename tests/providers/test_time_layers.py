@@ -68,3 +68,28 @@ def test_shared_date_shows_both_tiles(layers, ndvi_assets):
                 xs, ys = wt("EPSG:4326", ds.crs, [lon], [lat])
                 dn = next(ds.sample([(xs[0], ys[0])]))[0]
         assert pt["values"] == [None if dn == NODATA else int(dn)]
+
+
+def test_time_slider_over_search_results_shows_each_dates_mosaic(layers, ndvi_assets):
+    from leafmap_tiles import Map
+
+    m = Map(basemap=None)
+    try:
+        slider = m.add_time_slider(layers)
+        assert slider.labels == list(layers)
+        k = slider.labels.index(EAST.date)
+        slider.slider.value = k
+        shown = slider.current_layer
+        assert shown is layers[EAST.date] and shown.opacity == 1.0
+        lon, lat = _inside_only(ndvi_assets, EAST, WEST)
+        t = TMS.tile(lon, lat, 16)
+        url = shown.url.replace("{z}", str(t.z)).replace("{x}", str(t.x)).replace("{y}", str(t.y))
+        import requests
+
+        r = requests.get(url, timeout=60)
+        assert r.status_code == 200 and r.headers["cache-control"] == "no-store"  # protected asset
+        assert (_rgba(r.content)[..., 3] > 0).mean() > 0.5  # covered only by the 2nd tile of the date
+        series = dict(slider.values_at(lon, lat))
+        assert series[WEST.date] is not None and len(series) == len(layers)
+    finally:
+        m.close()
