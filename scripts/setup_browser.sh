@@ -20,17 +20,4 @@ if [ ! -x "$CHROMIUM" ]; then
   fi
 fi
 "$CHROMIUM" --version >&2 || true
-# The package's jupyter-server extension (the proxy path behind a base URL) is enabled by
-# etc/jupyter/jupyter_server_config.d/leafmap_tiles.json, installed as data-files by a
-# wheel install.  An editable install (`pip install -e`, as scripts/setup.sh does) never
-# installs data-files (setuptools' PEP 660 editable wheels carry only the import hook),
-# so put the same file where a wheel install puts it.
-if [ -x .venv/bin/python ]; then
-  conf_d=.venv/etc/jupyter/jupyter_server_config.d
-  if ! cmp -s jupyter-config/jupyter_server_config.d/leafmap_tiles.json "$conf_d/leafmap_tiles.json"; then
-    mkdir -p "$conf_d"
-    cp jupyter-config/jupyter_server_config.d/leafmap_tiles.json "$conf_d/leafmap_tiles.json"
-    echo "setup_browser: enabled the leafmap_tiles jupyter-server extension in .venv" >&2
-  fi
-fi
 echo "LEAFMAP_TILES_CHROMIUM=$CHROMIUM"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import ipyleaflet
+import numpy as np
 
 from leafmap_tiles.client import get_server, prepare_source
 from leafmap_tiles.errors import StyleError
@@ -37,15 +38,22 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         self.scale = None
         self.offset = None
         self.metadata: dict = {}
+        self.registration = server.registration(source_id) if server is not None else None
 
     def refresh_url(self) -> None:
         """Rebuild the URL (after the server had to move to another port)."""
         self.url = self.server.tile_url(self.source_id, self.style)
 
     def release(self) -> None:
-        """Release the server-side source; tiles of this layer answer 404 afterwards."""
+        """Release the server-side source; tiles of this layer answer 404 afterwards
+        (until the layer is added to a map again)."""
         if self.server is not None and not self.server.closed:
             self.server.release(self.source_id)
+
+    def ensure_registered(self) -> None:
+        """Register the source again (same id and URL) if it was released."""
+        if self.server is not None and not self.server.closed and not self.server.is_registered(self.source_id):
+            self.server.reregister(self.registration)
 
     @property
     def bounds_4326(self) -> tuple[float, float, float, float]:
@@ -85,23 +93,24 @@ def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, 
     tile_size = style.pop("tile_size", None)
     if style:
         raise TypeError(f"unexpected style argument(s): {', '.join(sorted(style))}")
-    if isinstance(indexes, bool) or (indexes is not None and not isinstance(indexes, (int, list, tuple))):
-        raise StyleError(f"indexes must be an int or a list of ints, got {indexes!r}")
-    if isinstance(indexes, int):
-        indexes = [indexes]
-    if indexes is not None and len(indexes) == 0:
-        raise StyleError("indexes is empty")
-    if not 0.0 <= float(opacity) <= 1.0:
-        raise StyleError(f"opacity must be in [0, 1], got {opacity}")
+    indexes = _index_list(indexes)
+    if not isinstance(opacity, (int, float)) or isinstance(opacity, bool) or not 0.0 <= float(opacity) <= 1.0:
+        raise StyleError(f"opacity must be a number in [0, 1], got {opacity!r}")
+    if not isinstance(visible, (bool, np.bool_)):
+        raise TypeError(f"visible must be True or False, got {visible!r}")
+    if attribution is not None and not isinstance(attribution, str):
+        raise TypeError(f"attribution must be a string, got {type(attribution).__name__}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"layer name must be a string, got {type(name).__name__}")
     if isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
         path = [prepare_source(s, server.tmpdir)[0] for s in source]
     else:
         path, _ = prepare_source(source, server.tmpdir, crs=crs, transform=transform, nodata=nodata)
     params = {
-        "indexes": ",".join(str(int(i)) for i in indexes) if indexes is not None else None,
+        "indexes": ",".join(str(i) for i in indexes) if indexes is not None else None,
         "expression": expression,
-        "vmin": _list_param(vmin),
-        "vmax": _list_param(vmax),
+        "vmin": _list_param(vmin, "vmin"),
+        "vmax": _list_param(vmax, "vmax"),
         "colormap": colormap_param(colormap),
         "nodata": None if nodata is None else ("nan" if nodata != nodata else nodata),
         "resampling": resampling,
@@ -167,9 +176,33 @@ def _colour_json(c):
 
 
 
-def _list_param(v):
+def _index_list(indexes) -> list[int] | None:
+    """``indexes`` as a list of ints (an int, list, tuple or numpy array of integral
+    numbers); StyleError for anything else (1.5, "a", True, empty)."""
+    if indexes is None:
+        return None
+    if isinstance(indexes, np.ndarray):
+        indexes = indexes.tolist()
+    items = indexes if isinstance(indexes, (list, tuple)) else [indexes]
+    out = []
+    for i in items:
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, float, np.integer, np.floating)) \
+                or not float(i).is_integer():
+            raise StyleError(f"indexes must be integers (1-based band numbers), got {indexes!r}")
+        out.append(int(i))
+    if not out:
+        raise StyleError("indexes is empty")
+    return out
+
+
+def _list_param(v, name: str):
     if v is None:
         return None
-    if isinstance(v, (list, tuple)):
-        return ",".join(repr(float(x)) for x in v)
-    return repr(float(v))
+    if isinstance(v, np.ndarray):
+        v = v.tolist()
+    items = v if isinstance(v, (list, tuple)) else [v]
+    try:
+        vals = [float(x) for x in items]
+    except (TypeError, ValueError):
+        raise StyleError(f"{name} must be a number or a list of numbers, got {v!r}") from None
+    return ",".join(repr(x) for x in vals)

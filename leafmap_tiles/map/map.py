@@ -98,6 +98,10 @@ class Map(ipyleaflet.Map):
                             layer_name=None, visible=True, opacity=1.0, attribution=None, **style) -> RasterTileLayer:
         """Register ``source`` with the tile server and return its layer without adding
         it to the map.  Same arguments as :meth:`add_raster`."""
+        if self._closed:
+            raise RuntimeError("this Map was closed; create a new Map()")
+        if layer_name is not None and not isinstance(layer_name, str):
+            raise TypeError(f"layer_name must be a string, got {type(layer_name).__name__}")
         return make_raster_layer(
             self.server, source, indexes=indexes, colormap=colormap, vmin=vmin, vmax=vmax, nodata=nodata,
             name=self._unique_name(layer_name or default_layer_name(source)), visible=visible,
@@ -255,8 +259,11 @@ class Map(ipyleaflet.Map):
         old = {l.model_id: l for l in change["old"] if isinstance(l, RasterTileLayer)}
         new = {l.model_id for l in change["new"]}
         for mid, layer in old.items():
-            if mid not in new and layer.release_on_remove:
+            if mid not in new and layer.release_on_remove and not _on_another_map(layer, self):
                 layer.release()
+        for layer in change["new"]:
+            if isinstance(layer, RasterTileLayer) and layer.model_id not in old:
+                layer.ensure_registered()  # removed earlier and added again
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -271,7 +278,7 @@ class Map(ipyleaflet.Map):
             except Exception:
                 pass
         for layer in list(self.layers):
-            if isinstance(layer, RasterTileLayer):
+            if isinstance(layer, RasterTileLayer) and not _on_another_map(layer, self):
                 layer.release()
         _open_maps.discard(self)
         server = self._server
@@ -280,3 +287,8 @@ class Map(ipyleaflet.Map):
             if not any(not m._closed for m in list(_open_maps)) and not server.source_ids:
                 server.close()
         super().close()
+
+
+def _on_another_map(layer, this) -> bool:
+    """Whether ``layer`` is also on another open map (then it keeps its source)."""
+    return any(m is not this and not m._closed and layer in m.layers for m in list(_open_maps))

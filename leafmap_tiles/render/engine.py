@@ -20,7 +20,7 @@ from leafmap_tiles.errors import InvalidSourceError
 from leafmap_tiles.render import encode
 from leafmap_tiles.render.colormaps import apply_explicit
 from leafmap_tiles.render.errors import check_local, classify
-from leafmap_tiles.render.style import Style
+from leafmap_tiles.render.style import Style, evaluate_blocks
 
 STRETCH_PERCENTILES = (2.0, 98.0)
 STATS_MAX_SIZE = 1024
@@ -105,7 +105,7 @@ class RenderEngine:
         """The calling thread's rio-tiler Reader for ``path`` (opened on first use)."""
         from rio_tiler.io import Reader
 
-        key = (path, None if nodata is None else repr(nodata), self._generation)
+        key = (path, None if nodata is None else repr(nodata), self._generation, file_signature(path))
         cache = self._readers()
         rdr = cache.get(key)
         if rdr is not None:
@@ -145,7 +145,7 @@ class RenderEngine:
     def info(self, path: str, nodata: float | None = None) -> SourceInfo:
         """Open ``path`` and describe it; raises a specific error if it is not a
         readable, georeferenced raster (checked by reading its smallest overview)."""
-        key = (path, None if nodata is None else repr(nodata))
+        key = (path, None if nodata is None else repr(nodata), file_signature(path))
         cached = self._info.get(key)
         if cached is not None:
             return cached
@@ -168,6 +168,14 @@ class RenderEngine:
                 bounds = tuple(float(v) for v in rdr.get_geographic_bounds(_wgs84()))
             except Exception as exc:
                 raise InvalidSourceError(f"{path}: cannot transform its bounds to EPSG:4326 ({exc})") from None
+        if ds.crs.is_geographic:
+            w, s_, e, n = (float(v) for v in ds.bounds)
+            if not (-90.001 <= min(s_, n) and max(s_, n) <= 90.001 and -360.001 <= min(w, e) and max(w, e) <= 720.001):
+                raise InvalidSourceError(
+                    f"{path}: its bounds {tuple(round(v, 3) for v in ds.bounds)} in {ds.crs.to_string()} lie "
+                    "outside the globe (latitude beyond +-90): the geotransform is wrong (for xarray, "
+                    "set the spatial dimensions with da.rio.set_spatial_dims(x_dim=..., y_dim=...))"
+                )
         alpha_index = None
         from rasterio.enums import ColorInterp, MaskFlags
 
@@ -188,6 +196,10 @@ class RenderEngine:
             minzoom, maxzoom = int(rdr.minzoom), int(rdr.maxzoom)
         except Exception:
             minzoom, maxzoom = 0, 22
+        native = _native_maxzoom(ds)  # rio-tiler's is too low across the antimeridian
+        if native is not None:
+            maxzoom = native
+            minzoom = min(minzoom, maxzoom)
         info = SourceInfo(
             path=path,
             width=ds.width,
@@ -238,7 +250,7 @@ class RenderEngine:
         """Per output band: ``min``, ``max``, ``mean``, ``std``, ``p2``, ``p98``,
         ``valid_percent``, computed once from a preview whose longest side is 1024 px
         (nearest resampling) and cached.  For an expression, of its float result."""
-        key = (path,) + style.stats_key()
+        key = (path, file_signature(path)) + style.stats_key()
         with self._stats_lock:
             cached = self._stats.get(key)
         if cached is not None:
@@ -292,9 +304,9 @@ class RenderEngine:
         for i, s in enumerate(stats):
             lo = style.vmin[i] if style.vmin is not None else (s["p2"] if s["p2"] is not None else 0.0)
             hi = style.vmax[i] if style.vmax is not None else (s["p98"] if s["p98"] is not None else 1.0)
-            if hi <= lo:
-                hi = lo + 1.0 if style.vmax is None else hi
-                lo = hi - 1.0 if lo >= hi else lo
+            if hi <= lo:  # a constant band: show its value at full intensity, not as black
+                lo = hi - 1.0 if style.vmin is None else lo
+                hi = lo + 1.0 if hi <= lo else hi
             vmin.append(float(lo))
             vmax.append(float(hi))
         return tuple(vmin), tuple(vmax)
@@ -435,17 +447,51 @@ class RenderEngine:
         data = np.asarray(arr.data, dtype="float64")
         mask = np.ma.getmaskarray(arr) | ~np.isfinite(data)
         if style.expression:
-            from rio_tiler.expression import apply_expression, get_expression_blocks
+            from rio_tiler.expression import get_expression_blocks
 
             blocks = get_expression_blocks(style.expression)
             names = [f"b{i}" for i in indexes]
-            with np.errstate(all="ignore"):
-                res = apply_expression(blocks, names, data.reshape(-1, 1, 1)).reshape(-1)
+            res = evaluate_blocks(blocks, names, data.reshape(-1, 1, 1)).reshape(-1)
             m = bool(mask.any())
             values = [None if (m or not math.isfinite(v)) else float(v) for v in res]
         else:
             values = [None if mask[i] else _native(data[i], info.dtype) for i in range(len(data))]
         return {"inside": True, "values": values, "bands": _band_labels(style, indexes)}
+
+
+def _native_maxzoom(ds) -> int | None:
+    """Web Mercator zoom whose pixel size matches the raster's own at its centre
+    (morecantile ``zoom_for_res`` on the centre pixel's size measured in EPSG:3857)."""
+    import math
+
+    import morecantile
+    from rasterio.warp import transform as warp_xy
+
+    try:
+        t = ds.transform
+        cx, cy = ds.width / 2.0, ds.height / 2.0
+        pts = [t * (cx, cy), t * (cx + 1, cy), t * (cx, cy + 1)]
+        xs, ys = warp_xy(ds.crs, "EPSG:3857", [p[0] for p in pts], [p[1] for p in pts])
+        res = min(math.hypot(xs[1] - xs[0], ys[1] - ys[0]), math.hypot(xs[2] - xs[0], ys[2] - ys[0]))
+        if not math.isfinite(res) or res <= 0:
+            return None
+        return int(morecantile.tms.get("WebMercatorQuad").zoom_for_res(res))
+    except Exception:
+        return None
+
+
+def file_signature(path) -> tuple | None:
+    """(mtime_ns, size) of a local file (a tuple of them for a mosaic), None for URLs:
+    part of every cache key, so a file rewritten at the same path is read again."""
+    import os
+
+    if isinstance(path, tuple):
+        return tuple(file_signature(p) for p in path)
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError, TypeError):
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def _mosaic_info(members: list[SourceInfo]) -> SourceInfo:
@@ -512,12 +558,11 @@ def _band_data(img, style: Style) -> tuple[np.ndarray, np.ndarray]:
         mask |= np.isnan(data)
     if not style.expression:
         return data, ~mask
-    from rio_tiler.expression import apply_expression, get_expression_blocks
+    from rio_tiler.expression import get_expression_blocks
 
     blocks = get_expression_blocks(style.expression)
     names = [f"b{i}" for i in style.indexes]
-    with np.errstate(all="ignore"):
-        res = np.asarray(apply_expression(blocks, names, data.astype("float64")), dtype="float64")
+    res = evaluate_blocks(blocks, names, data)
     bad = np.logical_or.reduce(mask, axis=0) | ~np.isfinite(res)
     return res, ~bad
 

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from leafmap_tiles.errors import (
+    REMOTE_PREFIXES,
     AuthenticationError,
     LeafmapTilesError,
     SourceIsDirectoryError,
@@ -75,16 +76,38 @@ def default_workers() -> int:
     return int(os.environ.get("LEAFMAP_TILES_WORKERS", 0)) or max(4, 3 * (os.cpu_count() or 2))
 
 
-def create_app(token: str, admin_key: str, workers: int | None = None) -> Starlette:
+def _as_path(path):
+    """A registration's path: a string, or a list of strings for a mosaic."""
+    if isinstance(path, list) and path and all(isinstance(p, str) and p for p in path):
+        return tuple(path) if len(path) > 1 else path[0]
+    return path if isinstance(path, str) and path else None
+
+
+def create_app(token: str, admin_key: str, workers: int | None = None, sources: list | None = None) -> Starlette:
     """Build the ASGI app for one session.  ``token`` guards every session route,
-    ``admin_key`` (sent only by the kernel) guards registration."""
+    ``admin_key`` (sent only by the kernel) guards registration.  ``sources`` are
+    registrations (``{"id", "path", "defaults", "protected"}``) restored after a
+    restart, trusted without re-validation.
+
+    Local files render on ``workers`` threads; remote sources (URLs) on a separate,
+    larger pool, so a slow server cannot stall the tiles of local files."""
     engine = RenderEngine()
     registry = Registry()
-    pool = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="tile")
+    n = workers or default_workers()
+    pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="tile")
+    remote_pool = ThreadPoolExecutor(max_workers=max(16, 2 * n), thread_name_prefix="tile-remote")
     generation = {"n": 0}
+    for body in sources or []:
+        path = _as_path(body.get("path"))
+        if path is not None and body.get("id"):
+            registry.add(path, body.get("defaults") or {}, body["id"], bool(body.get("protected")))
 
-    async def run(fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+    async def run(fn, *args, remote: bool = False):
+        return await asyncio.get_running_loop().run_in_executor(remote_pool if remote else pool, fn, *args)
+
+    def is_remote(path) -> bool:
+        paths = path if isinstance(path, tuple) else (path,)
+        return any(p.startswith(REMOTE_PREFIXES) for p in paths)
 
     def check_token(request: Request) -> None:
         if not hmac.compare_digest(request.path_params.get("token", ""), token):
@@ -114,10 +137,8 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
             body = await request.json()
         except Exception:
             return error("request body must be JSON", 400, "StyleError")
-        path = body.get("path")
-        if isinstance(path, list) and path and all(isinstance(p, str) and p for p in path):
-            path = tuple(path) if len(path) > 1 else path[0]  # several files: one mosaic
-        if not (isinstance(path, (str, tuple)) and path):
+        path = _as_path(body.get("path"))  # several files: one mosaic
+        if path is None:
             return error("'path' is required: a path/URL, or a list of them for a mosaic", 400, "StyleError")
         style_params = {k: v for k, v in (body.get("style") or {}).items() if v is not None}
         defaults = {k: v for k, v in (body.get("defaults") or {}).items() if v is not None}
@@ -132,8 +153,8 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
             src = registry.add(path, defaults, body.get("id"), bool(body.get("protected")))
             return src, info, style, stats
 
-        src, info, style, stats = await run(work)
-        vmin, vmax = await run(engine.stretch, path, style)
+        src, info, style, stats = await run(work, remote=is_remote(path))
+        vmin, vmax = await run(engine.stretch, path, style, remote=is_remote(path))
         return JSONResponse(
             {
                 "id": src.id,
@@ -188,7 +209,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
             style = style_of(src, params, info)
             return engine.tile(src.path, style, z, x, y, fmt)
 
-        body = await run(work)
+        body = await run(work, remote=is_remote(src.path))
         return Response(body, media_type=MEDIA[fmt], headers={"ETag": etag, "Cache-Control": cache})
 
     async def info_route(request: Request):
@@ -206,7 +227,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
             d.pop("path", None)  # never give the browser a path or URL
             return d
 
-        return JSONResponse(await run(work))
+        return JSONResponse(await run(work, remote=is_remote(src.path)))
 
     def _point(src, params, lon, lat):
         base = engine.info(src.path, None)
@@ -234,7 +255,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
         params = dict(request.query_params)
         lon = _lonlat(params.get("lon"), "lon")
         lat = _lonlat(params.get("lat"), "lat")
-        out = await run(_point, src, params, lon, lat)
+        out = await run(_point, src, params, lon, lat, remote=is_remote(src.path))
         out["id"] = src.id
         out["lon"], out["lat"] = lon, lat
         return JSONResponse(out)
@@ -265,7 +286,8 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
                 out.append(r)
             return out
 
-        return JSONResponse({"lon": lon, "lat": lat, "results": await run(work)})
+        remote = any(is_remote(src.path) for src, _ in resolved)
+        return JSONResponse({"lon": lon, "lat": lat, "results": await run(work, remote=remote)})
 
     async def on_leafmap_error(request: Request, exc: LeafmapTilesError):
         return error(str(exc), _status_for(exc), type(exc).__name__)

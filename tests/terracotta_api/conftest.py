@@ -70,7 +70,9 @@ def tc_client(tc_db):
     import terracotta
     from terracotta.server import create_app
 
-    terracotta.update_settings(DRIVER_PATH=tc_db, DRIVER_PROVIDER="sqlite")
+    # no process pool: forking a pytest process that holds other threads (browser tests,
+    # tile servers) can deadlock in the child
+    terracotta.update_settings(DRIVER_PATH=tc_db, DRIVER_PROVIDER="sqlite", USE_MULTIPROCESSING=False)
     app = create_app()
     return app.test_client()
 
