@@ -98,6 +98,12 @@ class Map(ipyleaflet.Map):
                             layer_name=None, visible=True, opacity=1.0, attribution=None, **style) -> RasterTileLayer:
         """Register ``source`` with the tile server and return its layer without adding
         it to the map.  Same arguments as :meth:`add_raster`."""
+        if hasattr(source, "raster_source"):  # e.g. a collection's item asset
+            source, extra = source.raster_source()
+            nodata = extra["nodata"] if nodata is None else nodata
+            layer_name = layer_name or extra["name"]
+            for key in ("scale", "offset", "protected"):
+                style.setdefault(key, extra[key])
         return make_raster_layer(
             self.server, source, indexes=indexes, colormap=colormap, vmin=vmin, vmax=vmax, nodata=nodata,
             name=self._unique_name(layer_name or default_layer_name(source)), visible=visible,
