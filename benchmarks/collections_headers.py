@@ -27,6 +27,9 @@ from pathlib import Path
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and
+    # the client's delayed ACK would add ~40 ms to every response (nginx sets it too)
+    disable_nagle_algorithm = True
     cog_path = ""
     delay = 0.05
     slow = 30.0
@@ -80,9 +83,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 def _serve_main(cog: str, delay: float, slow: float) -> None:
     handler = type("H", (_Handler,), {"cog_path": cog, "delay": delay, "slow": slow})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    server.request_queue_size = 128
+    # listen backlog: the default of 5 drops the SYNs of 16 simultaneous connects on a
+    # busy machine, and each dropped SYN costs the client a 1 s retransmission
+    server_class = type("Server", (http.server.ThreadingHTTPServer,),
+                        {"request_queue_size": 128, "daemon_threads": True})
+    server = server_class(("127.0.0.1", 0), handler)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
