@@ -102,6 +102,12 @@ class Map(ipyleaflet.Map):
             raise RuntimeError("this Map was closed; create a new Map()")
         if layer_name is not None and not isinstance(layer_name, str):
             raise TypeError(f"layer_name must be a string, got {type(layer_name).__name__}")
+        if hasattr(source, "raster_source"):  # e.g. a collection's item asset
+            source, extra = source.raster_source()
+            nodata = extra["nodata"] if nodata is None else nodata
+            layer_name = layer_name or extra["name"]
+            for key in ("scale", "offset", "protected"):
+                style.setdefault(key, extra[key])
         return make_raster_layer(
             self.server, source, indexes=indexes, colormap=colormap, vmin=vmin, vmax=vmax, nodata=nodata,
             name=self._unique_name(layer_name or default_layer_name(source)), visible=visible,

@@ -82,6 +82,8 @@ def build_frames(m, layers, labels=None, style=None):
     """([labels], [layers], [created by us]) from what ``add_time_slider`` accepts.
     Creates a layer for every source (released again if a later one fails)."""
     style = dict(style or {})
+    if hasattr(layers, "to_time_sources"):  # e.g. a leafmap_tiles.collections.Collection
+        return _collection_frames(m, layers, labels, style)
     if isinstance(layers, dict):
         items = list(layers.items())
         keys = [str(k) for k, _ in items]
@@ -125,6 +127,32 @@ def build_frames(m, layers, labels=None, style=None):
     if style.get("vmin") is None and style.get("vmax") is None:
         common_stretch([f for f, c in zip(frames, created) if c])
     return labels, frames, created
+
+
+def _collection_frames(m, collection, labels, style):
+    """One frame per date of a collection's index (``style["asset"]`` picks the asset;
+    all items of a date as one mosaic, with the index's nodata/scale/offset)."""
+    from leafmap_tiles.map.layers import make_raster_layer
+
+    sources = collection.to_time_sources(style.pop("asset", None))
+    if labels is not None and len(labels) != len(sources):
+        raise ValueError(f"{len(labels)} labels for {len(sources)} frames")
+    labels = [str(x) for x in labels] if labels is not None else list(sources)
+    frames = []
+    try:
+        for label, src in zip(labels, sources.values()):
+            urls = src["urls"]
+            kw = {"nodata": src["nodata"], "scale": src["scale"], "offset": src["offset"],
+                  "protected": src["protected"], **style}
+            frames.append(make_raster_layer(m.server, urls if len(urls) > 1 else urls[0],
+                                            name=m._unique_name(label), **kw))
+    except Exception:
+        for f in frames:
+            f.release()
+        raise
+    if style.get("vmin") is None and style.get("vmax") is None:
+        common_stretch(frames)
+    return labels, frames, [True] * len(frames)
 
 
 def common_stretch(frames) -> None:
