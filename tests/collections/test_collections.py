@@ -371,9 +371,8 @@ def test_time_slider_and_add_raster_from_the_index(built, ndvi_assets, terrascop
     tms = morecantile.tms.get("WebMercatorQuad")
     east = next(s for s in CATALOG if s.part == "east")
     west = next(s for s in CATALOG if s.part == "west")
-    # A tile server started after the last map closed does not get the credentials
-    # of an earlier login (client limitation, reported): log in again for this map.
-    terrascope.login(USERNAME, PASSWORD, quiet=True)
+    # logged in by the `built` fixture, before earlier tests' maps (and their tile
+    # server) closed: the new server started for this map must get the credentials too
     m = Map(basemap=None)
     try:
         slider = m.add_time_slider(col, asset="NDVI", colormap="RdYlGn", vmin=0, vmax=250)
