@@ -88,6 +88,8 @@ class Colorbar:
         self.orientation = orientation
         self.scale = 1.0 if scale is None else float(scale)
         self.offset = 0.0 if offset is None else float(offset)
+        if self.scale == 0 or not np.isfinite(self.scale) or not np.isfinite(self.offset):
+            raise StyleError(f"scale must be finite and non-zero and offset finite, got scale={scale}, offset={offset}")
         self.class_names = dict(class_names or {})
         self.ticks: list[float] = []
         self.tick_labels: list[str] = []
@@ -96,6 +98,8 @@ class Colorbar:
             if vmin is None or vmax is None:
                 raise StyleError("a colorbar needs vmin and vmax (or a layer to take them from)")
             self.vmin, self.vmax = float(vmin), float(vmax)
+            if not (np.isfinite(self.vmin) and np.isfinite(self.vmax)):
+                raise StyleError(f"vmin and vmax must be finite, got {vmin}, {vmax}")
             if not self.vmin < self.vmax:
                 raise StyleError(f"vmin must be < vmax, got {vmin} >= {vmax}")
         else:
@@ -135,44 +139,58 @@ class Colorbar:
         # physical units increase with DN only for a positive scale
         cmap = self.cmap if lo <= hi else self.cmap.reversed()
         lo, hi = min(lo, hi), max(lo, hi)
-        ticks = np.linspace(lo, hi, max(self.n_ticks, 2))
         cb = MplColorbar(ax, cmap=cmap, norm=Normalize(lo, hi), orientation=self.orientation)
-        cb.set_ticks(ticks, labels=[_tick_text(t) for t in ticks])
+        n = max(self.n_ticks, 2)
+        while True:  # fewer ticks while their labels would overlap (measured, not guessed)
+            ticks = np.linspace(lo, hi, n)
+            cb.set_ticks(ticks, labels=[_tick_text(t) for t in ticks])
+            if not horizontal or n == 2:
+                break
+            fig.canvas.draw()
+            boxes = [t.get_window_extent() for t in ax.xaxis.get_ticklabels()]
+            if all(a.x1 + 6 <= b.x0 for a, b in zip(boxes, boxes[1:])):
+                break
+            n -= 1
         if self.label:
             cb.set_label(self.label)
         fig.canvas.draw()
         axis = ax.xaxis if horizontal else ax.yaxis
         self.ticks = [float(t) for t in axis.get_ticklocs()]
         self.tick_labels = [t.get_text() for t in axis.get_ticklabels()]
-        self.size_px = (int(round(w * dpi)), int(round(h * dpi)))
-        return _png(fig)
+        return self._png(fig)
 
     def _render_legend(self, Figure, FigureCanvasAgg, dpi) -> bytes:
         from matplotlib.patches import Patch
 
         entries = []
         for value, rgba in self.categories.items():
-            name = self.class_names.get(value, self.class_names.get(str(value), str(value)))
-            entries.append((str(name), rgba))
+            name = str(self.class_names.get(value, self.class_names.get(str(value), str(value))))
+            entries.append((name if len(name) <= 40 else name[:39] + "\u2026", rgba))
         self.entries = entries
         longest = max((len(n) for n, _ in entries), default=4)
-        w = max(1.2, 0.35 + 0.075 * longest)
-        h = 0.3 + 0.22 * len(entries) + (0.25 if self.label else 0)
+        cols = 1 + (len(entries) - 1) // 20
+        w = cols * max(1.2, 0.45 + 0.09 * longest)
+        h = 0.3 + 0.22 * min(len(entries), 20) + (0.25 if self.label else 0)
         fig = Figure(figsize=(w, h), dpi=dpi)
         FigureCanvasAgg(fig)
         fig.patch.set_facecolor((1, 1, 1, 0.85))
         handles = [Patch(facecolor=c, edgecolor="0.3", label=n) for n, c in entries]
-        leg = fig.legend(handles=handles, loc="center", frameon=False, title=self.label)
+        leg = fig.legend(handles=handles, loc="center", frameon=False, title=self.label,
+                         ncols=1 + (len(entries) - 1) // 20)
         fig.canvas.draw()
         self.tick_labels = [t.get_text() for t in leg.get_texts()]
-        self.size_px = (int(round(w * dpi)), int(round(h * dpi)))
-        return _png(fig)
+        return self._png(fig)
 
+    def _png(self, fig) -> bytes:
+        """PNG of ``fig`` cropped/grown to everything drawn (no clipped labels);
+        ``size_px`` is its size in pixels."""
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", facecolor=fig.get_facecolor(), bbox_inches="tight", pad_inches=0.06)
+        png = buf.getvalue()
+        import struct
 
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", facecolor=fig.get_facecolor())
-    return buf.getvalue()
+        self.size_px = struct.unpack(">II", png[16:24])  # IHDR width, height
+        return png
 
 
 def style_of_layer(layer) -> dict:

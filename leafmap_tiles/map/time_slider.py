@@ -25,7 +25,7 @@ from leafmap_tiles.map import values as _values
 from leafmap_tiles.map.ticker import Ticker
 
 _DATE_PATTERNS = [
-    (re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)"), "ymd"),
+    (re.compile(r"(?<!\d)(\d{4})[-_.](\d{2})[-_.](\d{2})(?!\d)"), "ymd"),
     (re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)"), "ymd"),
     (re.compile(r"(?<!\d)(\d{4})(?!\d)"), "y"),
 ]
@@ -33,8 +33,8 @@ _DATE_PATTERNS = [
 
 def label_from_name(name) -> str | None:
     """``"YYYY-MM-DD"`` (or ``"YYYY"``) found in a file name or layer name, else None.
-    Accepts ``YYYYMMDD``, ``YYYY-MM-DD`` and ``YYYY`` (years 1900-2199) not glued to
-    other digits."""
+    Accepts ``YYYYMMDD``, ``YYYY-MM-DD`` (also ``_`` or ``.`` as separator) and ``YYYY``
+    (years 1900-2199) not glued to other digits."""
     if name is None:
         return None
     text = os.path.basename(os.fspath(name)) if isinstance(name, (str, os.PathLike)) else str(name)
@@ -419,12 +419,44 @@ def plot_series(series, title: str | None = None) -> bytes:
     return buf.getvalue()
 
 
+_POSITIONS = ("topleft", "topright", "bottomleft", "bottomright")
+
+
+def _check_slider_args(time_interval, position, slider_length) -> None:
+    from leafmap_tiles.errors import StyleError
+
+    try:
+        interval = float(time_interval)
+    except (TypeError, ValueError):
+        raise StyleError(f"time_interval must be a number of seconds, got {time_interval!r}") from None
+    if not interval > 0 or interval != interval or interval == float("inf"):
+        raise StyleError(f"time_interval must be a positive number of seconds, got {time_interval!r}")
+    if position not in _POSITIONS:
+        raise StyleError(f"position must be one of {', '.join(_POSITIONS)}, got {position!r}")
+    if not isinstance(slider_length, str):
+        raise StyleError(f"slider_length must be a CSS length such as '150px', got {slider_length!r}")
+
+
 def add_time_slider(m, layers, labels=None, time_interval=1.0, position="bottomright", slider_length="150px",
                     zoom_to_layer=False, name="Time slider", **style) -> TimeSlider:
-    """Body of :meth:`Map.add_time_slider` (see there)."""
+    """Body of :meth:`Map.add_time_slider` (see there).  Arguments are checked before
+    anything is registered or changed on the map; if building the slider fails, the
+    frames it created are released and the layers it was given are put back."""
+    _check_slider_args(time_interval, position, slider_length)
     labels, frames, created = build_frames(m, layers, labels, style)
-    ts = TimeSlider(m, labels, frames, created, time_interval=time_interval, position=position,
-                    slider_length=slider_length, name=m._unique_name(name))
+    before = list(m.layers)
+    saved = [(l, getattr(l, "release_on_remove", None)) for l in frames]
+    try:
+        ts = TimeSlider(m, labels, frames, created, time_interval=time_interval, position=position,
+                        slider_length=slider_length, name=m._unique_name(name))
+    except Exception:
+        for layer, flag in saved:
+            if flag is not None:
+                layer.release_on_remove = flag
+        m.layers = tuple(before)
+        for layer in created:
+            layer.release()
+        raise
     if zoom_to_layer:
         bounds = [f.info["bounds"] for f in frames if getattr(f, "info", None)]
         if bounds:

@@ -439,7 +439,7 @@ class RenderEngine:
             try:
                 pt = rdr.point(lon, lat, indexes=indexes)
             except Exception as exc:
-                if type(exc).__name__ == "PointOutsideBounds":
+                if type(exc).__name__ == "PointOutsideBounds" or "outside of projection domain" in str(exc).lower():
                     n = 1 if style.expression else len(indexes)
                     return {"inside": False, "values": [None] * n, "bands": _band_labels(style, indexes)}
                 raise classify(path, exc, during="read") from None

@@ -281,7 +281,10 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         def work():
             out = []
             for src, params in resolved:
-                r = _point(src, params, lon, lat)
+                try:
+                    r = _point(src, params, lon, lat)
+                except LeafmapTilesError as exc:  # one failing source must not hide the others
+                    r = {"inside": None, "values": None, "error": str(exc), "kind": type(exc).__name__}
                 r["id"] = src.id
                 out.append(r)
             return out
