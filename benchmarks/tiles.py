@@ -282,9 +282,12 @@ def main() -> None:
         for n in order:
             print(f"# round {r + 1}: {n} ...", file=sys.stderr, flush=True)
             res[n] = run_server(SERVERS[n], files, lists)
+        print(f"# round {r + 1}: in-process floor ...", file=sys.stderr, flush=True)
+        res["_floor"] = run_floor(files, lists)
         rounds.append(res)
-    print("# floor ...", file=sys.stderr, flush=True)
-    floor = run_floor(files, lists)
+    # best round of the floor too, per file and configuration
+    floor = {key: {lab: max(rd["_floor"][key][lab] for rd in rounds) for lab in rounds[0]["_floor"][key]}
+             for key in files}
 
     # best round per server and file (by tiles/s); latencies from the same round
     best = {n: {} for n in names}
@@ -349,10 +352,9 @@ def main() -> None:
     stops = {n: [rd[n]["stopped"] for rd in rounds] for n in names}
     print("stopped by process group, port free afterwards: "
           + ", ".join(f"{n}={all(s['group_gone'] and s['port_free'] for s in v)}" for n, v in stops.items()))
-    for rd in rounds:
-        for k in rd.values():
-            for fk in k["files"].values():
-                fk.pop("_warm_bodies", None)
+    for n in names:
+        for key in files:
+            best[n][key].pop("_warm_bodies", None)
     all_pass = all(v != "FAIL" for d in verdicts.values() for v in d.values())
     for k, v in failed.items():
         print(f"peer failed every tile of {k}: {v}")
