@@ -55,6 +55,43 @@ class StoreError(LeafmapTilesError, ValueError):
     """Invalid use of a key store (bad key names, unknown dataset, layout mismatch)."""
 
 
+class InvalidKeyError(StoreError):
+    """Key names or key values that the store does not accept: not alphanumeric,
+    reserved (``limit``, ``page``, ``order_by``, ``ascending``), unknown to the
+    database, or the wrong number of them."""
+
+
+class DatasetNotFoundError(StoreError):
+    """No dataset in the key store has the given key values (HTTP 404)."""
+
+
+class InvalidDatabaseError(StoreError):
+    """The file or server is not a usable Terracotta database: missing tables,
+    version conflict, or keys that differ from the ones asked for."""
+
+
+class PatternError(StoreError):
+    """An ingest pattern that cannot be used (bad placeholder, no key, duplicate keys)."""
+
+
+REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "az://", "/vsi")
+
+
+def check_local_path(path: str) -> None:
+    """Raise the specific error for a local ``path`` that cannot be a raster file
+    (missing, a directory, 0 bytes).  URLs and GDAL ``/vsi`` paths are not checked."""
+    import os
+
+    if path.startswith(REMOTE_PREFIXES):
+        return
+    if not os.path.exists(path):
+        raise SourceNotFoundError(f"raster file not found: {path}")
+    if os.path.isdir(path):
+        raise SourceIsDirectoryError(f"{path} is a directory, not a raster file")
+    if os.path.getsize(path) == 0:
+        raise InvalidSourceError(f"{path} is an empty file (0 bytes), not a raster")
+
+
 _ALL = {
     cls.__name__: cls
     for cls in (
@@ -68,6 +105,10 @@ _ALL = {
         UnknownSourceError,
         TileServerError,
         StoreError,
+        InvalidKeyError,
+        DatasetNotFoundError,
+        InvalidDatabaseError,
+        PatternError,
     )
 }
 

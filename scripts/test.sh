@@ -10,7 +10,9 @@ for extra in scripts/setup_*.sh; do
   if [ -f "$extra.env" ]; then rm -f "$extra.env"; fi
   # each setup_* script prints KEY=VALUE lines for the tests on stdout
   bash "$extra" > "$extra.env" || { echo "warning: $extra failed; the tests that need it will be skipped" >&2; : > "$extra.env"; }
-  set -a; . "$extra.env"; set +a
+  while IFS= read -r line; do
+    if [[ "$line" =~ ^[A-Z_][A-Z0-9_]*= ]]; then export "$line"; fi
+  done < "$extra.env"
   rm -f "$extra.env"
 done
 exec .venv/bin/python -m pytest -q -rs "$@"

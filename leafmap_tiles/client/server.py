@@ -30,6 +30,9 @@ from leafmap_tiles.errors import TileServerError, from_name
 from leafmap_tiles.client.urls import browser_base
 
 START_TIMEOUT = 60.0
+# HTTP credentials that GDAL would send to every host; AWS keys stay (GDAL sends them to S3 only).
+UNSCOPED_CREDENTIALS = ("GDAL_HTTP_USERPWD", "GDAL_HTTP_AUTH", "GDAL_HTTP_HEADER_FILE", "GDAL_HTTP_HEADERS",
+                        "GDAL_HTTP_BEARER")
 REQUEST_TIMEOUT = 40.0  # registration reads remote headers; GDAL's own timeout is 10 s
 
 _server: "TileServer | None" = None
@@ -38,8 +41,9 @@ _all_servers: "weakref.WeakSet[TileServer]" = weakref.WeakSet()
 
 
 def get_server(start: bool = False) -> "TileServer | None":
-    """The kernel's shared :class:`TileServer`; created (not yet started) when
-    ``start`` is True and none exists, else None when there is none."""
+    """The kernel's shared :class:`TileServer`.  With ``start=True`` one is created
+    when none exists (its process starts lazily, on the first request); with
+    ``start=False`` None is returned when there is none."""
     global _server
     with _server_lock:
         if (_server is None or _server.closed) and start:
@@ -107,7 +111,10 @@ class TileServer:
 
     def _spawn(self, port: int) -> None:
         old_port = self.port
-        env = dict(os.environ)
+        # Credentials in the kernel's environment (e.g. GDAL_HTTP_USERPWD set by a provider's
+        # login for the user's own rasterio reads) must not apply to every host the server
+        # reads: the server gets them scoped to the provider's hosts via set_credentials().
+        env = {k: v for k, v in os.environ.items() if k not in UNSCOPED_CREDENTIALS}
         env.setdefault("PYTHONUNBUFFERED", "1")
         proc = subprocess.Popen(
             [sys.executable, "-m", "leafmap_tiles.server"],

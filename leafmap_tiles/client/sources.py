@@ -15,9 +15,8 @@ import uuid
 
 import numpy as np
 
-from leafmap_tiles.errors import InvalidSourceError, SourceIsDirectoryError, SourceNotFoundError
-
-REMOTE = ("http://", "https://", "s3://", "gs://", "az://", "/vsi")
+from leafmap_tiles.errors import REMOTE_PREFIXES as REMOTE
+from leafmap_tiles.errors import InvalidSourceError, check_local_path
 
 
 def describe(source) -> str:
@@ -43,12 +42,7 @@ def prepare_source(source, tmpdir: str, crs=None, transform=None, nodata=None) -
             name = path.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
             return path, os.path.splitext(name)[0] or "raster"
         path = os.path.abspath(os.path.expanduser(path))
-        if not os.path.exists(path):
-            raise SourceNotFoundError(f"raster file not found: {path}")
-        if os.path.isdir(path):
-            raise SourceIsDirectoryError(f"{path} is a directory, not a raster file")
-        if os.path.getsize(path) == 0:
-            raise InvalidSourceError(f"{path} is an empty file (0 bytes), not a raster")
+        check_local_path(path)
         return path, os.path.splitext(os.path.basename(path))[0]
     try:
         import rasterio.io

@@ -76,7 +76,23 @@ class Map(ipyleaflet.Map):
         if self._server is None or self._server.closed:
             self._server = get_server(start=True)
             self._server.add_listener(self._on_server_moved)
+        self._bridge(self._server)
         return self._server
+
+    @staticmethod
+    def _bridge(server) -> None:
+        """Front ends without a jupyter-server (VS Code, Colab): when the user enabled
+        jupyter-loopback's comm bridge, route our loopback URLs through it."""
+        try:
+            import jupyter_loopback
+        except ImportError:  # pragma: no cover
+            return
+        if not jupyter_loopback.is_comm_bridge_enabled():
+            return
+        port = server.start().port
+        if getattr(server, "_bridged_port", None) != port:
+            jupyter_loopback.intercept_localhost(port)
+            server._bridged_port = port
 
     def _on_server_moved(self, server) -> None:
         for layer in self.layers:

@@ -91,8 +91,14 @@ class RenderEngine:
     # ------------------------------------------------------------------ readers
     def _readers(self) -> OrderedDict:
         cache = getattr(self._local, "readers", None)
-        if cache is None:
+        if cache is None or getattr(self._local, "generation", None) != self._generation:
+            for rdr in (cache or {}).values():  # opened before invalidate_all(): reopen
+                try:
+                    rdr.close()
+                except Exception:
+                    pass
             cache = self._local.readers = OrderedDict()
+            self._local.generation = self._generation
         return cache
 
     def reader(self, path: str, nodata: float | None = None):
@@ -123,18 +129,10 @@ class RenderEngine:
 
     def invalidate_all(self) -> None:
         """Reopen every dataset on next use (after credentials or GDAL options change)."""
-        self._generation += 1
         with self._stats_lock:
+            self._generation += 1  # each worker thread drops its readers on next use
             self._stats.clear()
             self._info.clear()
-        cache = getattr(self._local, "readers", None)
-        if cache:
-            for rdr in cache.values():
-                try:
-                    rdr.close()
-                except Exception:
-                    pass
-            cache.clear()
 
     def forget(self, path: str) -> None:
         with self._stats_lock:

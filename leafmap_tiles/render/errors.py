@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 from leafmap_tiles.errors import (
+    REMOTE_PREFIXES,
     AuthenticationError,
     InvalidSourceError,
     LeafmapTilesError,
-    SourceIsDirectoryError,
     SourceNotFoundError,
     SourceTimeoutError,
 )
-
-REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "az://", "/vsi")
+from leafmap_tiles.errors import check_local_path as check_local  # noqa: F401  (re-export)
 
 
 def is_remote(path: str) -> bool:
     return path.startswith(REMOTE_PREFIXES)
-
-
-def check_local(path: str) -> None:
-    """Raise a specific error for a local path that cannot be a raster file."""
-    if is_remote(path):
-        return
-    if not os.path.exists(path):
-        raise SourceNotFoundError(f"raster file not found: {path}")
-    if os.path.isdir(path):
-        raise SourceIsDirectoryError(f"{path} is a directory, not a raster file")
-    if os.path.getsize(path) == 0:
-        raise InvalidSourceError(f"{path} is an empty file (0 bytes), not a raster")
 
 
 _HTTP_CODE = re.compile(r"HTTP (?:response )?code[: ]+(\d{3})", re.I)

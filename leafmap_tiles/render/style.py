@@ -54,15 +54,21 @@ class Style:
         return (self.expression, self.indexes, self.nodata)
 
 
-def _floats(value, name: str) -> tuple[float, ...] | None:
+def _parts(value) -> list | None:
+    """``"1,2"`` / ``[1, 2]`` / ``1`` -> list of items; None or "" -> None."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        parts = [p for p in value.split(",") if p.strip() != ""]
-    elif isinstance(value, (list, tuple)):
-        parts = list(value)
-    else:
-        parts = [value]
+        return [p for p in value.split(",") if p.strip() != ""]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _floats(value, name: str) -> tuple[float, ...] | None:
+    parts = _parts(value)
+    if parts is None:
+        return None
     try:
         vals = tuple(float(p) for p in parts)
     except (TypeError, ValueError):
@@ -73,14 +79,9 @@ def _floats(value, name: str) -> tuple[float, ...] | None:
 
 
 def _indexes(value) -> tuple[int, ...] | None:
-    if value is None or value == "":
+    parts = _parts(value)
+    if parts is None:
         return None
-    if isinstance(value, str):
-        parts = [p for p in value.split(",") if p.strip() != ""]
-    elif isinstance(value, (list, tuple)):
-        parts = list(value)
-    else:
-        parts = [value]
     out = []
     for p in parts:
         try:

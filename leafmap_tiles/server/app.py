@@ -158,8 +158,6 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
         await run(gdalenv.apply, body)
         engine.invalidate_all()
         generation["n"] += 1
-        # every worker thread must drop its readers: run a no-op in each
-        await asyncio.gather(*(run(engine.invalidate_all) for _ in range(pool._max_workers)))
         return JSONResponse({"ok": True, "generation": generation["n"]})
 
     async def tile(request: Request):

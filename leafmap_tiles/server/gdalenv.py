@@ -1,10 +1,9 @@
 """GDAL configuration of the server process: defaults, and credentials pushed by
 the kernel when a provider logs in or out.
 
-Credentials are scoped to hosts with GDAL's per-path options
-(``VSISetPathSpecificOption`` via ``rasterio.env`` is not exposed, so we use
-``GDAL_HTTP_HEADER_FILE``-free per-prefix options through ``gdal_config``); see
-:func:`apply`.
+Credentials are scoped to hosts with GDAL's path-specific options
+(``VSISetPathSpecificOption``, which rasterio does not wrap; see
+:mod:`leafmap_tiles._gdal`), so they are never sent to another host; see :func:`apply`.
 """
 
 from __future__ import annotations
@@ -40,8 +39,7 @@ def apply(body: dict) -> None:
     with their prefix (GDAL path-specific options).  GDAL's HTTP caches are cleared so
     that a failure cached before login (or bytes cached before logout) is forgotten.
     """
-    from rasterio._path import _parse_path  # noqa: F401  (ensures rasterio's GDAL is loaded)
-    from leafmap_tiles.server import _gdal
+    from leafmap_tiles import _gdal
 
     for cred in body.get("credentials") or []:
         _gdal.set_path_option(cred["prefix"], "GDAL_HTTP_AUTH", "BASIC")

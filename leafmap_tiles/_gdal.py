@@ -1,7 +1,15 @@
 """Calls into the GDAL library that rasterio loaded, for functions rasterio does not
 wrap: path-specific configuration options (GDAL >= 3.6,
-``VSISetPathSpecificOption``) and clearing the /vsicurl/ caches
+``VSISetPathSpecificOption``), unsetting a process-wide option
+(``CPLSetConfigOption(key, NULL)``) and clearing the /vsicurl/ caches
 (``VSICurlClearCache``).  See https://gdal.org/api/cpl.html.
+
+Used by the tile server (credentials scoped to a provider's hosts) and by the
+providers in the kernel (forget cached 401s and stale credentials).
+
+pyproj is imported before the first path-specific option is set: importing pyproj
+*after* one is set aborts the process with ``std::bad_alloc`` (seen with the
+rasterio 1.4.4 / pyproj wheels, GDAL 3.10.3).
 """
 
 from __future__ import annotations
@@ -16,6 +24,14 @@ from functools import lru_cache
 def _lib():
     import rasterio
 
+    try:  # the copy of GDAL already mapped into this process (wheel or system build)
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.rsplit(None, 1)[-1]
+                if os.path.basename(path).startswith("libgdal"):
+                    return ctypes.CDLL(path)
+    except OSError:
+        pass
     here = os.path.dirname(rasterio.__file__)
     candidates = glob.glob(os.path.join(here, "..", "rasterio.libs", "libgdal*.so*"))
     candidates += glob.glob(os.path.join(here, ".dylibs", "libgdal*.dylib"))
@@ -29,6 +45,8 @@ def _lib():
 
 def set_path_option(prefix: str, key: str, value: str | None) -> None:
     """Set GDAL config ``key`` for paths starting with ``prefix`` only."""
+    import pyproj  # noqa: F401  (see module docstring)
+
     fn = _lib().VSISetPathSpecificOption
     fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
     fn.restype = None
@@ -49,6 +67,23 @@ def clear_caches() -> None:
     fn.argtypes = []
     fn.restype = None
     fn()
+
+
+def unset_config_option(key: str) -> None:
+    """Remove a process-wide GDAL config option (``CPLSetConfigOption(key, NULL)``)."""
+    fn = _lib().CPLSetConfigOption
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    fn.restype = None
+    fn(key.encode(), None)
+
+
+def get_config_option(key: str) -> str | None:
+    """The process-wide value of a GDAL config option, or None."""
+    fn = _lib().CPLGetConfigOption
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    fn.restype = ctypes.c_char_p
+    v = fn(key.encode(), None)
+    return v.decode() if v is not None else None
 
 
 def _vsi(prefix: str) -> str:

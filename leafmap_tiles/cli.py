@@ -1,0 +1,207 @@
+"""``leafmap-tiles`` command line: ``ingest``, ``optimize-rasters`` (and later ``serve``).
+
+Each subcommand is a pair of functions: ``_add_<name>(subparsers)`` declares its
+arguments, ``_run_<name>(args)`` does the work and returns the exit code.  Errors
+the user can fix print one line ``leafmap-tiles <cmd>: error: ...`` on stderr and
+exit with status 2 (bad arguments, pattern or database) or 1 (a raster failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from .errors import LeafmapTilesError, StoreError
+
+
+# ---------------------------------------------------------------------------- ingest
+
+
+def _add_ingest(subparsers) -> None:
+    p = subparsers.add_parser(
+        "ingest",
+        help="ingest raster files matching a pattern into a Terracotta database",
+        description=(
+            "Ingest raster files into a (new or existing) Terracotta key store. "
+            "PATTERN names the files and their keys, e.g. 'rasters/{sensor}/{date}_{band}{}.tif': "
+            "{name} is a key matching letters and digits only, {} matches anything within a "
+            "file or folder name, a repeated {name} must match the same value. "
+            "Existing datasets are overwritten unless --skip-existing is given."
+        ),
+    )
+    p.add_argument("pattern", metavar="PATTERN", help="raster pattern with {key} placeholders")
+    p.add_argument("-o", "--output", "--output-file", dest="output", required=True, metavar="DB",
+                   help="SQLite file, or postgresql:// / mysql:// URL")
+    p.add_argument("--rgb-key", metavar="K", help="key to put last (Terracotta's RGB key)")
+    p.add_argument("--skip-metadata", action="store_true",
+                   help="do not compute metadata now (it is computed on first request)")
+    p.add_argument("--skip-existing", action="store_true", help="leave existing datasets untouched")
+    p.add_argument("--key-descriptions", metavar="JSON",
+                   help='descriptions of keys for a new database: a JSON object such as '
+                        '\'{"date": "acquisition date"}\' or the path of a JSON file')
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _load_key_descriptions(text: str | None) -> dict[str, str] | None:
+    if text is None:
+        return None
+    source = "--key-descriptions"
+    if os.path.isfile(text):
+        source = text
+        with open(text, encoding="utf-8") as fh:
+            text = fh.read()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"{source} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise StoreError(f"{source} must be a JSON object of strings, e.g. '{{\"date\": \"acquisition date\"}}'")
+    return value
+
+
+def _run_ingest(args) -> int:
+    from . import store
+
+    descriptions = _load_key_descriptions(args.key_descriptions)
+    ks = store.open(args.output)
+    result = ks.ingest(
+        args.pattern,
+        rgb_key=args.rgb_key,
+        skip_metadata=args.skip_metadata,
+        skip_existing=args.skip_existing,
+        key_descriptions=descriptions,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        print(f"Ingested {len(result.inserted)} file(s) into {ks.path} (keys: {', '.join(result.keys)})")
+        if result.skipped_existing:
+            print(f"Skipped {len(result.skipped_existing)} existing dataset(s)")
+    if result.unmatched:
+        print(
+            f"{len(result.unmatched)} file(s) matched nothing: found by the pattern's wildcards "
+            "but their names break the key rules (keys are letters and digits only):",
+            file=sys.stderr,
+        )
+        for path in result.unmatched[:20]:
+            print(f"  {path}", file=sys.stderr)
+        if len(result.unmatched) > 20:
+            print(f"  ... and {len(result.unmatched) - 20} more", file=sys.stderr)
+    elif not args.quiet:
+        print("0 files matched nothing")
+    return 0
+
+
+# ---------------------------------------------------------------------------- optimize-rasters
+
+
+def _add_optimize_rasters(subparsers) -> None:
+    p = subparsers.add_parser(
+        "optimize-rasters",
+        help="convert rasters to cloud-optimized GeoTIFFs (rio-cogeo)",
+        description="Write a cloud-optimized GeoTIFF (tiled, compressed, with overviews) "
+                    "of each input raster into OUTPUT_FOLDER, under the same file name.",
+    )
+    p.add_argument("rasters", nargs="+", metavar="RASTER", help="raster files or glob patterns")
+    p.add_argument("-o", "--output-folder", required=True, help="folder for the optimized files")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--resampling-method", default="average",
+                   choices=["nearest", "bilinear", "cubic", "average", "mode"],
+                   help="resampling for overviews (and reprojection) [default: average]")
+    p.add_argument("--reproject", action="store_true", help="reproject to Web Mercator (EPSG:3857) first")
+    p.add_argument("--compression", default="deflate", choices=["deflate", "lzw", "zstd", "raw"],
+                   help="compression [default: deflate]")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _run_optimize_rasters(args) -> int:
+    from rio_cogeo.cogeo import cog_translate
+    from rio_cogeo.profiles import cog_profiles
+    from tqdm import tqdm
+
+    files: list[str] = []
+    for item in args.rasters:
+        matches = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
+        if not matches:
+            raise StoreError(f"no file matches {item!r}")
+        files.extend(matches)
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise StoreError(f"not a file: {', '.join(missing)}")
+    names = [os.path.basename(f) for f in files]
+    if len(set(names)) != len(names):
+        raise StoreError("input files must have distinct file names (outputs share one folder)")
+    os.makedirs(args.output_folder, exist_ok=True)
+
+    written = skipped = 0
+    for src in tqdm(files, desc="Optimizing rasters", unit="file", disable=args.quiet):
+        dst = os.path.join(args.output_folder, os.path.basename(src))
+        if os.path.abspath(dst) == os.path.abspath(src):
+            raise StoreError(f"output would overwrite its input {src}; choose another folder")
+        if os.path.exists(dst) and not args.overwrite:
+            skipped += 1
+            continue
+        profile = dict(cog_profiles.get(args.compression), blockxsize=512, blockysize=512)
+        cog_translate(
+            src,
+            dst,
+            profile,
+            overview_resampling=args.resampling_method,
+            resampling=args.resampling_method,
+            web_optimized=args.reproject,
+            in_memory=False,
+            quiet=True,
+            config={"GDAL_TIFF_INTERNAL_MASK": True, "GDAL_TIFF_OVR_BLOCKSIZE": "512"},
+        )
+        written += 1
+    if not args.quiet:
+        print(f"Wrote {written} optimized file(s) to {args.output_folder}"
+              + (f"; skipped {skipped} existing (use --overwrite)" if skipped else ""))
+    return 0
+
+
+# ---------------------------------------------------------------------------- serve
+# Reserved for the tile server's ``serve`` subcommand (issue 4, item 6): add
+# ``_add_serve`` / ``_run_serve`` here and one entry in _SUBCOMMANDS below.
+
+
+# ---------------------------------------------------------------------------- main
+
+_SUBCOMMANDS = {
+    "ingest": (_add_ingest, _run_ingest),
+    "optimize-rasters": (_add_optimize_rasters, _run_optimize_rasters),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``leafmap-tiles`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="leafmap-tiles", description="leafmap_tiles command line")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add, _ in _SUBCOMMANDS.values():
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 a raster failed, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _, run = _SUBCOMMANDS[args.command]
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print(f"leafmap-tiles {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except StoreError as exc:
+        print(f"leafmap-tiles {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (LeafmapTilesError, OSError) as exc:
+        print(f"leafmap-tiles {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Terracotta-compatible key store: rasters in a database keyed by ordered string keys.
+
+>>> from leafmap_tiles import store
+>>> ks = store.open("terracotta.sqlite")      # or "postgresql://user:pw@host/db"
+>>> ks.ingest("rasters/{sensor}_{date}_{band}.tif")
+>>> ks.get_datasets({"band": ["red", "nir"]})
+>>> ks.get_metadata(["S2", "20200601", "nir"])["range"]
+
+Modules: :mod:`.layout` (Terracotta's tables and row encoding), :mod:`.metadata`
+(statistics of a raster), :mod:`.base` (the driver API), :mod:`.sql` (SQLAlchemy
+back end, PostgreSQL, MySQL), :mod:`.sqlite` (SQLite file), :mod:`.patterns`
+(raster patterns), :mod:`.ingest` (pattern to database).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+
+from ..errors import StoreError
+from .base import KeyStore
+from .metadata import compute_metadata
+
+__all__ = ["open", "KeyStore", "compute_metadata"]
+
+
+def open(path_or_url: str | os.PathLike) -> KeyStore:  # noqa: A001 - mirrors terracotta.get_driver
+    """Open a key store; nothing is read or created until it is used.
+
+    Args:
+        path_or_url: a file path (or ``sqlite:///path``) for SQLite;
+            ``postgresql://user:password@host:port/database`` or
+            ``mysql://user:password@host:port/database`` for SQL servers.
+
+    Returns:
+        a :class:`KeyStore`; call :meth:`KeyStore.create` (or :meth:`KeyStore.ingest`)
+        to make a new database.
+
+    Raises:
+        StoreError: empty path, or an unsupported URL scheme (e.g. ``s3://``).
+    """
+    text = os.fspath(path_or_url)
+    if not text:
+        raise StoreError("Database url or path must not be empty")
+    scheme = urllib.parse.urlparse(text).scheme.split("+")[0].lower()
+    if scheme == "postgresql":
+        from .sql import PostgreSQLStore
+
+        return PostgreSQLStore(text)
+    if scheme == "mysql":
+        from .sql import MySQLStore
+
+        return MySQLStore(text)
+    if scheme in ("", "sqlite", "file") or (len(scheme) == 1 and os.name == "nt"):
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore(text[len("file://"):] if scheme == "file" else text)
+    raise StoreError(
+        f"unsupported key store URL scheme {scheme!r}: use a file path, postgresql:// or mysql://"
+    )
