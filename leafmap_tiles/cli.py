@@ -1,4 +1,4 @@
-"""``leafmap-tiles`` command line: ``ingest``, ``optimize-rasters`` (and later ``serve``).
+"""``leafmap-tiles`` command line: ``ingest``, ``optimize-rasters`` and ``serve``.
 
 Each subcommand is a pair of functions: ``_add_<name>(subparsers)`` declares its
 arguments, ``_run_<name>(args)`` does the work and returns the exit code.  Errors
@@ -164,8 +164,74 @@ def _run_optimize_rasters(args) -> int:
 
 
 # ---------------------------------------------------------------------------- serve
-# Reserved for the tile server's ``serve`` subcommand (issue 4, item 6): add
-# ``_add_serve`` / ``_run_serve`` here and one entry in _SUBCOMMANDS below.
+
+
+def _add_serve(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a key store through Terracotta's HTTP API",
+        description=(
+            "Serve the datasets of a Terracotta key store (-d) or of the raster files matching a "
+            "pattern (-r, ingested into a temporary database; metadata computed on first use) "
+            "through Terracotta's HTTP API (/keys, /datasets, /metadata, /singleband, /rgb, "
+            "/compute, /colormap, /apidoc). Only datasets listed in the store are served. "
+            "Binds 127.0.0.1 unless --host says otherwise."
+        ),
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("-d", "--database", metavar="DB", help="SQLite file, or postgresql:// / mysql:// URL")
+    src.add_argument("-r", "--raster-pattern", metavar="PATTERN", help="raster pattern with {key} placeholders")
+    p.add_argument("--rgb-key", metavar="K", help="with -r: key to put last (the key /rgb varies)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind [default: 127.0.0.1]; 0.0.0.0 exposes the server to the network")
+    p.add_argument("--port", type=int, default=None,
+                   help="port [default: first free port from 5000 to 5099; 0 for any free port]")
+    p.add_argument("--workers", type=int, default=None, help="tile worker threads [default: 3 per core, at least 4]")
+    p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+
+
+def _bind(host: str, candidates):
+    """A listening socket on the first port of ``candidates`` that is free, or None."""
+    import socket
+
+    for port in candidates:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            continue
+        sock.listen(2048)
+        return sock
+    return None
+
+
+def _run_serve(args) -> int:
+    import uvicorn
+
+    from .server.terracotta_api import create_terracotta_app
+
+    if args.rgb_key and not args.raster_pattern:
+        raise StoreError("--rgb-key applies only with -r/--raster-pattern")
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise StoreError(f"--port must be between 0 and 65535, got {args.port}")
+    app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers)
+    sock = _bind(args.host, [args.port] if args.port is not None else range(5000, 5100))
+    if sock is None:
+        tried = args.port if args.port is not None else "5000-5099"
+        raise StoreError(f"cannot bind {args.host}:{tried} (port in use?)")
+    port = sock.getsockname()[1]
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"Serving Terracotta API on http://{shown}:{port} (API documentation: /apidoc; Ctrl+C to stop)",
+          flush=True)
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="off", timeout_keep_alive=30)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        temp_db = getattr(app.state, "temp_db", None)
+        if temp_db and os.path.exists(temp_db):
+            os.remove(temp_db)
+    return 0
 
 
 # ---------------------------------------------------------------------------- main
@@ -173,6 +239,7 @@ def _run_optimize_rasters(args) -> int:
 _SUBCOMMANDS = {
     "ingest": (_add_ingest, _run_ingest),
     "optimize-rasters": (_add_optimize_rasters, _run_optimize_rasters),
+    "serve": (_add_serve, _run_serve),
 }
 
 

@@ -1,5 +1,5 @@
 """jupyter-server extension: mounts jupyter-loopback's proxy at
-``<base_url>/leafmap_tiles-proxy/<port>/...`` so that browsers on JupyterHub/Binder
+``<base_url>/leafmap-tiles-proxy/<port>/...`` so that browsers on JupyterHub/Binder
 reach the kernel's tile server through the Jupyter server (loopback only, behind
 Jupyter's own authentication).  Enabled by
 ``etc/jupyter/jupyter_server_config.d/leafmap_tiles.json`` installed with the package.
@@ -7,7 +7,10 @@ Jupyter's own authentication).  Enabled by
 
 from __future__ import annotations
 
-NAMESPACE = "leafmap_tiles"
+# jupyter-loopback accepts only [a-z0-9][a-z0-9-]* as a namespace (an underscore makes
+# setup_proxy_handler raise and the extension fail to load); must equal
+# leafmap_tiles.client.urls.NAMESPACE, which the kernel uses to build the same path.
+NAMESPACE = "leafmap-tiles"
 
 
 def _jupyter_server_extension_points():

@@ -38,6 +38,9 @@ REQUEST_TIMEOUT = 40.0  # registration reads remote headers; GDAL's own timeout 
 _server: "TileServer | None" = None
 _server_lock = threading.Lock()
 _all_servers: "weakref.WeakSet[TileServer]" = weakref.WeakSet()
+# Provider credentials are kernel-wide (a login outlives any one server process):
+# prefix -> {"prefix", "username", "password"}, pushed to every server when it starts.
+_credentials: dict[str, dict] = {}
 
 
 def get_server(start: bool = False) -> "TileServer | None":
@@ -73,7 +76,6 @@ class TileServer:
         self._proc: subprocess.Popen | None = None
         self._lock = threading.RLock()
         self._sources: dict[str, dict] = {}  # id -> registration body (re-sent after a restart)
-        self._gdal_state: dict[str, dict] = {}  # prefix -> credentials, re-sent after a restart
         self._session = requests.Session()
         self._closed = False
         self._stop = threading.Event()
@@ -125,7 +127,13 @@ class TileServer:
             env=env,
             close_fds=True,
         )
-        cfg = {"token": self.token, "admin_key": self._admin_key, "parent_pid": os.getpid(), "port": port, "workers": self.workers}
+        cfg = {
+            "token": self.token, "admin_key": self._admin_key, "parent_pid": os.getpid(), "port": port,
+            "workers": self.workers,
+            # known to the child before it accepts requests: no 404/401 gap after a restart
+            "sources": list(self._sources.values()),
+            "gdal": {"credentials": list(_credentials.values())},
+        }
         try:
             proc.stdin.write((json.dumps(cfg) + "\n").encode())
             proc.stdin.close()
@@ -147,15 +155,7 @@ class TileServer:
                 _kill_group(proc)
                 raise TileServerError("the tile server started but does not answer /health")
             time.sleep(0.05)
-        self._proc = proc  # published once the server answers (sources are re-registered below)
-        if self._gdal_state:
-            self._post_gdal({"credentials": list(self._gdal_state.values())})
-        for body in list(self._sources.values()):
-            try:
-                self._request("POST", "sources", json=body, restart=False)
-            except Exception as exc:  # a source that no longer opens reports its error on its tiles
-                if os.environ.get("LEAFMAP_TILES_DEBUG"):
-                    print(f"re-registration of {body.get('id')} failed: {exc!r}", file=sys.stderr)
+        self._proc = proc  # published once the server answers
         if old_port is not None and old_port != self.port:
             for cb in list(self._listeners):
                 try:
@@ -217,18 +217,24 @@ class TileServer:
         if restart:
             self.start()
         headers = {"X-Leafmap-Tiles-Key": self._admin_key}
-        try:
-            r = self._session.request(method, self._url(path), headers=headers, timeout=REQUEST_TIMEOUT, **kw)
-        except requests.ConnectionError:
-            if not restart:
-                raise
-            with self._lock:
-                if not self.alive():
-                    self._spawn(self.port or 0)
-                    self.restarts += 1
-            r = self._session.request(method, self._url(path), headers=headers, timeout=REQUEST_TIMEOUT, **kw)
-        except requests.Timeout:
-            raise from_name("SourceTimeoutError", f"the tile server did not answer {path} within {REQUEST_TIMEOUT:.0f} s") from None
+        r = None
+        for attempt in range(4 if restart else 1):
+            try:
+                r = self._session.request(method, self._url(path), headers=headers, timeout=REQUEST_TIMEOUT, **kw)
+                break
+            except requests.Timeout:
+                raise from_name("SourceTimeoutError",
+                                f"the tile server did not answer {path} within {REQUEST_TIMEOUT:.0f} s") from None
+            except requests.ConnectionError as exc:
+                if not restart:
+                    raise TileServerError(f"cannot reach the tile server: {exc}") from None
+                time.sleep(0.2 * attempt)  # a killed child may not be reaped yet
+                with self._lock:
+                    if not self.alive():
+                        self._spawn(self.port or 0)
+                        self.restarts += 1
+        if r is None:
+            raise TileServerError(f"cannot reach the tile server for {path} (restarted {self.restarts} times)")
         if r.status_code >= 400:
             try:
                 body = r.json()
@@ -249,13 +255,35 @@ class TileServer:
         return out
 
     def release(self, source_id: str) -> None:
-        """Forget a source; its tile URLs answer 404 afterwards."""
-        self._sources.pop(source_id, None)
+        """Forget a source; its tile URLs answer 404 afterwards.  A file this server
+        wrote for an array source is deleted when no other source uses it."""
+        body = self._sources.pop(source_id, None)
         if self.alive():
             try:
                 self._request("DELETE", f"sources/{source_id}", restart=False)
             except Exception:
                 pass
+        if body is not None:
+            used = {p for b in self._sources.values() for p in _paths(b["path"])}
+            for p in _paths(body["path"]):
+                if p not in used and os.path.dirname(p) == self.tmpdir:
+                    try:
+                        os.remove(p)
+                    except OSError:
+                        pass
+
+    def registration(self, source_id: str) -> dict | None:
+        """A copy of what was sent to register ``source_id`` (to register it again)."""
+        body = self._sources.get(source_id)
+        return dict(body) if body is not None else None
+
+    def is_registered(self, source_id: str) -> bool:
+        return source_id in self._sources
+
+    def reregister(self, body: dict) -> None:
+        """Register again a source released earlier (same id, so the same URLs work)."""
+        out = self._request("POST", "sources", json=body).json()
+        self._sources[out["id"]] = dict(body, id=out["id"])
 
     @property
     def source_ids(self) -> list[str]:
@@ -284,15 +312,15 @@ class TileServer:
         creds = []
         for h in hosts:
             for prefix in _prefixes(h):
-                self._gdal_state[prefix] = {"prefix": prefix, "username": username, "password": password}
-                creds.append(self._gdal_state[prefix])
+                _credentials[prefix] = {"prefix": prefix, "username": username, "password": password}
+                creds.append(_credentials[prefix])
         self._post_gdal({"credentials": creds})
 
     def clear_credentials(self, hosts: list[str]) -> None:
         """Forget credentials of ``hosts`` and every cached byte read with them."""
         prefixes = [p for h in hosts for p in _prefixes(h)]
         for p in prefixes:
-            self._gdal_state.pop(p, None)
+            _credentials.pop(p, None)
         self._post_gdal({"clear_prefixes": prefixes})
 
     def _post_gdal(self, body: dict) -> None:
@@ -314,6 +342,10 @@ class TileServer:
     def local_url(self, path: str = "") -> str:
         self.start()
         return self._url(path)
+
+
+def _paths(path) -> list[str]:
+    return list(path) if isinstance(path, (list, tuple)) else [path]
 
 
 def _prefixes(host: str) -> list[str]:

@@ -16,7 +16,7 @@ import uuid
 import numpy as np
 
 from leafmap_tiles.errors import REMOTE_PREFIXES as REMOTE
-from leafmap_tiles.errors import InvalidSourceError, check_local_path
+from leafmap_tiles.errors import InvalidSourceError, StyleError, check_local_path
 
 
 def describe(source) -> str:
@@ -34,6 +34,8 @@ def prepare_source(source, tmpdir: str, crs=None, transform=None, nodata=None) -
     """
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
+        if not path.strip():
+            raise InvalidSourceError("empty path: give a raster file path or URL")
         if path.startswith(REMOTE):
             if path.startswith("s3://"):
                 path = "/vsis3/" + path[5:]
@@ -46,9 +48,12 @@ def prepare_source(source, tmpdir: str, crs=None, transform=None, nodata=None) -
         return path, os.path.splitext(os.path.basename(path))[0]
     try:
         import rasterio.io
+        import rasterio.vrt
 
         if isinstance(source, (rasterio.io.DatasetReader, rasterio.io.DatasetWriter)):
             return _from_dataset(source, tmpdir)
+        if isinstance(source, rasterio.vrt.WarpedVRT):
+            return _copy_dataset(source, tmpdir), "warped"
     except ImportError:  # pragma: no cover
         pass
     if type(source).__name__ == "DataArray":
@@ -67,22 +72,39 @@ def _from_dataset(ds, tmpdir: str) -> tuple[str, str]:
     name = ds.name
     if name and not name.startswith("/vsimem/") and (os.path.exists(name) or name.startswith(REMOTE)):
         return prepare_source(name, tmpdir)
+    return _copy_dataset(ds, tmpdir), "dataset"
+
+
+def _copy_dataset(ds, tmpdir: str) -> str:
     from rasterio.shutil import copy
 
     out = os.path.join(tmpdir, f"dataset-{uuid.uuid4().hex}.tif")
     copy(ds, out, driver="GTiff", TILED="YES", COMPRESS="DEFLATE")
-    return out, "dataset"
+    return out
 
 
 def _from_dataarray(da, tmpdir: str, nodata) -> tuple[str, str]:
+    dims = set(da.dims)
+    for x_name, y_name in (("lon", "lat"), ("long", "lat"), ("easting", "northing")):
+        if {x_name, y_name} <= dims and "x" not in dims:
+            da = da.rio.set_spatial_dims(x_dim=x_name, y_dim=y_name)
+            break
     try:
+        x_dim, y_dim = da.rio.x_dim, da.rio.y_dim
         crs = da.rio.crs
         transform = da.rio.transform()
         nd = da.rio.nodata if nodata is None else nodata
     except Exception as exc:
-        raise InvalidSourceError(f"DataArray has no usable rioxarray georeference: {exc}") from None
+        raise InvalidSourceError(
+            f"DataArray has no usable rioxarray georeference ({exc}); if its spatial dimensions are not "
+            "named x/y or longitude/latitude, call da.rio.set_spatial_dims(x_dim=..., y_dim=...)"
+        ) from None
     if crs is None:
         raise InvalidSourceError("DataArray has no CRS: set one with da.rio.write_crs(...)")
+    extra = [d for d in da.dims if d not in (x_dim, y_dim)]
+    if len(extra) > 1:
+        raise ValueError(f"DataArray must have at most one dimension besides {y_dim}/{x_dim}, got {da.dims}")
+    da = da.transpose(*extra, y_dim, x_dim)  # (band, y, x) whatever the input order
     name = str(da.name) if da.name is not None else "dataarray"
     return _write_array(np.asarray(da.values), crs, transform, nd, tmpdir), name
 
@@ -97,8 +119,23 @@ def _write_array(arr: np.ndarray, crs, transform, nodata, tmpdir: str) -> str:
         arr = arr[np.newaxis]
     if arr.ndim != 3:
         raise ValueError(f"array must have shape (rows, cols) or (bands, rows, cols), got {arr.shape}")
+    if arr.shape[2] in (3, 4) and arr.shape[0] > 4:
+        raise ValueError(
+            f"array shape {arr.shape} looks like (rows, cols, bands); give (bands, rows, cols), "
+            "e.g. np.moveaxis(arr, -1, 0)"
+        )
+    if np.iscomplexobj(arr):
+        raise ValueError(f"complex arrays ({arr.dtype}) cannot be shown; give e.g. np.abs(arr)")
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
+    if arr.dtype.kind not in "uif":
+        raise ValueError(f"unsupported array dtype {arr.dtype}: give integers or floats")
+    if nodata is not None and not (isinstance(nodata, float) and nodata != nodata):
+        if np.issubdtype(arr.dtype, np.integer):
+            info = np.iinfo(arr.dtype)
+            if not (float(nodata).is_integer() and info.min <= nodata <= info.max):
+                raise StyleError(f"nodata={nodata!r} cannot be held by this {arr.dtype} array "
+                                 f"(valid: integers {info.min}..{info.max})")
     if not isinstance(transform, Affine):
         transform = Affine(*list(transform)[:6])
     if nodata is None and np.issubdtype(arr.dtype, np.floating):

@@ -5,7 +5,7 @@ Order of precedence:
    (a URL or path with ``{port}``, e.g. ``"/proxy/{port}"`` for jupyter-server-proxy);
 2. JupyterHub/Binder (``JUPYTERHUB_SERVICE_PREFIX`` or a non-root ``JPY_BASE_URL`` in a
    kernel): the Jupyter server's own proxy path from jupyter-loopback,
-   ``<base_url>/leafmap_tiles-proxy/{port}``;
+   ``<base_url>/leafmap-tiles-proxy/{port}``;
 3. otherwise direct loopback ``http://127.0.0.1:{port}`` (local Jupyter).
 
 For VS Code, Colab and other front ends without a jupyter-server, call
@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 
-NAMESPACE = "leafmap_tiles"
+# the jupyter-loopback namespace of our server extension (leafmap_tiles._jupyter): only
+# [a-z0-9][a-z0-9-]* is accepted there, hence the hyphen.
+NAMESPACE = "leafmap-tiles"
 
 
 def browser_base(port: int, client_prefix: str | None = None) -> str:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import ipyleaflet
+import numpy as np
+
+from leafmap_tiles.client import get_server, prepare_source
+from leafmap_tiles.errors import StyleError
 
 
 class RasterTileLayer(ipyleaflet.TileLayer):
@@ -32,17 +38,171 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         self.scale = None
         self.offset = None
         self.metadata: dict = {}
+        self.registration = server.registration(source_id) if server is not None else None
 
     def refresh_url(self) -> None:
         """Rebuild the URL (after the server had to move to another port)."""
         self.url = self.server.tile_url(self.source_id, self.style)
 
     def release(self) -> None:
-        """Release the server-side source; tiles of this layer answer 404 afterwards."""
+        """Release the server-side source; tiles of this layer answer 404 afterwards
+        (until the layer is added to a map again)."""
         if self.server is not None and not self.server.closed:
             self.server.release(self.source_id)
+
+    def ensure_registered(self) -> None:
+        """Register the source again (same id and URL) if it was released."""
+        if self.server is not None and not self.server.closed and not self.server.is_registered(self.source_id):
+            self.server.reregister(self.registration)
 
     @property
     def bounds_4326(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) in EPSG:4326 (west > east across the antimeridian)."""
         return tuple(self.info["bounds"])  # type: ignore[return-value]
+
+
+def default_layer_name(source) -> str:
+    """File name without extension for paths/URLs, else a generic name."""
+    if isinstance(source, (list, tuple)) and source and isinstance(source[0], (str, os.PathLike)):
+        source = source[0]
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source).rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+        return os.path.splitext(name)[0] or "raster"
+    if type(source).__name__ == "DataArray" and getattr(source, "name", None) is not None:
+        return str(source.name)
+    return {"ndarray": "array"}.get(type(source).__name__, type(source).__name__)
+
+
+def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, vmin=None, vmax=None,
+                      nodata=None, name=None, visible=True, opacity=1.0, attribution=None, defaults=None,
+                      protected=False, scale=None, offset=None, **style) -> RasterTileLayer:
+    """Register ``source`` with ``server`` (default: the kernel's shared tile server)
+    and return a :class:`RasterTileLayer` for it, not yet on any map.
+
+    ``source`` is anything :meth:`leafmap_tiles.Map.add_raster` takes, or a list of
+    paths/URLs shown as one mosaic (each pixel from the first file that has data).
+    ``scale``/``offset`` (e.g. STAC ``raster:scale``/``raster:offset``) are kept on the
+    layer for colorbars and inspectors: physical value = DN * scale + offset.
+    Raises the specific errors listed in ``add_raster`` before anything is registered.
+    """
+    server = server or get_server(start=True)
+    crs = style.pop("crs", None)
+    transform = style.pop("transform", None)
+    expression = style.pop("expression", None)
+    resampling = style.pop("resampling", None)
+    tile_size = style.pop("tile_size", None)
+    if style:
+        raise TypeError(f"unexpected style argument(s): {', '.join(sorted(style))}")
+    indexes = _index_list(indexes)
+    if not isinstance(opacity, (int, float)) or isinstance(opacity, bool) or not 0.0 <= float(opacity) <= 1.0:
+        raise StyleError(f"opacity must be a number in [0, 1], got {opacity!r}")
+    if not isinstance(visible, (bool, np.bool_)):
+        raise TypeError(f"visible must be True or False, got {visible!r}")
+    if attribution is not None and not isinstance(attribution, str):
+        raise TypeError(f"attribution must be a string, got {type(attribution).__name__}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"layer name must be a string, got {type(name).__name__}")
+    if isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
+        path = [prepare_source(s, server.tmpdir)[0] for s in source]
+    else:
+        path, _ = prepare_source(source, server.tmpdir, crs=crs, transform=transform, nodata=nodata)
+    params = {
+        "indexes": ",".join(str(i) for i in indexes) if indexes is not None else None,
+        "expression": expression,
+        "vmin": _list_param(vmin, "vmin"),
+        "vmax": _list_param(vmax, "vmax"),
+        "colormap": colormap_param(colormap),
+        "nodata": None if nodata is None else ("nan" if nodata != nodata else nodata),
+        "resampling": resampling,
+        "tile_size": tile_size,
+    }
+    params = {k: v for k, v in params.items() if v is not None}
+    reg = server.register(path, params, defaults=defaults, protected=protected)
+    info = reg["info"]
+    ts = int(reg["style"].get("tile_size", 256))
+    layer = RasterTileLayer(
+        server=server,
+        source_id=reg["id"],
+        style=reg["style"],
+        info=info,
+        stretch=reg.get("stretch"),
+        statistics=reg.get("statistics"),
+        palette=reg.get("palette", False),
+        colormap=colormap,
+        url=server.tile_url(reg["id"], reg["style"]),
+        name=name or default_layer_name(source),
+        opacity=float(opacity),
+        visible=bool(visible),
+        attribution=attribution,
+        max_zoom=24,
+        max_native_zoom=max(int(info.get("maxzoom", 18)) + (1 if ts == 256 else 0), 0),
+        tile_size=ts,
+        zoom_offset=-1 if ts == 512 else 0,
+    )
+    layer.scale = scale
+    layer.offset = offset
+    if protected:
+        layer.metadata["protected"] = True
+    return layer
+
+
+def colormap_param(colormap):
+    """Serialise a colormap for a tile URL: a matplotlib name stays a name; a
+    ``matplotlib.colors.Colormap`` becomes its 256 colours; lists and ``{value:
+    colour}`` dicts become JSON (colours as ``#rrggbbaa``)."""
+    import json
+
+    if colormap is None or isinstance(colormap, str):
+        return colormap
+    from matplotlib.colors import Colormap, to_hex
+
+    if isinstance(colormap, Colormap):
+        import numpy as np
+
+        return json.dumps([to_hex(c, keep_alpha=True) for c in colormap(np.linspace(0, 1, 256))])
+    if isinstance(colormap, dict):
+        return json.dumps({str(k): _colour_json(v) for k, v in colormap.items()})
+    if isinstance(colormap, (list, tuple)):
+        return json.dumps([_colour_json(c) for c in colormap])
+    raise StyleError(f"unsupported colormap {colormap!r}: give a matplotlib name, a Colormap, a list of colours or a {{value: colour}} dict")
+
+
+def _colour_json(c):
+    if isinstance(c, str):
+        return c
+    if isinstance(c, (list, tuple)):
+        return [float(v) for v in c]
+    raise StyleError(f"invalid colour {c!r}")
+
+
+
+def _index_list(indexes) -> list[int] | None:
+    """``indexes`` as a list of ints (an int, list, tuple or numpy array of integral
+    numbers); StyleError for anything else (1.5, "a", True, empty)."""
+    if indexes is None:
+        return None
+    if isinstance(indexes, np.ndarray):
+        indexes = indexes.tolist()
+    items = indexes if isinstance(indexes, (list, tuple)) else [indexes]
+    out = []
+    for i in items:
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, float, np.integer, np.floating)) \
+                or not float(i).is_integer():
+            raise StyleError(f"indexes must be integers (1-based band numbers), got {indexes!r}")
+        out.append(int(i))
+    if not out:
+        raise StyleError("indexes is empty")
+    return out
+
+
+def _list_param(v, name: str):
+    if v is None:
+        return None
+    if isinstance(v, np.ndarray):
+        v = v.tolist()
+    items = v if isinstance(v, (list, tuple)) else [v]
+    try:
+        vals = [float(x) for x in items]
+    except (TypeError, ValueError):
+        raise StyleError(f"{name} must be a number or a list of numbers, got {v!r}") from None
+    return ",".join(repr(x) for x in vals)

@@ -7,53 +7,26 @@ import weakref
 
 import ipyleaflet
 
-from leafmap_tiles.client import get_server, prepare_source
-from leafmap_tiles.client.sources import describe
-from leafmap_tiles.errors import StyleError
+from leafmap_tiles.client import get_server
 from leafmap_tiles.map import view
-from leafmap_tiles.map.layers import RasterTileLayer
+from leafmap_tiles.map.layers import RasterTileLayer, colormap_param, default_layer_name, make_raster_layer  # noqa: F401
 
 _open_maps: "weakref.WeakSet[Map]" = weakref.WeakSet()
 
 
-def colormap_param(colormap):
-    """Serialise a colormap for a tile URL: a matplotlib name stays a name; a
-    ``matplotlib.colors.Colormap`` becomes its 256 colours; lists and ``{value:
-    colour}`` dicts become JSON (colours as ``#rrggbbaa``)."""
-    import json
-
-    if colormap is None or isinstance(colormap, str):
-        return colormap
-    from matplotlib.colors import Colormap, to_hex
-
-    if isinstance(colormap, Colormap):
-        import numpy as np
-
-        return json.dumps([to_hex(c, keep_alpha=True) for c in colormap(np.linspace(0, 1, 256))])
-    if isinstance(colormap, dict):
-        return json.dumps({str(k): _colour_json(v) for k, v in colormap.items()})
-    if isinstance(colormap, (list, tuple)):
-        return json.dumps([_colour_json(c) for c in colormap])
-    raise StyleError(f"unsupported colormap {colormap!r}: give a matplotlib name, a Colormap, a list of colours or a {{value: colour}} dict")
-
-
-def _colour_json(c):
-    if isinstance(c, str):
-        return c
-    if isinstance(c, (list, tuple)):
-        return [float(v) for v in c]
-    raise StyleError(f"invalid colour {c!r}")
-
-
 class Map(ipyleaflet.Map):
-    """An ipyleaflet Map with :meth:`add_raster`.
+    """An ipyleaflet Map with :meth:`add_raster`, :meth:`add_time_slider` and
+    :meth:`add_colorbar`.
 
     ``basemap=None`` gives a map without any basemap (works offline); otherwise any
-    ipyleaflet/xyzservices basemap.  ``layer_control=True`` adds a layers control.
-    All maps of a kernel share one tile-server process (started on first use).
+    ipyleaflet/xyzservices basemap.  ``layer_control=True`` adds a layer panel whose
+    checkboxes and opacity sliders are linked both ways to the layers
+    (``m.layer_control``).  ``inspector=True`` shows the values of every raster layer
+    where the map is clicked (``m.inspector``).  All maps of a kernel share one
+    tile-server process (started on first use).
     """
 
-    def __init__(self, basemap="default", layer_control: bool = True, **kwargs):
+    def __init__(self, basemap="default", layer_control: bool = True, inspector: bool = True, **kwargs):
         kwargs.setdefault("scroll_wheel_zoom", True)
         if basemap is None:
             kwargs["layers"] = ()
@@ -62,11 +35,22 @@ class Map(ipyleaflet.Map):
         super().__init__(**kwargs)
         self._server = None
         self._closed = False
+        self._close_hooks: list = []
+        self._time_sliders: list = []
+        self.observe(self._on_layers_change, names="layers")
         self.layer_control = None
         if layer_control:
-            self.layer_control = ipyleaflet.LayersControl(position="topright")
-            self.add(self.layer_control)
-        self.observe(self._on_layers_change, names="layers")
+            from leafmap_tiles.map.layer_panel import LayerPanel
+
+            self.layer_control = LayerPanel(self)
+            self.add(self.layer_control.control)
+            self._close_hooks.append(self.layer_control.close)
+        self.inspector = None
+        if inspector:
+            from leafmap_tiles.map.inspector import Inspector
+
+            self.inspector = Inspector(self)
+            self._close_hooks.append(self.inspector.close)
         _open_maps.add(self)
 
     # ---------------------------------------------------------------- server
@@ -95,7 +79,8 @@ class Map(ipyleaflet.Map):
             server._bridged_port = port
 
     def _on_server_moved(self, server) -> None:
-        for layer in self.layers:
+        frames = [f for ts in self._time_sliders for f in ts.layers]
+        for layer in list(self.layers) + frames:
             if isinstance(layer, RasterTileLayer) and layer.server is server:
                 layer.refresh_url()
 
@@ -110,65 +95,24 @@ class Map(ipyleaflet.Map):
         return f"{name} ({i})"
 
     def create_raster_layer(self, source, indexes=None, colormap=None, vmin=None, vmax=None, nodata=None,
-                            layer_name=None, visible=True, opacity=1.0, attribution=None, defaults=None,
-                            protected=False, **style) -> RasterTileLayer:
+                            layer_name=None, visible=True, opacity=1.0, attribution=None, **style) -> RasterTileLayer:
         """Register ``source`` with the tile server and return its layer without adding
         it to the map.  Same arguments as :meth:`add_raster`."""
-        crs = style.pop("crs", None)
-        transform = style.pop("transform", None)
-        expression = style.pop("expression", None)
-        resampling = style.pop("resampling", None)
-        tile_size = style.pop("tile_size", None)
-        if style:
-            raise TypeError(f"unexpected style argument(s): {', '.join(sorted(style))}")
-        if isinstance(indexes, bool) or (indexes is not None and not isinstance(indexes, (int, list, tuple))):
-            raise StyleError(f"indexes must be an int or a list of ints, got {indexes!r}")
-        if isinstance(indexes, int):
-            indexes = [indexes]
-        if indexes is not None and len(indexes) == 0:
-            raise StyleError("indexes is empty")
-        if not 0.0 <= float(opacity) <= 1.0:
-            raise StyleError(f"opacity must be in [0, 1], got {opacity}")
-        server = self.server
-        path, default_name = prepare_source(source, server.tmpdir, crs=crs, transform=transform, nodata=nodata)
-        params = {
-            "indexes": ",".join(str(int(i)) for i in indexes) if indexes is not None else None,
-            "expression": expression,
-            "vmin": _list_param(vmin),
-            "vmax": _list_param(vmax),
-            "colormap": colormap_param(colormap),
-            "nodata": None if nodata is None else ("nan" if nodata != nodata else nodata),
-            "resampling": resampling,
-            "tile_size": tile_size,
-        }
-        params = {k: v for k, v in params.items() if v is not None}
-        reg = server.register(path, params, defaults=defaults, protected=protected)
-        info = reg["info"]
-        ts = int(reg["style"].get("tile_size", 256))
-        layer = RasterTileLayer(
-            server=server,
-            source_id=reg["id"],
-            style=reg["style"],
-            info=info,
-            stretch=reg.get("stretch"),
-            statistics=reg.get("statistics"),
-            palette=reg.get("palette", False),
-            colormap=colormap,
-            url=server.tile_url(reg["id"], reg["style"]),
-            name=self._unique_name(layer_name or default_name),
-            opacity=float(opacity),
-            visible=bool(visible),
-            attribution=attribution,
-            max_zoom=24,
-            max_native_zoom=max(int(info.get("maxzoom", 18)) + (1 if ts == 256 else 0), 0),
-            tile_size=ts,
-            zoom_offset=-1 if ts == 512 else 0,
+        if self._closed:
+            raise RuntimeError("this Map was closed; create a new Map()")
+        if layer_name is not None and not isinstance(layer_name, str):
+            raise TypeError(f"layer_name must be a string, got {type(layer_name).__name__}")
+        if hasattr(source, "raster_source"):  # e.g. a collection's item asset
+            source, extra = source.raster_source()
+            nodata = extra["nodata"] if nodata is None else nodata
+            layer_name = layer_name or extra["name"]
+            for key in ("scale", "offset", "protected"):
+                style.setdefault(key, extra[key])
+        return make_raster_layer(
+            self.server, source, indexes=indexes, colormap=colormap, vmin=vmin, vmax=vmax, nodata=nodata,
+            name=self._unique_name(layer_name or default_layer_name(source)), visible=visible,
+            opacity=opacity, attribution=attribution, **style,
         )
-        if ts == 512:
-            layer.tile_size = 512
-        if protected:
-            layer.metadata["protected"] = True
-        return layer
 
     def add_raster(self, source, indexes=None, colormap=None, vmin=None, vmax=None, nodata=None,
                    layer_name=None, zoom_to_layer=True, visible=True, opacity=1.0, attribution=None,
@@ -215,6 +159,40 @@ class Map(ipyleaflet.Map):
             self.zoom_to_bounds(layer.info["bounds"], max_zoom=int(layer.info.get("maxzoom", 18)))
         return layer
 
+    def add_dataset(self, store, keys=None, zoom_to_layer=True, **key_values_and_style) -> RasterTileLayer:
+        """Show one dataset of a Terracotta key store and return its :class:`RasterTileLayer`.
+
+        Args:
+            store: a :class:`~leafmap_tiles.store.KeyStore` (``store.open(...)``).
+            keys: key values in key order (a sequence) or ``{key: value}``; may be
+                partial when ``**key_values_and_style`` gives the rest.
+            zoom_to_layer: fit the map to the dataset.
+            **key_values_and_style: ``<key name>=value`` for any key, and the style:
+                ``colormap`` (matplotlib or Terracotta name such as ``"rdylgn"``, or
+                ``{value: colour}``), ``vmin``/``vmax`` (numbers, or ``"p2"``-style
+                percentiles of the store's metadata; default: the dataset's range),
+                ``layer_name``, ``visible``, ``opacity``, ``attribution``,
+                ``resampling``, ``tile_size``.
+
+        Band 1 of the dataset's file is shown, as Terracotta does.  Raises
+        ``DatasetNotFoundError`` (no match), ``StoreError`` (several match),
+        ``InvalidKeyError`` and the errors of :meth:`add_raster`.
+        """
+        from leafmap_tiles.map.datasets import add_dataset
+
+        return add_dataset(self, store, keys, zoom_to_layer=zoom_to_layer, **key_values_and_style)
+
+    def dataset_layers(self, store, **fixed_keys_and_style) -> dict:
+        """Layers of every dataset matching the fixed key values, one key left free:
+        ``{free key value: RasterTileLayer}`` in key-value order, not added to the map,
+        with one common stretch (default: minimum and maximum over their ranges).
+        Feed it to :meth:`add_time_slider`, e.g.
+        ``m.add_time_slider(m.dataset_layers(ks, sensor="S2", band="ndvi", colormap="RdYlGn"))``.
+        Style arguments as for :meth:`add_dataset`."""
+        from leafmap_tiles.map.datasets import dataset_layers
+
+        return dataset_layers(self, store, **fixed_keys_and_style)
+
     def add_tile_layer(self, url: str, name: str | None = None, attribution: str | None = None,
                        opacity: float = 1.0, visible: bool = True, **kwargs) -> ipyleaflet.TileLayer:
         """Add an XYZ tile layer from a URL template (``.../{z}/{x}/{y}.png``)."""
@@ -227,6 +205,56 @@ class Map(ipyleaflet.Map):
         self.add(layer)
         return layer
 
+    # ------------------------------------------------------- time, legends
+    def add_time_slider(self, layers, labels=None, time_interval: float = 1.0, position: str = "bottomright",
+                        slider_length: str = "150px", zoom_to_layer: bool = False, **style):
+        """Step through ``layers`` with a slider and Play/Pause buttons; returns the
+        :class:`~leafmap_tiles.map.time_slider.TimeSlider`.
+
+        ``layers``: ``{label: TileLayer}``, a list of TileLayers, a list of sources
+        (paths, URLs, arrays ... as for :meth:`add_raster`, styled with ``**style``)
+        or ``{label: source}``.  Labels default to the dict keys, else to the date in
+        each file or layer name (``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYY``).  The inputs
+        are not changed (layers given are restored when the slider closes).  Play
+        advances every ``time_interval`` seconds and loops; one timer thread, stopped
+        by ``slider.close()`` or ``m.close()``.  Clicking the map then plots the
+        pixel's time series; ``slider.values_at(lon, lat)`` returns it."""
+        from leafmap_tiles.map.time_slider import add_time_slider
+
+        ts = add_time_slider(self, layers, labels=labels, time_interval=time_interval, position=position,
+                             slider_length=slider_length, zoom_to_layer=zoom_to_layer, **style)
+        self._time_sliders.append(ts)
+        self._close_hooks.append(ts.close)
+        return ts
+
+    def _forget_time_slider(self, ts) -> None:
+        if ts in self._time_sliders:
+            self._time_sliders.remove(ts)
+        if ts.close in self._close_hooks:
+            self._close_hooks.remove(ts.close)
+
+    @property
+    def time_sliders(self) -> list:
+        """The time sliders on this map."""
+        return list(self._time_sliders)
+
+    def add_colorbar(self, layer=None, colormap=None, vmin=None, vmax=None, label=None, position="bottomright",
+                     orientation="horizontal", scale=None, offset=None, class_names=None, **kwargs):
+        """Add a colorbar (matplotlib-drawn) and return its
+        :class:`~leafmap_tiles.map.colorbar.Colorbar` (``tick_labels``, ``png``, ``control``).
+
+        With ``layer=`` (a raster layer or a time slider) the colormap and the range
+        come from the layer's style as its tiles use it; ticks are in physical units
+        when the layer has a scale/offset (``layer.scale``/``layer.offset`` from STAC,
+        else the file's tags), or give ``scale=``/``offset=``.  A ``{value: colour}``
+        colormap draws a legend; ``class_names={value: name}`` names its classes.
+        A time slider gets one colorbar for all frames, removed with the slider."""
+        from leafmap_tiles.map.colorbar import add_colorbar
+
+        return add_colorbar(self, layer=layer, colormap=colormap, vmin=vmin, vmax=vmax, label=label,
+                            position=position, orientation=orientation, scale=scale, offset=offset,
+                            class_names=class_names, **kwargs)
+
     def zoom_to_bounds(self, bounds, max_zoom: int = 22) -> None:
         """Centre and zoom the map on (west, south, east, north) EPSG:4326 bounds."""
         center, zoom = view.fit(bounds, max_zoom=max_zoom)
@@ -237,8 +265,11 @@ class Map(ipyleaflet.Map):
         old = {l.model_id: l for l in change["old"] if isinstance(l, RasterTileLayer)}
         new = {l.model_id for l in change["new"]}
         for mid, layer in old.items():
-            if mid not in new and layer.release_on_remove:
+            if mid not in new and layer.release_on_remove and not _on_another_map(layer, self):
                 layer.release()
+        for layer in change["new"]:
+            if isinstance(layer, RasterTileLayer) and layer.model_id not in old:
+                layer.ensure_registered()  # removed earlier and added again
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -247,13 +278,13 @@ class Map(ipyleaflet.Map):
         if self._closed:
             return
         self._closed = True
-        for hook in list(getattr(self, "_close_hooks", [])):
+        for hook in list(self._close_hooks):
             try:
                 hook()
             except Exception:
                 pass
         for layer in list(self.layers):
-            if isinstance(layer, RasterTileLayer):
+            if isinstance(layer, RasterTileLayer) and not _on_another_map(layer, self):
                 layer.release()
         _open_maps.discard(self)
         server = self._server
@@ -264,9 +295,6 @@ class Map(ipyleaflet.Map):
         super().close()
 
 
-def _list_param(v):
-    if v is None:
-        return None
-    if isinstance(v, (list, tuple)):
-        return ",".join(repr(float(x)) for x in v)
-    return repr(float(v))
+def _on_another_map(layer, this) -> bool:
+    """Whether ``layer`` is also on another open map (then it keeps its source)."""
+    return any(m is not this and not m._closed and layer in m.layers for m in list(_open_maps))

@@ -599,23 +599,30 @@ def create_time_layers(
     vmax: float | None = None,
     **style,
 ) -> dict:
-    """{date: TileLayer} for ``Map.add_time_slider``, one layer per date through the
-    kernel's tile server; a date with several tiles shows them all (a mosaic)."""
-    try:
-        from leafmap_tiles.client import get_server
-    except ImportError as exc:  # pragma: no cover - client part not installed
-        raise ImportError("create_time_layers needs leafmap_tiles.client (the tile server)") from exc
-    server = get_server(start=True)
-    make = getattr(server, "mosaic_tile_layer", None)
-    if make is None:
-        raise NotImplementedError(
-            "this tile server has no mosaic_tile_layer(urls, name=..., ...) yet")
+    """``{date: RasterTileLayer}`` for ``Map.add_time_slider``, one layer per date
+    (``YYYY-MM-DD``) through the kernel's tile server.  A date with several items
+    (neighbouring tiles) shows them all as one mosaic.  Each item's nodata overrides
+    the file's; its ``raster:scale``/``raster:offset`` travel with the layer
+    (``layer.scale``/``layer.offset``) for colorbars in physical units.  Protected
+    assets (hosts with credentials) are never cached by the browser.
+
+    Raises the errors of ``Map.add_raster`` (e.g. ``AuthenticationError`` before
+    login) before any layer is returned."""
+    from leafmap_tiles.map.layers import make_raster_layer
+
     layers = {}
-    for date, source in time_layer_sources(items, asset_key).items():
-        layers[date] = make(
-            source["urls"], name=date, colormap=colormap, vmin=vmin, vmax=vmax,
-            scale=source["scale"], offset=source["offset"], nodata=source["nodata"], **style,
-        )
+    try:
+        for date, source in time_layer_sources(items, asset_key).items():
+            urls = source["urls"]
+            layers[date] = make_raster_layer(
+                None, urls if len(urls) > 1 else urls[0], name=date, colormap=colormap,
+                vmin=vmin, vmax=vmax, nodata=source["nodata"], scale=source["scale"],
+                offset=source["offset"], protected=any(credentials_for(u) for u in urls), **style,
+            )
+    except Exception:
+        for layer in layers.values():  # nothing half-made stays registered
+            layer.release()
+        raise
     return layers
 
 

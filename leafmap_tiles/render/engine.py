@@ -20,7 +20,7 @@ from leafmap_tiles.errors import InvalidSourceError
 from leafmap_tiles.render import encode
 from leafmap_tiles.render.colormaps import apply_explicit
 from leafmap_tiles.render.errors import check_local, classify
-from leafmap_tiles.render.style import Style
+from leafmap_tiles.render.style import Style, evaluate_blocks
 
 STRETCH_PERCENTILES = (2.0, 98.0)
 STATS_MAX_SIZE = 1024
@@ -105,7 +105,7 @@ class RenderEngine:
         """The calling thread's rio-tiler Reader for ``path`` (opened on first use)."""
         from rio_tiler.io import Reader
 
-        key = (path, None if nodata is None else repr(nodata), self._generation)
+        key = (path, None if nodata is None else repr(nodata), self._generation, file_signature(path))
         cache = self._readers()
         rdr = cache.get(key)
         if rdr is not None:
@@ -145,10 +145,14 @@ class RenderEngine:
     def info(self, path: str, nodata: float | None = None) -> SourceInfo:
         """Open ``path`` and describe it; raises a specific error if it is not a
         readable, georeferenced raster (checked by reading its smallest overview)."""
-        key = (path, None if nodata is None else repr(nodata))
+        key = (path, None if nodata is None else repr(nodata), file_signature(path))
         cached = self._info.get(key)
         if cached is not None:
             return cached
+        if isinstance(path, tuple):
+            info = _mosaic_info([self.info(p, nodata) for p in path])
+            self._info[key] = info
+            return info
         check_local(path)
         rdr = self.reader(path, nodata)
         ds = rdr.dataset
@@ -164,6 +168,14 @@ class RenderEngine:
                 bounds = tuple(float(v) for v in rdr.get_geographic_bounds(_wgs84()))
             except Exception as exc:
                 raise InvalidSourceError(f"{path}: cannot transform its bounds to EPSG:4326 ({exc})") from None
+        if ds.crs.is_geographic:
+            w, s_, e, n = (float(v) for v in ds.bounds)
+            if not (-90.001 <= min(s_, n) and max(s_, n) <= 90.001 and -360.001 <= min(w, e) and max(w, e) <= 720.001):
+                raise InvalidSourceError(
+                    f"{path}: its bounds {tuple(round(v, 3) for v in ds.bounds)} in {ds.crs.to_string()} lie "
+                    "outside the globe (latitude beyond +-90): the geotransform is wrong (for xarray, "
+                    "set the spatial dimensions with da.rio.set_spatial_dims(x_dim=..., y_dim=...))"
+                )
         alpha_index = None
         from rasterio.enums import ColorInterp, MaskFlags
 
@@ -184,6 +196,10 @@ class RenderEngine:
             minzoom, maxzoom = int(rdr.minzoom), int(rdr.maxzoom)
         except Exception:
             minzoom, maxzoom = 0, 22
+        native = _native_maxzoom(ds)  # rio-tiler's is too low across the antimeridian
+        if native is not None:
+            maxzoom = native
+            minzoom = min(minzoom, maxzoom)
         info = SourceInfo(
             path=path,
             width=ds.width,
@@ -209,12 +225,16 @@ class RenderEngine:
         self._info[key] = info
         return info
 
-    def check_readable(self, path: str) -> None:
+    def check_readable(self, path) -> None:
         """Read the full-resolution blocks at the corners and centre of band 1, so that
         a truncated or corrupt file fails at registration, not on some tiles later."""
         import rasterio
         from rasterio.windows import Window
 
+        if isinstance(path, tuple):
+            for p in path:
+                self.check_readable(p)
+            return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -230,24 +250,32 @@ class RenderEngine:
         """Per output band: ``min``, ``max``, ``mean``, ``std``, ``p2``, ``p98``,
         ``valid_percent``, computed once from a preview whose longest side is 1024 px
         (nearest resampling) and cached.  For an expression, of its float result."""
-        key = (path,) + style.stats_key()
+        key = (path, file_signature(path)) + style.stats_key()
         with self._stats_lock:
             cached = self._stats.get(key)
         if cached is not None:
             return cached
         info = self.info(path, style.nodata)
-        rdr = self.reader(path, style.nodata)
         indexes = style.indexes or info.default_indexes()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                img = rdr.preview(indexes=indexes, max_size=STATS_MAX_SIZE)
-            except Exception as exc:
-                raise classify(path, exc, during="read") from None
-        data, valid = _band_data(img, style)
+        per_band: list[list[np.ndarray]] = []
+        totals = 0
+        for member in (path if isinstance(path, tuple) else (path,)):
+            rdr = self.reader(member, style.nodata)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    img = rdr.preview(indexes=indexes, max_size=STATS_MAX_SIZE)
+                except Exception as exc:
+                    raise classify(member, exc, during="read") from None
+            data, valid = _band_data(img, style)
+            totals += valid[0].size
+            for b in range(data.shape[0]):
+                if len(per_band) <= b:
+                    per_band.append([])
+                per_band[b].append(data[b][valid[b]])
         out = []
-        for b in range(data.shape[0]):
-            vals = data[b][valid[b]]
+        for b in range(len(per_band)):
+            vals = np.concatenate(per_band[b])
             if vals.size == 0:
                 out.append({"min": None, "max": None, "mean": None, "std": None, "p2": None, "p98": None, "valid_percent": 0.0})
                 continue
@@ -260,7 +288,7 @@ class RenderEngine:
                     "std": _jsonable(vals.std()),
                     "p2": _jsonable(p2),
                     "p98": _jsonable(p98),
-                    "valid_percent": round(100.0 * vals.size / valid[b].size, 4),
+                    "valid_percent": round(100.0 * vals.size / totals, 4),
                 }
             )
         with self._stats_lock:
@@ -276,9 +304,9 @@ class RenderEngine:
         for i, s in enumerate(stats):
             lo = style.vmin[i] if style.vmin is not None else (s["p2"] if s["p2"] is not None else 0.0)
             hi = style.vmax[i] if style.vmax is not None else (s["p98"] if s["p98"] is not None else 1.0)
-            if hi <= lo:
-                hi = lo + 1.0 if style.vmax is None else hi
-                lo = hi - 1.0 if lo >= hi else lo
+            if hi <= lo:  # a constant band: show its value at full intensity, not as black
+                lo = hi - 1.0 if style.vmin is None else lo
+                hi = lo + 1.0 if hi <= lo else hi
             vmin.append(float(lo))
             vmax.append(float(hi))
         return tuple(vmin), tuple(vmax)
@@ -297,28 +325,17 @@ class RenderEngine:
         pixels square).  Pixels without data are transparent; a tile outside the
         raster is a fully transparent image."""
         info = self.info(path, style.nodata)
-        rdr = self.reader(path, style.nodata)
         ts = style.tile_size
-        if not rdr.tile_exists(x, y, z):
-            return encode.empty_png(ts) if fmt == "PNG" else self._encode_empty(ts, fmt)
         palette = self.uses_palette(info, style)
         resampling = "nearest" if (palette or style.explicit) else style.resampling
         indexes = style.indexes or info.default_indexes()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                img = rdr.tile(
-                    x, y, z, tilesize=ts, indexes=indexes,
-                    resampling_method=resampling, reproject_method=resampling,
-                )
-            except Exception as exc:
-                if type(exc).__name__ == "TileOutsideBounds":
-                    return encode.empty_png(ts) if fmt == "PNG" else self._encode_empty(ts, fmt)
-                raise classify(path, exc, during="read") from None
+        img = self._read_tile(path, style, z, x, y, indexes, resampling)
+        if img is None:
+            return encode.empty_png(ts) if fmt == "PNG" else self._encode_empty(ts, fmt)
         if palette:
             data = img.array.data[0]
             valid = _valid_any(img)
-            cmap = rdr.colormap
+            cmap = self.reader(path[0] if isinstance(path, tuple) else path, style.nodata).colormap
             if data.dtype == np.uint8 and max(cmap) < 256:
                 from rio_tiler.colormap import make_lut
 
@@ -345,6 +362,46 @@ class RenderEngine:
             return encode.png_rgba(np.dstack([scaled[0], scaled[1], scaled[2], alpha]))
         return encode.encode_gdal(scaled[:3], alpha, fmt)
 
+    def _member_tile(self, path: str, x: int, y: int, z: int, style: Style, **kwargs):
+        """One file's tile as rio-tiler ImageData, NaN masked; None outside it."""
+        rdr = self.reader(path, style.nodata)
+        if not rdr.tile_exists(x, y, z):
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                img = rdr.tile(x, y, z, **kwargs)
+            except Exception as exc:
+                if type(exc).__name__ == "TileOutsideBounds":
+                    return None
+                raise classify(path, exc, during="read") from None
+        if np.issubdtype(img.array.dtype, np.floating):
+            img.array.mask = np.ma.getmaskarray(img.array) | np.isnan(img.array.data)
+        return img
+
+    def _read_tile(self, path, style: Style, z: int, x: int, y: int, indexes, resampling):
+        """ImageData of tile z/x/y, or None where there is no data.  A mosaic (tuple of
+        paths) takes each pixel from the first member that has data there
+        (rio-tiler ``mosaic_reader`` with ``FirstMethod``)."""
+        kwargs = dict(tilesize=style.tile_size, indexes=indexes,
+                      resampling_method=resampling, reproject_method=resampling)
+        if not isinstance(path, tuple):
+            return self._member_tile(path, x, y, z, style, **kwargs)
+        from rio_tiler.errors import EmptyMosaicError, TileOutsideBounds
+        from rio_tiler.mosaic import mosaic_reader
+
+        def member(p, *args, **kw):
+            img = self._member_tile(p, x, y, z, style, **kw)
+            if img is None:
+                raise TileOutsideBounds(f"{p} does not cover tile {z}/{x}/{y}")
+            return img
+
+        try:
+            img, _ = mosaic_reader(list(path), member, threads=1, **kwargs)
+        except EmptyMosaicError:
+            return None
+        return img
+
     def _encode_lut(self, index, valid, lut, fmt):
         if fmt == "PNG":
             return encode.png_lut(index, valid, lut)
@@ -367,6 +424,14 @@ class RenderEngine:
         "bands": [...]}`` with ``None`` for nodata/NaN/masked.  Values are raw (no
         scale/offset); an expression gives its float result."""
         info = self.info(path, style.nodata)
+        if isinstance(path, tuple):
+            first = None
+            for member in path:
+                out = self.point(member, style, lon, lat)
+                if out["inside"] and any(v is not None for v in out["values"]):
+                    return out
+                first = first or (out if out["inside"] else None)
+            return first or out
         rdr = self.reader(path, style.nodata)
         indexes = style.indexes or tuple(i for i in range(1, info.count + 1) if i != info.alpha_index)
         with warnings.catch_warnings():
@@ -382,17 +447,72 @@ class RenderEngine:
         data = np.asarray(arr.data, dtype="float64")
         mask = np.ma.getmaskarray(arr) | ~np.isfinite(data)
         if style.expression:
-            from rio_tiler.expression import apply_expression, get_expression_blocks
+            from rio_tiler.expression import get_expression_blocks
 
             blocks = get_expression_blocks(style.expression)
             names = [f"b{i}" for i in indexes]
-            with np.errstate(all="ignore"):
-                res = apply_expression(blocks, names, data.reshape(-1, 1, 1)).reshape(-1)
+            res = evaluate_blocks(blocks, names, data.reshape(-1, 1, 1)).reshape(-1)
             m = bool(mask.any())
             values = [None if (m or not math.isfinite(v)) else float(v) for v in res]
         else:
             values = [None if mask[i] else _native(data[i], info.dtype) for i in range(len(data))]
         return {"inside": True, "values": values, "bands": _band_labels(style, indexes)}
+
+
+def _native_maxzoom(ds) -> int | None:
+    """Web Mercator zoom whose pixel size matches the raster's own at its centre
+    (morecantile ``zoom_for_res`` on the centre pixel's size measured in EPSG:3857)."""
+    import math
+
+    import morecantile
+    from rasterio.warp import transform as warp_xy
+
+    try:
+        t = ds.transform
+        cx, cy = ds.width / 2.0, ds.height / 2.0
+        pts = [t * (cx, cy), t * (cx + 1, cy), t * (cx, cy + 1)]
+        xs, ys = warp_xy(ds.crs, "EPSG:3857", [p[0] for p in pts], [p[1] for p in pts])
+        res = min(math.hypot(xs[1] - xs[0], ys[1] - ys[0]), math.hypot(xs[2] - xs[0], ys[2] - ys[0]))
+        if not math.isfinite(res) or res <= 0:
+            return None
+        return int(morecantile.tms.get("WebMercatorQuad").zoom_for_res(res))
+    except Exception:
+        return None
+
+
+def file_signature(path) -> tuple | None:
+    """(mtime_ns, size) of a local file (a tuple of them for a mosaic), None for URLs:
+    part of every cache key, so a file rewritten at the same path is read again."""
+    import os
+
+    if isinstance(path, tuple):
+        return tuple(file_signature(p) for p in path)
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError, TypeError):
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _mosaic_info(members: list[SourceInfo]) -> SourceInfo:
+    """One description of several files shown as one mosaic: same band count and
+    dtype required; bounds are the union; values (nodata, scales) from the first."""
+    first = members[0]
+    for m in members[1:]:
+        if (m.count, m.dtype) != (first.count, first.dtype):
+            raise InvalidSourceError(
+                f"cannot mosaic {first.path} ({first.count} x {first.dtype}) with "
+                f"{m.path} ({m.count} x {m.dtype}): band count and dtype must match"
+            )
+    w = min(m.bounds[0] for m in members)
+    s_ = min(m.bounds[1] for m in members)
+    e = max(m.bounds[2] for m in members)
+    n = max(m.bounds[3] for m in members)
+    return SourceInfo(
+        **{**asdict(first), "path": [m.path for m in members], "bounds": (w, s_, e, n),
+           "native_bounds": first.native_bounds,
+           "minzoom": min(m.minzoom for m in members), "maxzoom": max(m.maxzoom for m in members)}
+    )
 
 
 def _band_labels(style: Style, indexes) -> list[str]:
@@ -438,12 +558,11 @@ def _band_data(img, style: Style) -> tuple[np.ndarray, np.ndarray]:
         mask |= np.isnan(data)
     if not style.expression:
         return data, ~mask
-    from rio_tiler.expression import apply_expression, get_expression_blocks
+    from rio_tiler.expression import get_expression_blocks
 
     blocks = get_expression_blocks(style.expression)
     names = [f"b{i}" for i in style.indexes]
-    with np.errstate(all="ignore"):
-        res = np.asarray(apply_expression(blocks, names, data.astype("float64")), dtype="float64")
+    res = evaluate_blocks(blocks, names, data)
     bad = np.logical_or.reduce(mask, axis=0) | ~np.isfinite(res)
     return res, ~bad
 

@@ -217,9 +217,21 @@ def parse_style(params: dict, info) -> Style:
     )
 
 
-def _check_expression(expression: str, blocks, used) -> None:
-    from rio_tiler.expression import apply_expression
+def evaluate_blocks(blocks, names, data: np.ndarray) -> np.ndarray:
+    """Evaluate rio-tiler expression ``blocks`` (one per output band) with numexpr
+    over ``data`` (bands named ``names``, e.g. ``b4``), in float64.  Unlike
+    rio-tiler's ``apply_expression`` the result keeps NaN/inf (0/0, log of a negative)
+    so that such pixels are treated as nodata, not drawn as 0."""
+    import numexpr
 
+    local = {name: np.asarray(band, dtype="float64") for name, band in zip(names, data)}
+    with np.errstate(all="ignore"):
+        return np.stack([np.asarray(numexpr.evaluate(b.strip(), local_dict=local), dtype="float64")
+                         * np.ones(data.shape[1:]) for b in blocks if b.strip()])
+
+
+def _check_expression(expression: str, blocks, used) -> None:
+    apply_expression = evaluate_blocks
     n = max(used)
     names = [f"b{i}" for i in range(1, n + 1)]
     probe = np.ones((n, 2, 2), dtype="float64")

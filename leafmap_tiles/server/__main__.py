@@ -1,17 +1,19 @@
 """Entry point of the tile-server child process: ``python -m leafmap_tiles.server``.
 
 The parent writes one JSON line to stdin: ``{"token", "admin_key", "parent_pid",
-"port", "workers"?}``.  The child binds 127.0.0.1:``port`` (0 = any free port),
-prints ``{"port": <bound port>, "pid": <pid>}`` on stdout, and serves until it is
-terminated or its parent dies (watchdog: ``PR_SET_PDEATHSIG`` on Linux plus a
-parent-pid poll every 0.5 s).
+"port", "workers"?, "sources"?}``.  ``sources`` are registrations made before a
+restart; they are known before the port accepts requests, so tiles of layers already
+on a map never answer 404 in between.  The child binds 127.0.0.1:``port`` (0 = any
+free port), prints ``{"port": <bound port>, "pid": <pid>}`` on stdout, and serves
+until it is terminated or its parent process dies (watchdog polling the parent pid
+every 0.5 s; not ``PR_SET_PDEATHSIG``, which fires when the parent *thread* that
+started the child ends).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sys
 import threading
@@ -19,14 +21,6 @@ import time
 
 
 def _watch_parent(parent_pid: int) -> None:
-    try:  # Linux: get SIGTERM when the parent dies
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
     def loop():
         while True:
             if os.getppid() != parent_pid:
@@ -48,7 +42,12 @@ def main() -> None:
     from leafmap_tiles.server import gdalenv
 
     gdalenv.set_defaults()
+    import pyproj  # noqa: F401  (before any GDAL path-specific option: see leafmap_tiles._gdal)
     import uvicorn
+    from rio_tiler.io import Reader  # noqa: F401  (import cost paid before the port opens)
+
+    if (cfg.get("gdal") or {}).get("credentials"):
+        gdalenv.apply(cfg["gdal"])
 
     from leafmap_tiles.server.app import create_app
 
@@ -63,7 +62,7 @@ def main() -> None:
         sock.bind(("127.0.0.1", 0))  # asked-for port taken: any free port
     sock.listen(2048)
     port = sock.getsockname()[1]
-    app = create_app(cfg["token"], cfg["admin_key"], cfg.get("workers"))
+    app = create_app(cfg["token"], cfg["admin_key"], cfg.get("workers"), sources=cfg.get("sources") or [])
     config = uvicorn.Config(
         app,
         log_level=os.environ.get("LEAFMAP_TILES_LOG_LEVEL", "warning"),

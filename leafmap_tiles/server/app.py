@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from leafmap_tiles.errors import (
+    REMOTE_PREFIXES,
     AuthenticationError,
     LeafmapTilesError,
     SourceIsDirectoryError,
@@ -72,36 +73,45 @@ def _status_for(exc: LeafmapTilesError) -> int:
 
 
 def default_workers() -> int:
-    return int(os.environ.get("LEAFMAP_TILES_WORKERS", 0)) or max(4, 3 * (os.cpu_count() or 2))
-
-
-def local_tile_workers() -> int:
     """Threads rendering tiles of local files: one per core.  Such tiles are CPU-bound;
-    more threads only contend for the GIL (measured in benchmarks/tiles.py on 2 cores:
-    2 threads ~215 tiles/s, 6 threads ~155 tiles/s on the same file)."""
-    return int(os.environ.get("LEAFMAP_TILES_LOCAL_WORKERS", 0)) or max(2, os.cpu_count() or 2)
+    more threads only contend for the GIL (benchmarks/tiles.py on 2 cores, same file and
+    tiles: 2 threads ~215 tiles/s, 6 threads ~155).  Remote sources have their own,
+    larger pool, as their reads wait on the network."""
+    return int(os.environ.get("LEAFMAP_TILES_WORKERS", 0)) or max(2, os.cpu_count() or 2)
 
 
-def _is_local(path: str) -> bool:
-    return "://" not in path and not path.startswith("/vsi")
+def _as_path(path):
+    """A registration's path: a string, or a list of strings for a mosaic."""
+    if isinstance(path, list) and path and all(isinstance(p, str) and p for p in path):
+        return tuple(path) if len(path) > 1 else path[0]
+    return path if isinstance(path, str) and path else None
 
 
-def create_app(token: str, admin_key: str, workers: int | None = None) -> Starlette:
+def create_app(token: str, admin_key: str, workers: int | None = None, sources: list | None = None) -> Starlette:
     """Build the ASGI app for one session.  ``token`` guards every session route,
-    ``admin_key`` (sent only by the kernel) guards registration.  Tiles of local files
-    render on a pool of one thread per core; everything else (remote reads, which wait
-    on the network) on a pool of ``workers`` threads."""
+    ``admin_key`` (sent only by the kernel) guards registration.  ``sources`` are
+    registrations (``{"id", "path", "defaults", "protected"}``) restored after a
+    restart, trusted without re-validation.
+
+    Local files render on ``workers`` threads; remote sources (URLs) on a separate,
+    larger pool, so a slow server cannot stall the tiles of local files."""
     engine = RenderEngine()
     registry = Registry()
-    pool = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="tile")
-    local_pool = ThreadPoolExecutor(max_workers=local_tile_workers(), thread_name_prefix="tile-local")
+    n = workers or default_workers()
+    pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="tile")
+    remote_pool = ThreadPoolExecutor(max_workers=max(16, 2 * n), thread_name_prefix="tile-remote")
     generation = {"n": 0}
+    for body in sources or []:
+        path = _as_path(body.get("path"))
+        if path is not None and body.get("id"):
+            registry.add(path, body.get("defaults") or {}, body["id"], bool(body.get("protected")))
 
-    async def run(fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+    async def run(fn, *args, remote: bool = False):
+        return await asyncio.get_running_loop().run_in_executor(remote_pool if remote else pool, fn, *args)
 
-    async def run_local(fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(local_pool, fn, *args)
+    def is_remote(path) -> bool:
+        paths = path if isinstance(path, tuple) else (path,)
+        return any(p.startswith(REMOTE_PREFIXES) for p in paths)
 
     def check_token(request: Request) -> None:
         if not hmac.compare_digest(request.path_params.get("token", ""), token):
@@ -131,9 +141,9 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
             body = await request.json()
         except Exception:
             return error("request body must be JSON", 400, "StyleError")
-        path = body.get("path")
-        if not isinstance(path, str) or not path:
-            return error("'path' is required", 400, "StyleError")
+        path = _as_path(body.get("path"))  # several files: one mosaic
+        if path is None:
+            return error("'path' is required: a path/URL, or a list of them for a mosaic", 400, "StyleError")
         style_params = {k: v for k, v in (body.get("style") or {}).items() if v is not None}
         defaults = {k: v for k, v in (body.get("defaults") or {}).items() if v is not None}
 
@@ -147,8 +157,8 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
             src = registry.add(path, defaults, body.get("id"), bool(body.get("protected")))
             return src, info, style, stats
 
-        src, info, style, stats = await run(work)
-        vmin, vmax = await run(engine.stretch, path, style)
+        src, info, style, stats = await run(work, remote=is_remote(path))
+        vmin, vmax = await run(engine.stretch, path, style, remote=is_remote(path))
         return JSONResponse(
             {
                 "id": src.id,
@@ -203,7 +213,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
             style = style_of(src, params, info)
             return engine.tile(src.path, style, z, x, y, fmt)
 
-        body = await (run_local(work) if _is_local(src.path) else run(work))
+        body = await run(work, remote=is_remote(src.path))
         return Response(body, media_type=MEDIA[fmt], headers={"ETag": etag, "Cache-Control": cache})
 
     async def info_route(request: Request):
@@ -221,7 +231,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
             d.pop("path", None)  # never give the browser a path or URL
             return d
 
-        return JSONResponse(await run(work))
+        return JSONResponse(await run(work, remote=is_remote(src.path)))
 
     def _point(src, params, lon, lat):
         base = engine.info(src.path, None)
@@ -249,7 +259,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
         params = dict(request.query_params)
         lon = _lonlat(params.get("lon"), "lon")
         lat = _lonlat(params.get("lat"), "lat")
-        out = await run(_point, src, params, lon, lat)
+        out = await run(_point, src, params, lon, lat, remote=is_remote(src.path))
         out["id"] = src.id
         out["lon"], out["lat"] = lon, lat
         return JSONResponse(out)
@@ -280,7 +290,8 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
                 out.append(r)
             return out
 
-        return JSONResponse({"lon": lon, "lat": lat, "results": await run(work)})
+        remote = any(is_remote(src.path) for src, _ in resolved)
+        return JSONResponse({"lon": lon, "lat": lat, "results": await run(work, remote=remote)})
 
     async def on_leafmap_error(request: Request, exc: LeafmapTilesError):
         return error(str(exc), _status_for(exc), type(exc).__name__)
@@ -309,5 +320,4 @@ def create_app(token: str, admin_key: str, workers: int | None = None) -> Starle
     app.state.engine = engine
     app.state.registry = registry
     app.state.pool = pool
-    app.state.local_pool = local_pool
     return app

@@ -1,0 +1,437 @@
+"""``TimeSlider``: step through dated rasters on a map.
+
+Every frame is its own tile layer with its own URL; nothing is overwritten, so any
+frame can be shown again.  The frames live in one ``FrameGroup`` (a LayerGroup: one
+entry in the layer control).  The current frame is drawn on top at the group's
+opacity; the frames before and after it stay in the group at opacity 0 so that the
+browser has their tiles before they are shown.  Play/pause drive one
+:class:`~leafmap_tiles.map.ticker.Ticker` thread.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import os
+import re
+import threading
+
+import ipyleaflet
+import ipywidgets
+from ipyleaflet import WidgetControl
+from traitlets import Bool, Float
+
+from leafmap_tiles.map import values as _values
+from leafmap_tiles.map.ticker import Ticker
+
+_DATE_PATTERNS = [
+    (re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)"), "ymd"),
+    (re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)"), "ymd"),
+    (re.compile(r"(?<!\d)(\d{4})(?!\d)"), "y"),
+]
+
+
+def label_from_name(name) -> str | None:
+    """``"YYYY-MM-DD"`` (or ``"YYYY"``) found in a file name or layer name, else None.
+    Accepts ``YYYYMMDD``, ``YYYY-MM-DD`` and ``YYYY`` (years 1900-2199) not glued to
+    other digits."""
+    if name is None:
+        return None
+    text = os.path.basename(os.fspath(name)) if isinstance(name, (str, os.PathLike)) else str(name)
+    for pattern, kind in _DATE_PATTERNS:
+        for m in pattern.finditer(text):
+            y = int(m.group(1))
+            if not 1900 <= y < 2200:
+                continue
+            if kind == "y":
+                return f"{y:04d}"
+            try:
+                d = _dt.date(y, int(m.group(2)), int(m.group(3)))
+            except ValueError:
+                continue
+            return d.isoformat()
+    return None
+
+
+def parse_date(label):
+    """A ``datetime.date`` for a label like ``2020-08-31``, ``20200831`` or ``2020``."""
+    if isinstance(label, _dt.datetime):
+        return label.date()
+    if isinstance(label, _dt.date):
+        return label
+    s = label_from_name(str(label))
+    if s is None:
+        return None
+    if len(s) == 4:
+        return _dt.date(int(s), 1, 1)
+    return _dt.date.fromisoformat(s)
+
+
+class FrameGroup(ipyleaflet.LayerGroup):
+    """The slider's layers.  ``opacity``/``visible`` apply to the frame shown."""
+
+    opacity = Float(1.0, min=0.0, max=1.0)
+    visible = Bool(True)
+
+
+def _is_layer(obj) -> bool:
+    return isinstance(obj, ipyleaflet.Layer)
+
+
+def build_frames(m, layers, labels=None, style=None):
+    """([labels], [layers], [created by us]) from what ``add_time_slider`` accepts.
+    Creates a layer for every source (released again if a later one fails)."""
+    style = dict(style or {})
+    if hasattr(layers, "to_time_sources"):  # e.g. a leafmap_tiles.collections.Collection
+        return _collection_frames(m, layers, labels, style)
+    if isinstance(layers, dict):
+        items = list(layers.items())
+        keys = [str(k) for k, _ in items]
+        objs = [v for _, v in items]
+    elif isinstance(layers, (list, tuple)):
+        objs = list(layers)
+        keys = None
+    else:
+        raise TypeError("layers must be a dict {label: layer or source} or a list of layers or sources")
+    if not objs:
+        raise ValueError("add_time_slider needs at least one layer or source")
+    if labels is not None:
+        labels = [str(x) for x in labels]
+        if len(labels) != len(objs):
+            raise ValueError(f"{len(labels)} labels for {len(objs)} frames")
+    elif keys is not None:
+        labels = keys
+    else:
+        labels = []
+        for i, obj in enumerate(objs):
+            name = getattr(obj, "name", None) if _is_layer(obj) else (obj if isinstance(obj, (str, os.PathLike)) else None)
+            labels.append(label_from_name(name) or (str(name) if _is_layer(obj) and name else f"{i + 1}"))
+    if style and any(_is_layer(o) for o in objs):
+        raise TypeError(f"style arguments ({', '.join(sorted(style))}) apply to sources, not to ready-made layers")
+    frames, created = [], []
+    try:
+        for obj, label in zip(objs, labels):
+            if _is_layer(obj):
+                if not (obj.has_trait("opacity") and obj.has_trait("visible")):
+                    raise TypeError(f"{type(obj).__name__} has no opacity/visible: a frame must be a tile layer")
+                frames.append(obj)
+                created.append(False)
+            else:
+                frames.append(m.create_raster_layer(obj, layer_name=label, **style))
+                created.append(True)
+    except Exception:
+        for f, c in zip(frames, created):
+            if c:
+                f.release()
+        raise
+    if style.get("vmin") is None and style.get("vmax") is None:
+        common_stretch([f for f, c in zip(frames, created) if c])
+    return labels, frames, created
+
+
+def _collection_frames(m, collection, labels, style):
+    """One frame per date of a collection's index (``style["asset"]`` picks the asset;
+    all items of a date as one mosaic, with the index's nodata/scale/offset)."""
+    from leafmap_tiles.map.layers import make_raster_layer
+
+    sources = collection.to_time_sources(style.pop("asset", None))
+    if labels is not None and len(labels) != len(sources):
+        raise ValueError(f"{len(labels)} labels for {len(sources)} frames")
+    labels = [str(x) for x in labels] if labels is not None else list(sources)
+    frames = []
+    try:
+        for label, src in zip(labels, sources.values()):
+            urls = src["urls"]
+            kw = {"nodata": src["nodata"], "scale": src["scale"], "offset": src["offset"],
+                  "protected": src["protected"], **style}
+            frames.append(make_raster_layer(m.server, urls if len(urls) > 1 else urls[0],
+                                            name=m._unique_name(label), **kw))
+    except Exception:
+        for f in frames:
+            f.release()
+        raise
+    if style.get("vmin") is None and style.get("vmax") is None:
+        common_stretch(frames)
+    return labels, frames, [True] * len(frames)
+
+
+def common_stretch(frames) -> None:
+    """Give frames styled with default (per-file percentile) stretches one common
+    range, the widest of theirs, so that a colour means the same value in every
+    frame and one colorbar fits them all.  Frames not yet on a map only."""
+    frames = [f for f in frames if getattr(f, "stretch", None) and not getattr(f, "palette", False)
+              and not str((f.style or {}).get("colormap", "")).startswith("{")]
+    if len(frames) < 2 or len({len(f.stretch.get("vmin", [])) for f in frames}) != 1:
+        return
+    n = len(frames[0].stretch["vmin"])
+    if n == 0:
+        return
+    vmin = [min(f.stretch["vmin"][i] for f in frames) for i in range(n)]
+    vmax = [max(f.stretch["vmax"][i] for f in frames) for i in range(n)]
+    for f in frames:
+        f.stretch = {"vmin": list(vmin), "vmax": list(vmax)}
+        f.style = {**f.style, "vmin": ",".join(repr(float(v)) for v in vmin),
+                   "vmax": ",".join(repr(float(v)) for v in vmax)}
+        f.refresh_url()
+
+
+class TimeSlider:
+    """A time slider on a map (made by :meth:`Map.add_time_slider`).
+
+    Widgets: ``slider`` (IntSlider, value = frame index), ``play_button``,
+    ``pause_button``, ``close_button``, ``label`` (the current frame's label),
+    ``control`` (the WidgetControl holding them).  ``layers``/``labels`` list the
+    frames in order; ``group`` is the FrameGroup on the map; ``current_layer`` is the
+    frame shown.  ``values_at(lon, lat)`` gives the pixel's series over all frames.
+    """
+
+    def __init__(self, m, labels, frames, created, time_interval=1.0, position="bottomright",
+                 slider_length="150px", name="Time slider"):
+        self.map = m
+        self.labels = list(labels)
+        self.layers = list(frames)
+        self._created = list(created)
+        self.time_interval = float(time_interval)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._extra_controls: list = []
+        self.series: list | None = None
+        self.series_point: tuple | None = None
+        self._saved = [(l.opacity, l.visible, getattr(l, "release_on_remove", None)) if l.has_trait("opacity") else None
+                       for l in self.layers]
+        for layer in self.layers:
+            if hasattr(layer, "release_on_remove"):
+                layer.release_on_remove = False  # the slider owns their sources while they are frames
+        for layer in self.layers:
+            if layer in m.layers:
+                m.remove(layer)
+        self.name = name
+        self.group = FrameGroup(name=name, layers=())
+        n = len(self.layers)
+        self.slider = ipywidgets.IntSlider(value=0, min=0, max=n - 1, step=1, readout=False,
+                                           continuous_update=True, layout=ipywidgets.Layout(width=slider_length))
+        self.label = ipywidgets.Label(self.labels[0], layout=ipywidgets.Layout(min_width="80px"))
+        btn = dict(layout=ipywidgets.Layout(width="34px", padding="0"))
+        self.play_button = ipywidgets.Button(icon="play", tooltip="Play", **btn)
+        self.pause_button = ipywidgets.Button(icon="pause", tooltip="Pause", **btn)
+        self.close_button = ipywidgets.Button(icon="times", tooltip="Remove the time slider", **btn)
+        self.widget = ipywidgets.HBox([self.play_button, self.pause_button, self.slider, self.label, self.close_button])
+        self.control = WidgetControl(widget=self.widget, position=position)
+        self.series_image = ipywidgets.Image(format="png")
+        self.series_control = WidgetControl(widget=self.series_image, position="bottomleft")
+        self._ticker = Ticker(self._advance, lambda: self.time_interval, name="leafmap_tiles-time-slider")
+        self.index = -1
+        self._show(0)
+        self.slider.observe(self._on_value, names="value")
+        self.group.observe(self._on_group_style, names=["opacity", "visible"])
+        self.play_button.on_click(lambda _: self.play())
+        self.pause_button.on_click(lambda _: self.pause())
+        self.close_button.on_click(lambda _: self.close())
+        m.add(self.group)
+        m.add(self.control)
+        m.observe(self._on_map_change, names=["layers", "controls"])
+
+    # ------------------------------------------------------------ frames
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def current_layer(self):
+        return self.layers[self.index]
+
+    @property
+    def current_label(self) -> str:
+        return self.labels[self.index]
+
+    @property
+    def visible_layers(self) -> list:
+        """Frames drawn with a non-zero opacity (exactly the current one while visible)."""
+        return [l for l in self.group.layers if l.visible and l.opacity > 0]
+
+    def _neighbours(self, k: int) -> list[int]:
+        n = len(self.layers)
+        return [j for j in dict.fromkeys([(k - 1) % n, (k + 1) % n]) if j != k]
+
+    def _show(self, k: int) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            cur = self.layers[k]
+            near = [self.layers[j] for j in self._neighbours(k)]
+            # show the new frame before hiding the old one: no blank map between them
+            cur.visible = self.group.visible
+            cur.opacity = self.group.opacity
+            for layer in near:
+                layer.visible = True
+                layer.opacity = 0.0
+            keep = {l.model_id for l in near} | {cur.model_id}
+            for layer in self.group.layers:
+                if layer.model_id not in keep:
+                    layer.opacity = 0.0
+            self.group.layers = tuple(near) + (cur,)
+            self.index = k
+            self.label.value = self.labels[k]
+
+    def _on_value(self, change) -> None:
+        self._show(int(change["new"]))
+
+    def _on_group_style(self, change) -> None:
+        with self._lock:
+            if not self._closed:
+                cur = self.current_layer
+                cur.visible = self.group.visible
+                cur.opacity = self.group.opacity
+
+    def frames_for_colorbar(self):
+        """The frame whose style the slider's one colorbar shows (all frames share it)."""
+        return self.layers[0]
+
+    def attach_control(self, control) -> None:
+        """Remove ``control`` (e.g. the colorbar) together with the slider."""
+        self._extra_controls.append(control)
+
+    # ------------------------------------------------------------ playing
+    @property
+    def playing(self) -> bool:
+        return self._ticker.playing
+
+    @property
+    def timer_thread(self):
+        """The one thread that advances frames (None before the first Play)."""
+        return self._ticker.thread
+
+    def play(self) -> None:
+        """Advance one frame every ``time_interval`` seconds, looping; idempotent."""
+        if not self._closed:
+            self._ticker.play()
+
+    def pause(self) -> None:
+        self._ticker.pause()
+
+    def _advance(self) -> None:
+        if not self._closed:
+            self.slider.value = (self.slider.value + 1) % len(self.layers)
+
+    # ------------------------------------------------------------ values
+    def values_at(self, lon: float, lat: float) -> list[tuple[str, object]]:
+        """``[(label, value), ...]`` of the pixel at (lon, lat) EPSG:4326 in every frame,
+        in physical units when the frame has a scale/offset; ``None`` for nodata or
+        outside a frame.  The first band (or the expression) of each frame.  One
+        request to the tile server."""
+        return self.series_from(_values.query(self.layers, lon, lat))
+
+    def series_from(self, results) -> list[tuple[str, object]]:
+        out = []
+        for label, layer, res in zip(self.labels, self.layers, results):
+            value = None
+            if res is not None and res.get("inside", True):
+                vals = _values.band_values(layer, res)
+                value = vals[0][1] if vals else None
+            out.append((label, value))
+        return out
+
+    def show_time_series(self, lon: float, lat: float, results=None) -> list[tuple[str, object]]:
+        """Plot the pixel's series (dates on the x axis, gaps for nodata) in a panel on
+        the map and return it.  ``results``: point answers already fetched."""
+        series = self.series_from(results) if results is not None else self.values_at(lon, lat)
+        self.series, self.series_point = series, (lon, lat)
+        self.series_image.value = plot_series(series, title=f"{self.name} at {lon:.5f}, {lat:.5f}")
+        if not self._closed and self.series_control not in self.map.controls:
+            self.map.add(self.series_control)
+        return series
+
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _on_map_change(self, change) -> None:
+        if self._closed:
+            return
+        if change["name"] == "layers" and self.group not in change["new"]:
+            self.close()
+        elif change["name"] == "controls" and self.control not in change["new"]:
+            self.close()
+
+    def close(self) -> None:
+        """Stop playing (the timer thread ends), remove the slider's layers and
+        controls, and release the sources of the frames it no longer shows."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._ticker.stop()
+        m = self.map
+        try:
+            m.unobserve(self._on_map_change, names=["layers", "controls"])
+        except ValueError:
+            pass
+        for control in [self.control, self.series_control, *self._extra_controls]:
+            if control in m.controls:
+                m.remove(control)
+        if self.group in m.layers:
+            m.remove(self.group)
+        self.group.layers = ()
+        for layer, saved, created in zip(self.layers, self._saved, self._created):
+            if saved is not None and not created:
+                layer.opacity, layer.visible = saved[0], saved[1]
+                if saved[2] is not None:
+                    layer.release_on_remove = saved[2]
+            if getattr(layer, "release_on_remove", False) or created:
+                if layer not in m.layers and hasattr(layer, "release"):
+                    layer.release()
+        for w in (self.slider, self.label, self.play_button, self.pause_button, self.close_button, self.widget):
+            w.close()
+        unregister = getattr(m, "_forget_time_slider", None)
+        if unregister is not None:
+            unregister(self)
+
+
+def plot_series(series, title: str | None = None) -> bytes:
+    """PNG of ``[(label, value), ...]``: dates on the x axis when every label is a
+    date, else the labels; ``None`` values are gaps."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels = [s[0] for s in series]
+    ys = np.array([np.nan if v is None else float(v) for _, v in series], dtype="float64")
+    dates = [parse_date(l) for l in labels]
+    fig = Figure(figsize=(4.2, 2.4), dpi=100)
+    FigureCanvasAgg(fig)
+    fig.patch.set_facecolor((1, 1, 1, 0.9))
+    ax = fig.add_subplot(111)
+    if all(d is not None for d in dates):
+        xs = np.array(dates, dtype="datetime64[D]")
+        ax.plot(xs, ys, "-o", ms=3)
+        fig.autofmt_xdate()
+    else:
+        xs = np.arange(len(labels))
+        ax.plot(xs, ys, "-o", ms=3)
+        ax.set_xticks(xs, labels, rotation=45, ha="right")
+    if title:
+        ax.set_title(title, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", facecolor=fig.get_facecolor())
+    return buf.getvalue()
+
+
+def add_time_slider(m, layers, labels=None, time_interval=1.0, position="bottomright", slider_length="150px",
+                    zoom_to_layer=False, name="Time slider", **style) -> TimeSlider:
+    """Body of :meth:`Map.add_time_slider` (see there)."""
+    labels, frames, created = build_frames(m, layers, labels, style)
+    ts = TimeSlider(m, labels, frames, created, time_interval=time_interval, position=position,
+                    slider_length=slider_length, name=m._unique_name(name))
+    if zoom_to_layer:
+        bounds = [f.info["bounds"] for f in frames if getattr(f, "info", None)]
+        if bounds:
+            w = min(b[0] for b in bounds)
+            s = min(b[1] for b in bounds)
+            e = max(b[2] for b in bounds)
+            n = max(b[3] for b in bounds)
+            maxz = max(int(f.info.get("maxzoom", 18)) for f in frames if getattr(f, "info", None))
+            m.zoom_to_bounds((w, s, e, n), max_zoom=maxz)
+    return ts

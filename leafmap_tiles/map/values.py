@@ -1,0 +1,79 @@
+"""Pixel values in physical units: scale/offset of a layer applied to the server's
+point answers (``TileServer.points``).  No widgets here."""
+
+from __future__ import annotations
+
+import math
+
+
+def scale_offset(layer, band: str | None = None, result: dict | None = None) -> tuple[float, float]:
+    """(scale, offset) that turn a raw value of ``layer`` into physical units.
+
+    Order: the layer's own ``scale``/``offset`` attributes (e.g. STAC ``raster:scale`` /
+    ``raster:offset``); else, for a plain band (not an expression), the file's tags
+    (``info["scales"]``/``info["offsets"]``, or those in the point ``result``); else
+    (1, 0).  ``band`` is a band label such as ``"b2"``."""
+    s, o = getattr(layer, "scale", None), getattr(layer, "offset", None)
+    if s is not None or o is not None:
+        return (1.0 if s is None else float(s)), (0.0 if o is None else float(o))
+    style = getattr(layer, "style", None) or {}
+    if style.get("expression") or band is None or not band.startswith("b") or not band[1:].isdigit():
+        return 1.0, 0.0
+    i = int(band[1:]) - 1
+    info = getattr(layer, "info", None) or {}
+    scales = (result or {}).get("scales") or info.get("scales") or []
+    offsets = (result or {}).get("offsets") or info.get("offsets") or []
+    s = float(scales[i]) if i < len(scales) and scales[i] is not None else 1.0
+    o = float(offsets[i]) if i < len(offsets) and offsets[i] is not None else 0.0
+    return s, o
+
+
+def physical(value, scale: float, offset: float):
+    """``value * scale + offset``; ``None`` (nodata) and non-finite values stay ``None``."""
+    if value is None:
+        return None
+    v = float(value)
+    if not math.isfinite(v):
+        return None
+    if scale == 1.0 and offset == 0.0:
+        return value
+    return v * scale + offset
+
+
+def band_values(layer, result: dict) -> list[tuple[str, object]]:
+    """``[(band label, physical value or None), ...]`` of one point ``result``."""
+    out = []
+    bands = result.get("bands") or [f"b{i + 1}" for i in range(len(result.get("values") or []))]
+    for band, raw in zip(bands, result.get("values") or []):
+        s, o = scale_offset(layer, band, result)
+        out.append((band, physical(raw, s, o)))
+    return out
+
+
+def query(layers, lon: float, lat: float) -> list[dict | None]:
+    """One batch request for the point answers of ``layers`` (raster tile layers of
+    one server); ``None`` for a layer that is not ours.  Duplicate (source, style) pairs
+    are asked once."""
+    keyed = []
+    server = None
+    for layer in layers:
+        sid = getattr(layer, "source_id", None)
+        if sid is None or getattr(layer, "server", None) is None:
+            keyed.append(None)
+            continue
+        server = server or layer.server
+        keyed.append((sid, tuple(sorted((layer.style or {}).items()))))
+    unique = list(dict.fromkeys(k for k in keyed if k is not None))
+    if not unique:
+        return [None] * len(keyed)
+    results = server.points([(sid, dict(style)) for sid, style in unique], lon, lat)
+    by_key = dict(zip(unique, results))
+    return [None if k is None else by_key[k] for k in keyed]
+
+
+def format_value(v) -> str:
+    if v is None:
+        return "nodata"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)

@@ -1,0 +1,313 @@
+"""Terracotta-style rendering: band 1 of a raster read as Terracotta reads it,
+stretched and coloured as Terracotta's images are (no HTTP here).
+
+What Terracotta 0.10 does, and so what this module does:
+
+- A dataset is band 1 of one raster file.  A tile is read through a warped VRT in
+  Web Mercator (bilinear reprojection, 2 pixels of padding), at the raster's native
+  resolution, and resampled to the output size by averaging (nearest when
+  over-zoomed, and for categorical data read with ``preserve_values``).  Invalid
+  pixels are the warper's alpha (outside the footprint, source nodata) plus
+  pixels equal to the nodata value.  Reads go through rio-tiler (the caller's
+  per-thread :class:`~leafmap_tiles.render.engine.RenderEngine` readers).
+- A tile whose data covers less than 1 % of it, or that is outside the dataset's
+  bounds, is a fully transparent image (:class:`OutsideData`).
+- Stretch: values are mapped linearly from ``[lo, hi]`` to ``1..255`` (clipped,
+  rounded to nearest); ``0`` is nodata.  A single-band image is a paletted PNG:
+  palette entry 0 is transparent, entries 1..255 are the colormap's 255 colours
+  (or grey levels 1..255 without a colormap).  An explicit colour map labels the
+  listed values ``1..n`` (exact colours, no blending; other values transparent).
+  An RGB image is transparent where all three channels are 0.
+- Colormaps are matplotlib's, sampled at 255 points and truncated to uint8 as
+  Terracotta samples them; names are lower case (``rdylgn``, ``viridis_r``).
+
+Deviations from Terracotta (see docs/terracotta.md): percentile ``pN`` is the N-th
+percentile (Terracotta returns the (N+1)-th), ``p0``/``p100`` are the minimum and
+maximum, and ``/compute`` expressions are evaluated in float64 (Terracotta uses the
+file's dtype, so ``v1 - v2`` wraps around on unsigned integers).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from functools import lru_cache
+
+import numpy as np
+
+from leafmap_tiles.errors import StyleError
+from leafmap_tiles.render import encode
+
+WEB_MERCATOR_LAT = 85.0511287798066
+COVER_RATIO_MIN = 0.01
+PADDING = 2
+
+
+class OutsideData(Exception):
+    """The requested tile has no (or almost no) data: answer a transparent image."""
+
+
+# --------------------------------------------------------------------------- tiles
+
+
+def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """Web Mercator (EPSG:3857) bounds ``(xmin, ymin, xmax, ymax)`` of XYZ tile ``z/x/y``."""
+    half = 20037508.342789244
+    size = 2 * half / 2**z
+    return (-half + x * size, half - (y + 1) * size, -half + (x + 1) * size, half - y * size)
+
+
+def _tile_index(lon: float, lat: float, z: int) -> tuple[int, int]:
+    lat = max(-WEB_MERCATOR_LAT, min(WEB_MERCATOR_LAT, lat))
+    n = 2**z
+    fx = (lon + 180.0) / 360.0
+    s = math.sin(math.radians(lat))
+    fy = 0.5 - 0.25 * math.log((1.0 + s) / (1.0 - s)) / math.pi
+    x = min(n - 1, max(0, int(math.floor(fx * n))))
+    y = min(n - 1, max(0, int(math.floor(fy * n))))
+    return x, y
+
+
+def tile_exists(wgs_bounds, z: int, x: int, y: int) -> bool:
+    """Whether XYZ tile ``z/x/y`` intersects ``(west, south, east, north)`` degrees
+    (bounds that cross the antimeridian, west > east, are handled)."""
+    if z > 60:
+        return False
+    west, south, east, north = (float(v) for v in wgs_bounds)
+    x0, y0 = _tile_index(west, north, z)
+    x1, y1 = _tile_index(east, south, z)
+    if not (y0 <= y <= y1):
+        return False
+    if west <= east:
+        return x0 <= x <= x1
+    return x >= x0 or x <= x1
+
+
+_MERC_BOUNDS: dict[str, tuple[float, float, float, float]] = {}
+_MERC_LOCK = threading.Lock()
+
+
+def _mercator_bounds(path: str, src) -> tuple[float, float, float, float]:
+    cached = _MERC_BOUNDS.get(path)
+    if cached is None:
+        from rasterio.warp import transform_bounds
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            b = transform_bounds(src.crs, "EPSG:3857", *src.bounds)
+        half = 20037508.342789244
+        cached = (max(b[0], -half), max(b[1], -half), min(b[2], half), min(b[3], half))
+        with _MERC_LOCK:
+            _MERC_BOUNDS[path] = cached
+    return cached
+
+
+def _has_alpha_band(src) -> bool:
+    from rasterio.enums import ColorInterp, MaskFlags
+
+    return any(MaskFlags.alpha in flags for flags in src.mask_flag_enums) or ColorInterp.alpha in src.colorinterp
+
+
+def read_band1(
+    engine,
+    path: str,
+    bounds: tuple[float, float, float, float] | None,
+    shape: tuple[int, int] = (256, 256),
+    *,
+    preserve_values: bool = False,
+) -> np.ma.MaskedArray:
+    """Band 1 of ``path`` over Web Mercator ``bounds`` (None: the whole raster) as a
+    ``shape`` (rows, cols) masked array in the file's dtype.
+
+    Raises :class:`OutsideData` when the raster covers less than 1 % of ``bounds``.
+    """
+    rdr = engine.reader(path)
+    src = rdr.dataset
+    merc = _mercator_bounds(path, src)
+    if bounds is None:
+        bounds = merc
+    area = (bounds[2] - bounds[0]) * (bounds[3] - bounds[1])
+    data_area = max(0.0, min(bounds[2], merc[2]) - max(bounds[0], merc[0])) * max(
+        0.0, min(bounds[3], merc[3]) - max(bounds[1], merc[1])
+    )
+    full_area = (merc[2] - merc[0]) * (merc[3] - merc[1])
+    if area <= 0 or full_area / area < COVER_RATIO_MIN or data_area <= 0:
+        raise OutsideData("dataset covers less than 1% of the tile")
+    has_alpha = _has_alpha_band(src)
+    alpha_index = src.count if has_alpha else src.count + 1
+    method = "nearest" if preserve_values else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            img = rdr.part(
+                bounds,
+                dst_crs="EPSG:3857",
+                bounds_crs="EPSG:3857",
+                height=int(shape[0]),
+                width=int(shape[1]),
+                indexes=(1, alpha_index),
+                resampling_method=method or "average",
+                reproject_method=method or "bilinear",
+                padding=PADDING,
+                vrt_options={"add_alpha": not has_alpha, "nodata": None},
+            )
+        except Exception as exc:
+            if type(exc).__name__ in ("TileOutsideBounds", "PointOutsideBounds"):
+                raise OutsideData(str(exc)) from None
+            from leafmap_tiles.render.errors import classify
+
+            raise classify(path, exc, during="read") from None
+    raw = np.asarray(img.array.data)
+    data, alpha = raw[0], raw[1]
+    mask = alpha == 0
+    nodata = src.nodata
+    if nodata is not None and not math.isnan(nodata):
+        mask |= data == nodata
+    return np.ma.masked_array(data, mask=mask)
+
+
+# --------------------------------------------------------------------------- stretch
+
+
+def stretch_scale(value, default: float, value_range, percentiles) -> float:
+    """One end of a stretch range: a number as it is, ``None`` gives ``default``,
+    ``"pN"`` the N-th percentile of the metadata (``p0`` the minimum and ``p100``
+    the maximum of ``value_range``)."""
+    if value is None:
+        return float(default)
+    if isinstance(value, str):
+        n = int(value[1:])
+        if not 0 <= n <= 100:
+            raise StyleError(f"Invalid percentile, out of range: {value} (use p0 to p100)")
+        if n == 0:
+            return float(value_range[0])
+        if n == 100:
+            return float(value_range[1])
+        return float(percentiles[n - 1])
+    return float(value)
+
+
+def stretch_range(pair, metadata) -> tuple[float, float]:
+    """``(lo, hi)`` from a ``[min, max]`` override (items number, None or "pN") and
+    a dataset's metadata (``range``, ``percentiles``)."""
+    rng = metadata["range"]
+    lo, hi = pair if pair is not None else (None, None)
+    pct = metadata.get("percentiles") or []
+    return (stretch_scale(lo, rng[0], rng, pct), stretch_scale(hi, rng[1], rng, pct))
+
+
+def to_index(data, lo: float, hi: float) -> np.ndarray:
+    """Stretch ``data`` from ``[lo, hi]`` to ``1..255`` (clipped, rounded); masked,
+    NaN and infinite values give 0.  ``lo == hi`` maps values at ``lo`` to 1."""
+    arr = np.ma.getdata(data).astype("float64", copy=True)
+    mask = np.ma.getmaskarray(data) | ~np.isfinite(arr)
+    arr -= lo
+    norm = hi - lo
+    if abs(norm) > 1e-8:
+        arr *= 1.0 / norm
+    np.clip(arr, 0.0, 1.0, out=arr)
+    arr *= 254.0
+    arr += 1.0
+    np.rint(arr, out=arr)
+    arr[mask] = 0
+    return arr.astype(np.uint8)
+
+
+def label(data, labels) -> np.ndarray:
+    """``data`` values equal to ``labels[i]`` become ``i + 1``; everything else
+    (other values, masked pixels) 0."""
+    values = np.ma.getdata(data)
+    mask = np.ma.getmaskarray(data)
+    out = np.zeros(values.shape, dtype=np.uint8)
+    for i, lab in enumerate(labels, start=1):
+        out[values == lab] = i
+    out[mask] = 0
+    return out
+
+
+# --------------------------------------------------------------------------- colormaps
+
+
+@lru_cache(maxsize=1)
+def _cmap_names() -> dict[str, str]:
+    import matplotlib
+
+    names: dict[str, str] = {}
+    for name in sorted(matplotlib.colormaps):
+        names.setdefault(name.lower(), name)
+    return names
+
+
+def available_colormaps() -> list[str]:
+    """Colormap names accepted by ``colormap=`` (matplotlib's, lower case)."""
+    return sorted(_cmap_names())
+
+
+@lru_cache(maxsize=512)
+def colormap_values(name: str) -> np.ndarray:
+    """(255, 4) uint8 RGBA of a colormap, sampled as Terracotta samples it."""
+    import matplotlib
+
+    real = _cmap_names().get(name.lower())
+    if real is None:
+        raise StyleError(f"Encountered invalid color map {name} (see /colormap for names, e.g. 'viridis', 'rdylgn')")
+    values = (matplotlib.colormaps[real](np.linspace(0.0, 1.0, 255)) * 255).astype(np.uint8)
+    values.setflags(write=False)
+    return values
+
+
+def _palette(colours: np.ndarray) -> np.ndarray:
+    """(256, 4) palette: entry 0 transparent, entries 1.. the given RGBA rows."""
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    lut[1 : 1 + len(colours)] = colours
+    return lut
+
+
+GREY = np.column_stack([np.arange(1, 256), np.arange(1, 256), np.arange(1, 256), np.full(255, 255)]).astype(np.uint8)
+
+
+def palette_for(colormap: str | None) -> np.ndarray:
+    return _palette(GREY if colormap is None else colormap_values(colormap))
+
+
+def colorbar(stretch_range, colormap: str | None = None, num_values: int = 255) -> list[dict]:
+    """``[{"value": v, "rgba": [r, g, b, a]}]`` for ``num_values`` values spread over
+    ``stretch_range``, as drawn in single-band tiles with that stretch."""
+    lo, hi = float(stretch_range[0]), float(stretch_range[1])
+    values = np.linspace(lo, hi, num_values)
+    colours = GREY if colormap is None else colormap_values(colormap)
+    idx = to_index(values, lo, hi).astype(np.int64) - 1
+    rows = colours[idx]
+    return [{"value": float(v), "rgba": [float(c) for c in rgba]} for v, rgba in zip(values.tolist(), rows.tolist())]
+
+
+# --------------------------------------------------------------------------- images
+
+
+def singleband_png(index: np.ndarray, colormap: str | None = None) -> bytes:
+    """Paletted PNG of 1..255 ``index`` values (0 transparent)."""
+    return encode.png_lut(index, index != 0, palette_for(colormap))
+
+
+def explicit_png(data, colours: list) -> bytes:
+    """Paletted PNG of ``data`` through an explicit ``[(value, (r, g, b, a)), ...]``
+    map: exact colours, values not listed (and nodata) transparent."""
+    labels = [v for v, _ in colours]
+    rgba = np.array([c for _, c in colours], dtype=np.uint8).reshape(-1, 4)
+    index = label(data, labels)
+    return encode.png_lut(index, index != 0, _palette(rgba))
+
+
+def rgb_png(channels: list[np.ndarray]) -> bytes:
+    """RGBA PNG of three 0..255 channels; transparent where all three are 0."""
+    rgb = np.dstack(channels).astype(np.uint8)
+    alpha = np.where(rgb.any(axis=2), 255, 0).astype(np.uint8)
+    return encode.png_rgba(np.dstack([rgb, alpha]))
+
+
+def empty_png(shape: tuple[int, int]) -> bytes:
+    """Fully transparent PNG of ``shape`` (rows, cols)."""
+    if shape[0] == shape[1]:
+        return encode.empty_png(shape[0])
+    return encode.png_rgba(np.zeros((shape[0], shape[1], 4), dtype=np.uint8))

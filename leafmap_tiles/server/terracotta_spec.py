@@ -1,0 +1,164 @@
+"""OpenAPI 3.0 description of the Terracotta-compatible routes (``/swagger.json``)
+and a self-contained page that lists them (``/apidoc``, no external scripts)."""
+
+from __future__ import annotations
+
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("leafmap_tiles")
+    except Exception:
+        return "0"
+
+
+def _q(name: str, description: str, *, required: bool = False, example: str | None = None, schema=None) -> dict:
+    p = {"in": "query", "name": name, "description": description, "required": required,
+         "schema": schema or {"type": "string"}}
+    if example is not None:
+        p["example"] = example
+    return p
+
+
+def _path(name: str, description: str, schema=None) -> dict:
+    return {"in": "path", "name": name, "required": True, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+_XYZ = [
+    _path("tile_z", "zoom level", {"type": "integer"}),
+    _path("tile_x", "tile column", {"type": "integer"}),
+    _path("tile_y", "tile row", {"type": "integer"}),
+]
+_PNG = {
+    "200": {"description": "PNG image", "content": {"image/png": {}}},
+    "400": {"description": "Invalid query parameters (JSON {message})"},
+    "404": {"description": "No dataset found for the given key values (JSON {message})"},
+}
+_RANGE = ("[min, max] as a JSON array; each item a number, null (the dataset's minimum or maximum) "
+          "or 'pN' with 0 <= N <= 100 (the N-th percentile of the dataset; p0 minimum, p100 maximum)")
+_TILE_SIZE = _q("tile_size", "[rows, cols] of the PNG as a JSON array (default [256, 256])", example="[256,256]")
+
+
+def openapi(colormaps: list[str]) -> dict:
+    """The OpenAPI document; ``colormaps`` are the accepted ``colormap`` names."""
+    cmap = _q("colormap", "colormap name (see /colormap)", schema={"type": "string", "enum": colormaps})
+    single = [
+        _q("stretch_range", _RANGE, example="[0,1]"),
+        _q("colormap", "colormap name, or 'explicit' with explicit_color_map",
+           schema={"type": "string", "enum": ["explicit", *colormaps]}),
+        _q("explicit_color_map", "JSON object {value: [r,g,b(,a)] or '#rrggbb'} for colormap=explicit: "
+           "exact colours, other values transparent", example='{"1": [255, 0, 0], "2": "#00ff00"}'),
+        _TILE_SIZE,
+    ]
+    rgb = [
+        _q("r", "last key value of the red band", required=True),
+        _q("g", "last key value of the green band", required=True),
+        _q("b", "last key value of the blue band", required=True),
+        _q("r_range", _RANGE), _q("g_range", _RANGE), _q("b_range", _RANGE), _TILE_SIZE,
+    ]
+    compute = [
+        _q("expression", "expression over v1..v5 (numbers, + - * / % **, comparisons, & | ~, "
+           "numpy functions such as where, sqrt, log, masked_where), evaluated in float64",
+           required=True, example="(v1 - v2) / (v1 + v2)"),
+        _q("stretch_range", "[min, max] numbers as a JSON array", required=True, example="[-1,1]"),
+        cmap, _TILE_SIZE,
+        *[_q(f"v{i}", f"last key value of the dataset bound to v{i}") for i in range(1, 6)],
+    ]
+    keys = _path("keys", "key values separated by '/', in key order")
+    some = _path("keys", "all key values but the last, separated by '/'")
+    paths = {
+        "/keys": {"get": {"summary": "/keys", "description": "Names and descriptions of all keys, in order",
+                          "responses": {"200": {"description": '{"keys": [{"key", "description"?}]}'}}}},
+        "/datasets": {"get": {
+            "summary": "/datasets",
+            "description": "Key values of the datasets matching the given key values; a value may be a list "
+                           "'[a,b]' (any of them)",
+            "parameters": [
+                _q("<key name>", "value or [value1,value2] of that key"),
+                _q("limit", "datasets per page (default 100)", schema={"type": "integer", "minimum": 0}),
+                _q("page", "page number from 0", schema={"type": "integer", "minimum": 0}),
+                _q("order_by", "key names to sort by, comma-separated or as [k1,k2]"),
+                _q("ascending", "sort order (default true)", schema={"type": "boolean"}),
+            ],
+            "responses": {"200": {"description": '{"limit", "page", "datasets": [{key: value}]}'},
+                          "400": {"description": "unknown key or invalid parameter"}}}},
+        "/metadata/{keys}": {"get": {
+            "summary": "/metadata", "description": "Metadata of one dataset",
+            "parameters": [keys, _q("columns", "JSON list of columns to return", example='["range","mean"]')],
+            "responses": {"200": {"description": "bounds, convex_hull, valid_percentage, range, mean, stdev, "
+                                                 "percentiles (1..99), metadata, keys"},
+                          "404": {"description": "No dataset found"}}}},
+        "/metadata": {"post": {
+            "summary": "/metadata (many)",
+            "description": f"Metadata of up to 100 datasets: body {{\"keys\": [[k1, k2, ...], ...]}}",
+            "parameters": [_q("columns", "JSON list of columns to return")],
+            "requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "properties": {"keys": {"type": "array", "items": {
+                    "type": "array", "items": {"type": "string"}}}}}}}},
+            "responses": {"200": {"description": "list of metadata"}, "400": {"description": "invalid body"},
+                          "404": {"description": "No dataset found"}}}},
+        "/colormap": {"get": {
+            "summary": "/colormap", "description": "Values and RGBA colours of a colour bar",
+            "parameters": [_q("stretch_range", "[min, max] numbers as a JSON array", required=True),
+                           cmap, _q("num_values", "number of values (default 255)", schema={"type": "integer"})],
+            "responses": {"200": {"description": '{"colormap": [{"value", "rgba"}]}'}}}},
+        "/singleband/{keys}/{tile_z}/{tile_x}/{tile_y}.png": {"get": {
+            "summary": "/singleband (tile)", "parameters": [keys, *_XYZ, *single], "responses": _PNG}},
+        "/singleband/{keys}/preview.png": {"get": {
+            "summary": "/singleband (preview)", "parameters": [keys, *single], "responses": _PNG}},
+        "/rgb/{keys}/{tile_z}/{tile_x}/{tile_y}.png": {"get": {
+            "summary": "/rgb (tile)", "description": "Three datasets (differing in the last key) as red, green, blue",
+            "parameters": [some, *_XYZ, *rgb], "responses": _PNG}},
+        "/rgb/{keys}/preview.png": {"get": {"summary": "/rgb (preview)", "parameters": [some, *rgb], "responses": _PNG}},
+        "/compute/{keys}/{tile_z}/{tile_x}/{tile_y}.png": {"get": {
+            "summary": "/compute (tile)", "description": "One band computed from datasets v1..v5",
+            "parameters": [some, *_XYZ, *compute], "responses": _PNG}},
+        "/compute/{keys}/preview.png": {"get": {
+            "summary": "/compute (preview)", "parameters": [some, *compute], "responses": _PNG}},
+    }
+    return {
+        "openapi": "3.0.2",
+        "info": {"title": "leafmap_tiles (Terracotta-compatible API)", "version": _version(),
+                 "description": "Terracotta's HTTP API served by leafmap_tiles"},
+        "servers": [{"url": ""}],
+        "paths": paths,
+    }
+
+
+APIDOC_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>API documentation</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em;max-width:60em;color:#222}
+h2{border-bottom:1px solid #ccc;padding-bottom:.2em}code{background:#f3f3f3;padding:0 .2em}
+table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2em .5em;text-align:left;vertical-align:top}
+</style></head><body>
+<h1 id="title">API documentation</h1><p id="desc"></p><div id="routes">Loading /swagger.json ...</div>
+<script>
+fetch("swagger.json").then(r => r.json()).then(spec => {
+  document.getElementById("title").textContent = spec.info.title + " " + spec.info.version;
+  document.getElementById("desc").textContent = spec.info.description || "";
+  const root = document.getElementById("routes"); root.textContent = "";
+  for (const [path, ops] of Object.entries(spec.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const h = document.createElement("h2"); h.textContent = method.toUpperCase() + " " + path; root.appendChild(h);
+      if (op.description) { const p = document.createElement("p"); p.textContent = op.description; root.appendChild(p); }
+      if (op.parameters && op.parameters.length) {
+        const t = document.createElement("table");
+        t.innerHTML = "<tr><th>parameter</th><th>in</th><th>required</th><th>description</th></tr>";
+        for (const prm of op.parameters) {
+          const tr = document.createElement("tr");
+          for (const v of [prm.name, prm.in, prm.required ? "yes" : "", prm.description || ""]) {
+            const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
+          }
+          t.appendChild(tr);
+        }
+        root.appendChild(t);
+      }
+    }
+  }
+});
+</script></body></html>
+"""

@@ -1,0 +1,272 @@
+"""Fixtures for the browser tests: a JupyterLab server on 127.0.0.1 (token, temporary
+root), Debian's Chromium driven by Playwright, and a helper that opens a notebook,
+runs all its cells and waits until our layers' tiles are on screen.
+
+Skipped, with the reason, when Chromium, JupyterLab or Playwright is missing
+(``scripts/setup_browser.sh`` installs Chromium; never a browser build of Playwright's).
+Screenshots are kept under the session's pytest temporary folder (``browser-artefacts``),
+or under ``$LEAFMAP_TILES_BROWSER_ARTEFACTS`` when set.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from .pagetools import SCENARIOS, NotebookPage
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+VIEWPORT = {"width": 1280, "height": 1600}
+LAB_START_TIMEOUT = 90.0
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def _chromium_path() -> str:
+    return os.environ.get("LEAFMAP_TILES_CHROMIUM") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser_requirements():
+    missing = []
+    chromium = _chromium_path()
+    if not os.access(chromium, os.X_OK):
+        missing.append(f"{chromium} not found (run scripts/setup_browser.sh, as root: apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright is not installed (pip install -e '.[dev]')")
+    lab = Path(sys.executable).with_name("jupyter-lab")
+    try:
+        import jupyterlab  # noqa: F401
+    except ImportError:
+        missing.append("jupyterlab is not installed (pip install -e '.[dev]')")
+    else:
+        if not lab.exists():
+            missing.append(f"{lab} not found")
+    if missing:
+        pytest.skip("browser tests need: " + "; ".join(missing))
+    return {"chromium": chromium, "jupyter_lab": str(lab)}
+
+
+_artefact_dirs: list[Path] = []
+
+
+@pytest.fixture(scope="session")
+def artefacts(tmp_path_factory) -> Path:
+    env = os.environ.get("LEAFMAP_TILES_BROWSER_ARTEFACTS")
+    path = Path(env) if env else tmp_path_factory.mktemp("browser-artefacts", numbered=False)
+    path.mkdir(parents=True, exist_ok=True)
+    _artefact_dirs.append(path)
+    return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    for path in _artefact_dirs:
+        shots = sorted(p.name for p in path.glob("*.png"))
+        if shots:
+            terminalreporter.write_line(f"browser screenshots ({len(shots)}) in {path}")
+
+
+@pytest.fixture(scope="session")
+def browser(browser_requirements):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=browser_requirements["chromium"], headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class JupyterLab:
+    """A JupyterLab server this test session started (and stops)."""
+
+    def __init__(self, jupyter_lab: str, root: Path, base_url: str = "/", kernel_env: dict | None = None):
+        self.root = root
+        self.base_url = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
+        self.token = secrets.token_hex(16)
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}{self.base_url}"
+        notebooks = root / "notebooks"
+        notebooks.mkdir(parents=True, exist_ok=True)
+        self.notebooks = notebooks
+        env = dict(os.environ)
+        # never ask a kernel of this server to use a prefix from the test's own environment
+        for var in ("JUPYTERHUB_SERVICE_PREFIX", "JPY_BASE_URL", "LEAFMAP_TILES_CLIENT_PREFIX"):
+            env.pop(var, None)
+        env.update(kernel_env or {})  # a kernel inherits the server's environment
+        env.update({
+            "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
+            "JUPYTERLAB_SETTINGS_DIR": str(root / "lab-settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(root / "lab-workspaces"),
+            "JUPYTER_CONFIG_DIR": str(root / "jupyter-config"),  # no user config of this machine
+            "PYTHONUNBUFFERED": "1",
+        })
+        self.log_path = root / "jupyterlab.log"
+        self._log = open(self.log_path, "wb")
+        cmd = [
+            jupyter_lab, "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={notebooks}",
+            f"--ServerApp.base_url={self.base_url}",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")
+        self.proc = subprocess.Popen(cmd, cwd=notebooks, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def _wait_ready(self) -> None:
+        import requests
+
+        deadline = time.monotonic() + LAB_START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                r = requests.get(self.url + "api/status", headers=self.auth, timeout=5)
+                if r.status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"JupyterLab did not answer within {LAB_START_TIMEOUT:.0f} s:\n{self.log_tail()}")
+            time.sleep(0.2)
+        # our jupyter-server extension must be active: its proxy's probe answers 204
+        r = requests.get(self.url + "leafmap-tiles-proxy/__probe__", timeout=5)
+        if r.status_code != 204:
+            raise AssertionError(
+                f"the leafmap_tiles jupyter-server extension is not active in this JupyterLab "
+                f"({self.url}leafmap-tiles-proxy/__probe__ answered {r.status_code}); an editable "
+                f"install does not install its config: run scripts/setup_browser.sh\n{self.log_tail()}")
+
+    @property
+    def auth(self) -> dict:
+        return {"Authorization": f"token {self.token}"}
+
+    def write_notebook(self, name: str, cells: list[str]) -> str:
+        import nbformat
+
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
+        nbformat.write(nb, str(self.notebooks / name))
+        return name
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.url}lab/tree/{name}?token={self.token}&reset"
+
+    def stop(self) -> None:
+        import requests
+
+        if self.proc.poll() is None:
+            try:  # shuts its kernels down too (a kernel's tile server follows its kernel)
+                requests.post(self.url + "api/shutdown", headers=self.auth, timeout=10)
+                self.proc.wait(timeout=20)
+            except Exception:
+                pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except Exception:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def lab_for(browser_requirements, tmp_path_factory):
+    """``lab_for(scenario)``: the JupyterLab server of that scenario (see SCENARIOS),
+    started on first use and stopped at the end of the session."""
+    labs: dict[str, JupyterLab] = {}
+
+    def get(scenario: str) -> JupyterLab:
+        if scenario not in labs:
+            labs[scenario] = JupyterLab(browser_requirements["jupyter_lab"], tmp_path_factory.mktemp(f"lab-{scenario}"),
+                                        **SCENARIOS[scenario])
+        return labs[scenario]
+
+    yield get
+    for lab in labs.values():
+        lab.stop()
+
+
+def _allow_loopback_only(blocked: list):
+    def handler(route):
+        host = urlsplit(route.request.url).hostname
+        if route.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort("blockedbyclient")
+
+    return handler
+
+
+@pytest.fixture(scope="session")
+def open_notebook(browser, artefacts):
+    """``open_notebook(lab, name)``: a fresh browser context (only 127.0.0.1 reachable),
+    the notebook opened in JupyterLab with all its cells run.  Returns a
+    :class:`NotebookPage`; contexts are closed at the end of the session."""
+    contexts = []
+
+    def open_(lab: JupyterLab, name: str) -> NotebookPage:
+        context = browser.new_context(viewport=VIEWPORT)
+        contexts.append(context)
+        blocked: list[str] = []
+        context.route("**/*", _allow_loopback_only(blocked))
+        page = context.new_page()
+        nbp = NotebookPage(page, lab, blocked, artefacts)
+        nbp.open_and_run(name)
+        return nbp
+
+    yield open_
+    for c in contexts:
+        try:
+            c.close()
+        except Exception:
+            pass

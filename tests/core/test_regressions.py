@@ -1,0 +1,147 @@
+"""Problems found by trying the package as a new user (each was reproduced first)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+import rasterio
+import requests
+from affine import Affine
+
+from leafmap_tiles.errors import InvalidSourceError, StyleError
+from tests.conftest import data
+from tests.core.helpers import decode
+
+
+def _write(path, value, width):
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=100, count=1, dtype="uint8",
+                       crs="EPSG:4326", transform=Affine(0.01, 0, 10.0, 0, -0.01, 50.0)) as dst:
+        dst.write(np.full((1, 100, width), value, dtype="uint8"))
+
+
+def _tile_url(layer, z, x, y):
+    return layer.url.replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y))
+
+
+def test_file_rewritten_at_same_path_is_read_again(m, tmp_path):
+    path = tmp_path / "result.tif"
+    _write(path, 10, 100)
+    a = m.add_raster(str(path))
+    assert m.server.point(a.source_id, 10.3, 49.7)["values"] == [10]
+    _write(path, 200, 200)
+    b = m.add_raster(str(path))
+    assert b.info["width"] == 200
+    assert m.server.point(b.source_id, 10.3, 49.7)["values"] == [200]
+
+
+def test_layer_removed_then_added_again_works(m):
+    layer = m.add_raster(data("cog.tif"))
+    url = _tile_url(layer, 8, 87, 49)
+    before = requests.get(url, timeout=30).content
+    m.remove(layer)
+    assert requests.get(url, timeout=30).status_code == 404
+    m.add(layer)
+    r = requests.get(url, timeout=30)
+    assert r.status_code == 200 and r.content == before
+
+
+def test_layer_on_two_maps_survives_removal_from_one(m):
+    from leafmap_tiles import Map
+
+    layer = m.add_raster(data("cog.tif"))
+    other = Map(basemap=None)
+    try:
+        other.add(layer)
+        m.remove(layer)
+        assert requests.get(_tile_url(layer, 8, 87, 49), timeout=30).status_code == 200
+    finally:
+        other.close()
+
+
+def test_undefined_expression_pixels_are_transparent(m):
+    a = np.zeros((2, 256, 256), dtype="uint8")
+    a[0, :, 128:] = 50
+    a[1, :, 128:] = 150
+    t = Affine(0.001, 0, 10.0, 0, -0.001, 50.0)
+    layer = m.add_raster(a, crs="EPSG:4326", transform=t, expression="(b2-b1)/(b2+b1)",
+                         colormap="RdYlGn", vmin=-1, vmax=1)
+    assert m.server.point(layer.source_id, 10.05, 49.9, layer.style)["values"] == [None]  # 0/0
+    assert m.server.point(layer.source_id, 10.2, 49.9, layer.style)["values"] == [pytest.approx(0.5)]
+
+
+def test_constant_band_is_not_black(m):
+    a = np.zeros((256, 256), dtype="uint8")
+    a[:, 128:] = 255
+    layer = m.add_raster(a, crs="EPSG:4326", transform=Affine(0.001, 0, 10.0, 0, -0.001, 50.0), nodata=0)
+    assert layer.stretch == {"vmin": [254.0], "vmax": [255.0]}
+
+
+def test_antimeridian_raster_gets_its_native_max_zoom(m):
+    layer = m.add_raster(data("cog_dateline.tif"))
+    # 100 m pixels: Web Mercator zoom 10 (~153 m/px at the equator, ~95 m/px at 52 N)
+    assert layer.info["maxzoom"] == 10
+
+
+@pytest.mark.parametrize("bad", [[1.5], ["a"], [True], []])
+def test_indexes_must_be_integers(m, bad):
+    before = list(m.layers)
+    with pytest.raises(StyleError, match="indexes"):
+        m.add_raster(data("cog_rgba.tif"), indexes=bad)
+    assert list(m.layers) == before
+
+
+def test_numpy_indexes_and_bad_names_rejected_before_registration(m):
+    layer = m.add_raster(data("cog_rgba.tif"), indexes=np.array([3, 2, 1]))
+    assert layer.style["indexes"] == "3,2,1"
+    n = len(m.server.source_ids)
+    with pytest.raises(TypeError, match="layer_name"):
+        m.add_raster(data("cog.tif"), layer_name=123)
+    with pytest.raises(StyleError, match="vmin"):
+        m.add_raster(data("cog.tif"), vmin="low", vmax=3)
+    assert len(m.server.source_ids) == n
+
+
+def test_dataarray_with_lat_lon_dims_is_placed_right(m):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("rioxarray")
+    arr = np.arange(200 * 300, dtype="float32").reshape(200, 300)
+    da = xr.DataArray(arr, dims=("lat", "lon"),
+                      coords={"lat": np.linspace(49.975, 40.025, 200), "lon": np.linspace(0.025, 14.975, 300)})
+    layer = m.add_raster(da.rio.write_crs("EPSG:4326"))
+    w, s, e, n = layer.info["bounds"]
+    assert (w, s, e, n) == pytest.approx((0.0, 40.0, 15.0, 50.0), abs=1e-6)
+
+
+def test_array_in_rows_cols_bands_order_is_refused(m):
+    with pytest.raises(ValueError, match="bands, rows, cols"):
+        m.add_raster(np.zeros((100, 100, 3), dtype="uint8"), crs="EPSG:4326",
+                     transform=Affine(0.01, 0, 0, 0, -0.01, 0))
+
+
+def test_server_started_from_a_thread_survives_the_thread():
+    from leafmap_tiles.client import TileServer
+
+    s = TileServer()
+    t = threading.Thread(target=s.start)
+    t.start()
+    t.join()
+    pid = s.pid
+    import time
+
+    time.sleep(1.5)  # the watchdog polls every 0.5 s
+    try:
+        assert s.alive() and s.pid == pid and s.restarts == 0
+    finally:
+        s.close()
+
+
+def test_array_temp_file_removed_with_its_layer(m):
+    layer = m.add_raster(np.ones((64, 64), dtype="float32"), crs="EPSG:4326",
+                         transform=Affine(0.01, 0, 0, 0, -0.01, 0))
+    path = layer.info["path"]
+    assert os.path.exists(path)
+    m.remove(layer)
+    assert not os.path.exists(path)

@@ -1,0 +1,29 @@
+"""notebooks/02_ndvi_time_slider.ipynb runs headless on the bundled NAIP windows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+NB = Path(__file__).resolve().parents[2] / "notebooks" / "02_ndvi_time_slider.ipynb"
+
+
+def test_notebook_02_runs():
+    nb = nbformat.read(NB, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NB.parent)}}).execute()
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "10 files" in text
+    assert "10 frames: ['2009-08-18', '2010-06-29'," in text
+    assert "colorbar ticks: ['-0.2', '-0.04', '0.12', '0.28', '0.44', '0.6']" in text
+    assert "showing 2020-08-31" in text and "showing 2009-08-18 | layers drawn: ['2009-08-18']" in text
+    # the field's NDVI, as rasterio reads it (tests/map/test_values_at.py checks the arithmetic)
+    for line in ["2009-08-18 0.398", "2012-07-31 0.503", "2014-07-20 -0.075", "2020-08-31 0.597"]:
+        assert line in text
+    assert "series panel on the map: True" in text and "closed" in text
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 1  # the matplotlib plot of the series
+    widgets = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widgets) == 1  # the map

@@ -1,0 +1,195 @@
+"""The time slider driven like a user: slider values, Play/Pause/close buttons."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.map.helpers import NDVI, naip_files
+
+STYLE = dict(expression=NDVI, colormap="RdYlGn", vmin=-0.2, vmax=0.6)
+
+
+def _slider_threads():
+    return [t for t in threading.enumerate() if t.name == "leafmap_tiles-time-slider"]
+
+
+def _wait_for_index(ts, wanted, timeout=120):
+    """Block until the slider shows frame ``wanted`` (driven by its own timer)."""
+    reached = threading.Event()
+
+    def seen(change):
+        if change["new"] == wanted:
+            reached.set()
+
+    ts.slider.observe(seen, names="value")
+    try:
+        if ts.slider.value != wanted:
+            assert reached.wait(timeout), f"frame {wanted} never shown"
+    finally:
+        ts.slider.unobserve(seen, names="value")
+
+
+@pytest.fixture
+def frames(m):
+    files = naip_files()[:4]
+    return {f"date{i}": m.create_raster_layer(f, **STYLE) for i, f in enumerate(files)}
+
+
+def test_back_to_frame_zero_and_callers_dict_unchanged(m, frames):
+    before = dict(frames)
+    urls = {k: v.url for k, v in frames.items()}
+    ts = m.add_time_slider(frames)
+    assert ts.labels == ["date0", "date1", "date2", "date3"]
+    first = ts.visible_layers
+    assert len(first) == 1 and first[0] is frames["date0"]
+    assert first[0].url == urls["date0"] and first[0].opacity == 1.0
+
+    ts.slider.value = 2
+    assert [l.url for l in ts.visible_layers] == [urls["date2"]]
+    assert ts.label.value == "date2"
+    ts.slider.value = 0
+    shown = ts.visible_layers
+    assert len(shown) == 1 and shown[0] is frames["date0"]
+    assert shown[0].url == urls["date0"] and shown[0].opacity == 1.0
+    assert ts.label.value == "date0"
+    # every other frame on the map is transparent
+    assert all(l.opacity == 0.0 for l in ts.group.layers if l is not frames["date0"])
+
+    # the caller's dict: same keys, same layer objects, same URLs
+    assert frames == before and list(frames) == list(before)
+    assert {k: v.url for k, v in frames.items()} == urls
+    # sources stay registered while they are frames
+    assert all(l.source_id in m.server.source_ids for l in frames.values())
+
+
+def test_neighbours_are_preloaded_at_opacity_zero(m, frames):
+    ts = m.add_time_slider(frames)
+    ts.slider.value = 1
+    on_map = {l.name: l.opacity for l in ts.group.layers}
+    assert on_map == {frames["date0"].name: 0.0, frames["date2"].name: 0.0, frames["date1"].name: 1.0}
+    assert ts.group.layers[-1] is frames["date1"]  # drawn on top
+    ts.slider.value = 3  # last frame: the next one is frame 0 (play loops)
+    assert {l.name for l in ts.group.layers} == {frames[k].name for k in ("date2", "date3", "date0")}
+
+
+def test_group_opacity_and_visibility_apply_to_the_frame_shown(m, frames):
+    ts = m.add_time_slider(frames)
+    ts.group.opacity = 0.5
+    assert ts.current_layer.opacity == 0.5
+    ts.slider.value = 2
+    assert frames["date2"].opacity == 0.5 and frames["date0"].opacity == 0.0
+    ts.group.visible = False
+    assert frames["date2"].visible is False
+    ts.slider.value = 1
+    assert frames["date1"].visible is False and ts.visible_layers == []
+
+
+def test_sources_styled_and_labelled_from_file_names(m):
+    files = naip_files()
+    ts = m.add_time_slider(files, zoom_to_layer=True, **STYLE)
+    assert ts.labels == ["2009-08-18", "2010-06-29", "2012-07-31", "2014-07-20", "2015-09-26",
+                         "2016-08-16", "2017-08-27", "2018-07-16", "2019-09-04", "2020-08-31"]
+    assert all(l.style["expression"] == NDVI and l.style["colormap"] == "RdYlGn" for l in ts.layers)
+    assert len({l.url for l in ts.layers}) == 10
+    assert m.zoom >= 14  # fitted to a 1.3 km window
+
+
+def test_play_three_times_starts_one_timer_and_close_stops_it(m, frames):
+    assert _slider_threads() == []
+    ts = m.add_time_slider(frames, time_interval=0.05)
+    assert ts.timer_thread is None  # no thread before Play
+    for _ in range(3):
+        ts.play_button.click()
+    assert ts.playing
+    assert len(_slider_threads()) == 1
+    _wait_for_index(ts, 2)
+    _wait_for_index(ts, 0)  # it loops past the last frame
+    assert len(_slider_threads()) == 1
+    # pause, play again: still the same thread
+    ts.pause_button.click()
+    assert not ts.playing
+    thread = ts.timer_thread
+    ts.play_button.click()
+    assert ts.timer_thread is thread and len(_slider_threads()) == 1
+
+    m.close()
+    assert not thread.is_alive() and _slider_threads() == []
+    assert ts.closed and not ts.playing
+    index = ts.slider.value
+    thread.join()  # already ended
+    ts.play()  # no effect once closed
+    assert ts.timer_thread is thread and not thread.is_alive() and ts.slider.value == index
+
+
+def test_close_button_removes_layers_controls_and_timer(m):
+    ts = m.add_time_slider(naip_files()[:3], time_interval=0.05, **STYLE)
+    ids = [l.source_id for l in ts.layers]
+    cb = m.add_colorbar(ts, label="NDVI")
+    ts.play_button.click()
+    _wait_for_index(ts, 1)
+    ts.close_button.click()
+    assert _slider_threads() == []
+    assert ts.group not in m.layers and ts.control not in m.controls and cb.control not in m.controls
+    assert not any(i in m.server.source_ids for i in ids)  # frames made from sources are released
+    assert m.time_sliders == []
+
+
+def test_removing_the_control_closes_the_slider_and_restores_given_layers(m, frames):
+    on_map = m.add_raster(naip_files()[5], **STYLE)
+    given = dict(frames, extra=on_map)
+    ts = m.add_time_slider(given)
+    assert on_map not in m.layers  # taken into the slider's group
+    assert on_map.source_id in m.server.source_ids
+    ts.slider.value = 1
+    m.remove(ts.control)
+    assert ts.closed and ts.group not in m.layers
+    # layers given by the caller get their opacity back; like any layer leaving the map they are released
+    assert [l.opacity for l in given.values()] == [1.0] * 5
+    assert all(l.release_on_remove for l in given.values())
+    assert not any(l.source_id in m.server.source_ids for l in given.values())
+
+
+def test_map_close_releases_frames_and_leaves_no_thread():
+    from leafmap_tiles import Map
+
+    m = Map(basemap=None)
+    ts = m.add_time_slider(naip_files()[:3], time_interval=0.05, **STYLE)
+    server = m.server
+    ts.play()
+    _wait_for_index(ts, 1)
+    m.close()
+    assert ts.closed and _slider_threads() == []
+    assert server.source_ids == [] and server.closed
+
+
+def test_bad_input(m):
+    with pytest.raises(ValueError):
+        m.add_time_slider([])
+    with pytest.raises(ValueError):
+        m.add_time_slider(naip_files()[:2], labels=["one"], **STYLE)
+    with pytest.raises(FileNotFoundError):
+        m.add_time_slider([naip_files()[0], "/nonexistent/x_20200101.tif"], **STYLE)
+    assert m.time_sliders == [] and m.server.source_ids == []  # the first source was released again
+
+
+def test_default_stretch_is_common_to_all_frames(m):
+    files = naip_files()[:4]
+    singles = [m.create_raster_layer(f, expression=NDVI, colormap="RdYlGn") for f in files]
+    per_file = [(l.stretch["vmin"][0], l.stretch["vmax"][0]) for l in singles]
+    assert len(set(per_file)) > 1  # the dates differ
+    ts = m.add_time_slider(files, expression=NDVI, colormap="RdYlGn")
+    lo, hi = min(v[0] for v in per_file), max(v[1] for v in per_file)
+    for layer in ts.layers:
+        assert layer.stretch == {"vmin": [lo], "vmax": [hi]}
+        assert float(layer.style["vmin"]) == lo and float(layer.style["vmax"]) == hi
+        assert f"vmin={lo!r}" in layer.url
+    cb = m.add_colorbar(ts)
+    assert float(cb.tick_labels[0]) == pytest.approx(lo, abs=1e-6)
+    assert float(cb.tick_labels[-1]) == pytest.approx(hi, abs=1e-6)
+    # explicit ranges are kept as given
+    ts2 = m.add_time_slider(files[:2], expression=NDVI, colormap="RdYlGn", vmin=-0.2, vmax=0.6)
+    assert [l.stretch for l in ts2.layers] == [{"vmin": [-0.2], "vmax": [0.6]}] * 2
+    for l in singles:
+        l.release()

@@ -1,0 +1,141 @@
+"""Bad input: 400 with a JSON message (Terracotta answers some with 500); unknown
+dataset: 404."""
+
+from __future__ import annotations
+
+import pytest
+
+BAD = [
+    "/datasets?limit=-1",
+    "/datasets?limit=abc",
+    "/datasets?page=-2",
+    "/datasets?ascending=maybe",
+    "/datasets?color=red",
+    "/datasets?order_by=[nokey]",
+    "/metadata/dem/rmnp",
+    "/metadata/dem/rmnp/b1/extra",
+    "/metadata/dem/rmnp/b1?columns=[]",
+    "/metadata/dem/rmnp/b1?columns=[\"nope\"]",
+    "/metadata/dem/rmnp/b1?columns=[\"range\"",
+    "/colormap",
+    "/colormap?stretch_range=[0]",
+    "/colormap?stretch_range=[0,1]&colormap=nocmap",
+    "/colormap?stretch_range=[0,1]&num_values=-3",
+    "/singleband/dem/rmnp/b1/8/52/96.png?stretch_range=[0,",
+    "/singleband/dem/rmnp/b1/8/52/96.png?stretch_range=[\"x5\",1]",
+    "/singleband/dem/rmnp/b1/8/52/96.png?stretch_range=[\"p101\",1]",
+    "/singleband/dem/rmnp/b1/8/52/96.png?stretch_range=[1,2,3]",
+    "/singleband/dem/rmnp/b1/8/52/96.png?colormap=NotAColormap",
+    "/singleband/dem/rmnp/b1/8/52/96.png?colormap=explicit",
+    "/singleband/dem/rmnp/b1/8/52/96.png?explicit_color_map={\"1\":[1,2,3]}",
+    "/singleband/dem/rmnp/b1/8/52/96.png?colormap=explicit&explicit_color_map={\"a\":[1,2,3]}",
+    "/singleband/dem/rmnp/b1/8/52/96.png?colormap=explicit&explicit_color_map={\"1\":[1,2]}",
+    "/singleband/dem/rmnp/b1/8/52/96.png?colormap=explicit&explicit_color_map={\"1\":\"#zzzzzz\"}",
+    "/singleband/dem/rmnp/b1/8/52/96.png?colormap=explicit&explicit_color_map={\"1\":[300,0,0]}",
+    "/singleband/dem/rmnp/b1/8/52/96.png?tile_size=[256]",
+    "/singleband/dem/rmnp/b1/8/52/96.png?tile_size=[100000,100000]",
+    "/singleband/dem/rmnp/b1/8/512/96.png",
+    "/singleband/dem/rmnp/b1/preview.png?tile_size=[\"a\",1]",
+    "/singleband/dem/rmnp/8/52/96.png",
+    "/rgb/landsat/1985/8/82/134.png?r=b3&g=b2",
+    "/rgb/landsat/8/82/134.png?r=b3&g=b2&b=b1",
+    "/rgb/landsat/1985/8/82/134.png?r=b3&g=b2&b=b1&r_range=[200,10]",
+    "/rgb/landsat/1985/8/82/134.png?r=b3&g=b2&b=b1&g_range=[\"p5\"]",
+    "/compute/landsat/1985/8/82/134.png?v1=b4&stretch_range=[0,1]",
+    "/compute/landsat/1985/8/82/134.png?v1=b4&expression=v1",
+    "/compute/landsat/1985/8/82/134.png?v1=b4&expression=v1&stretch_range=[1,0]",
+    "/compute/landsat/1985/8/82/134.png?v1=b4&expression=v1&stretch_range=[null,1]",
+    "/compute/landsat/1985/8/82/134.png?v1=b4&expression=v1+v2&stretch_range=[0,1]",
+    "/compute/landsat/1985/8/82/134.png?v1=b4&expression=v1.__class__&stretch_range=[0,1]",
+    "/compute/landsat/1985/8/82/134.png?v1=b4&expression=__import__('os')&stretch_range=[0,1]",
+    "/compute/landsat/1985/8/82/134.png?v1=b4&expression=v1)&stretch_range=[0,1]",
+    "/compute/landsat/1985/8/82/134.png?v1=b4&expression=sqrt(v1,2)&stretch_range=[0,1]",
+    "/compute/landsat/1985/8/82/134.png?v1=b4&expression=1%2B2&stretch_range=[0,1]",
+    "/compute/landsat/1985/8/82/134.png?v1=b4&expression=v1&stretch_range=[0,1]&colormap=explicit",
+    "/compute/landsat/8/82/134.png?v1=b4&expression=v1&stretch_range=[0,1]",
+]
+
+
+@pytest.mark.parametrize("url", BAD)
+def test_bad_input_is_400_json(client, url):
+    r = client.get(url)
+    assert r.status_code == 400, (url, r.status_code, r.text[:300])
+    body = r.json()
+    assert isinstance(body["message"], str) and body["message"]
+    assert "Traceback" not in body["message"]
+
+
+@pytest.mark.parametrize("url", [
+    "/metadata/dem/rmnp/b1?columns=[\"nope\"]",
+    "/compute/landsat/1985/8/82/134.png?v1=b4&expression=v1&stretch_range=[null,1]",
+    "/metadata/dem/rmnp/b1?columns=[]",
+])
+def test_terracotta_answers_these_with_500(tc_client, url):
+    """Recorded so that the difference stays deliberate (docs/terracotta.md)."""
+    assert tc_client.get(url).status_code == 500
+
+
+def test_post_metadata_bad_bodies(client):
+    for body in ([1, 2], {"keys": "a"}, {"keys": [["a", 1]]}, {"keys": [["dem"]] * 101}, {"other": 1}):
+        r = client.post("/metadata", json=body)
+        assert r.status_code == 400, body
+        assert r.json()["message"]
+    r = client.post("/metadata", content=b"not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize("url", [
+    "/metadata/dem/nothere/b1",
+    "/singleband/dem/nothere/b1/8/52/96.png",
+    "/singleband/dem/nothere/b1/preview.png",
+    "/rgb/landsat/2000/preview.png?r=b3&g=b2&b=b1",
+    "/rgb/landsat/1985/preview.png?r=b3&g=b2&b=b9",
+    "/compute/landsat/1985/preview.png?v1=b9&expression=v1&stretch_range=[0,1]",
+])
+def test_unknown_dataset_is_404(client, tc_client, url):
+    r = client.get(url)
+    assert r.status_code == 404, (url, r.text)
+    assert r.json()["message"]
+    # Terracotta: 404, but 500 for /rgb and /compute previews (its raster store
+    # asserts that one path was found)
+    assert tc_client.get(url).status_code == (500 if "preview" in url and not url.startswith("/singleband") else 404)
+
+
+def test_post_metadata_unknown_dataset_is_404(client):
+    r = client.post("/metadata", json={"keys": [["dem", "rmnp", "b1"], ["dem", "nothere", "b1"]]})
+    assert r.status_code == 404
+
+
+def test_only_listed_datasets_are_served(client):
+    """A URL names key values, never a path: traversal attempts are unknown datasets."""
+    for url in ("/singleband/..%2F..%2Fetc/passwd/x/preview.png", "/metadata/%2Fetc%2Fpasswd/a/b",
+                "/singleband/../../etc/passwd/preview.png"):
+        r = client.get(url)
+        assert r.status_code in (400, 404), (url, r.status_code)
+
+
+def test_polar_dataset_tiles_are_not_500(tmp_path, tc_client):
+    """A dataset whose bounds reach -90°: Terracotta fails (500) computing which
+    tiles exist; we clamp to the Web Mercator latitude limit."""
+    from starlette.testclient import TestClient
+
+    from leafmap_tiles import store
+    from leafmap_tiles.render.terracotta import _tile_index
+    from leafmap_tiles.server.terracotta_api import create_terracotta_app
+
+    from .conftest import DATA, rgba
+
+    ks = store.open(str(tmp_path / "polar.sqlite"))
+    ks.create(["name"])
+    ks.insert(["ice"], str(DATA / "bremen_sea_ice_conc_2022_9_9.tif"))
+    md = ks.get_metadata(["ice"])
+    assert md["bounds"][1] <= -80
+    with TestClient(create_terracotta_app(ks)) as c:
+        opaque = 0
+        for z in (2, 3, 4):
+            for lon in (-120, -60, 0, 60, 120):
+                x, y = _tile_index(lon, -70, z)
+                r = c.get(f"/singleband/ice/{z}/{x}/{y}.png?colormap=blues")
+                assert r.status_code == 200, r.text
+                opaque += int((rgba(r.content)[..., 3] > 0).sum())
+        assert opaque > 10_000
