@@ -51,7 +51,10 @@ def main() -> None:
 
     from leafmap_tiles.server.app import create_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when
+    # sock.proto is IPPROTO_TCP; without it Nagle holds the response body (uvicorn writes
+    # headers and body separately) until the client's delayed ACK, ~40 ms per request.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("127.0.0.1", int(cfg.get("port") or 0)))

@@ -73,7 +73,11 @@ def _status_for(exc: LeafmapTilesError) -> int:
 
 
 def default_workers() -> int:
-    return int(os.environ.get("LEAFMAP_TILES_WORKERS", 0)) or max(4, 3 * (os.cpu_count() or 2))
+    """Threads rendering tiles of local files: one per core.  Such tiles are CPU-bound;
+    more threads only contend for the GIL (benchmarks/tiles.py on 2 cores, same file and
+    tiles: 2 threads ~215 tiles/s, 6 threads ~155).  Remote sources have their own,
+    larger pool, as their reads wait on the network."""
+    return int(os.environ.get("LEAFMAP_TILES_WORKERS", 0)) or max(2, os.cpu_count() or 2)
 
 
 def _as_path(path):
