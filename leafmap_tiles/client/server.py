@@ -39,7 +39,7 @@ _server: "TileServer | None" = None
 _server_lock = threading.Lock()
 _all_servers: "weakref.WeakSet[TileServer]" = weakref.WeakSet()
 # Provider credentials are kernel-wide (a login outlives any one server process):
-# prefix -> {"prefix", "username", "password"}, pushed to every server when it starts.
+# host -> {"host", "username", "password"}, pushed to every server when it starts.
 _credentials: dict[str, dict] = {}
 
 
@@ -307,21 +307,21 @@ class TileServer:
 
     # ------------------------------------------------------- credentials
     def set_credentials(self, hosts: list[str], username: str, password: str) -> None:
-        """Use HTTP Basic ``username``/``password`` for URLs on ``hosts`` only (each a
-        host name or a URL prefix); clears GDAL's cached failures."""
+        """Use HTTP Basic ``username``/``password`` for URLs on ``hosts`` only (each
+        ``name`` for any port, ``name:port``, or a URL; case-insensitive, see
+        :mod:`leafmap_tiles._hosts`); clears GDAL's cached failures.  Kept for the
+        kernel's lifetime: a server started later gets them too."""
         creds = []
         for h in hosts:
-            for prefix in _prefixes(h):
-                _credentials[prefix] = {"prefix": prefix, "username": username, "password": password}
-                creds.append(_credentials[prefix])
+            _credentials[h] = {"host": h, "username": username, "password": password}
+            creds.append(_credentials[h])
         self._post_gdal({"credentials": creds})
 
     def clear_credentials(self, hosts: list[str]) -> None:
         """Forget credentials of ``hosts`` and every cached byte read with them."""
-        prefixes = [p for h in hosts for p in _prefixes(h)]
-        for p in prefixes:
-            _credentials.pop(p, None)
-        self._post_gdal({"clear_prefixes": prefixes})
+        for h in hosts:
+            _credentials.pop(h, None)
+        self._post_gdal({"clear_hosts": list(hosts)})
 
     def _post_gdal(self, body: dict) -> None:
         if self.alive():
@@ -346,12 +346,6 @@ class TileServer:
 
 def _paths(path) -> list[str]:
     return list(path) if isinstance(path, (list, tuple)) else [path]
-
-
-def _prefixes(host: str) -> list[str]:
-    if host.startswith(("http://", "https://")):
-        return [host if host.endswith("/") else host + "/"]
-    return [f"https://{host}/", f"http://{host}/"]
 
 
 def _readline_with_timeout(proc: subprocess.Popen, timeout: float) -> str:

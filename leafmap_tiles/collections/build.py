@@ -186,7 +186,17 @@ def build(
         except ValueError:
             cached = {}
         if cached.get("parameters_hash") == digest and (ws / INDEX_DIR).exists():
-            return Collection.load(ws)
+            col = Collection.load(ws)
+            failed = col.failures()
+            if failed:  # e.g. built before login: say how to read them again
+                kinds = sorted({f["error_kind"] for f in failed})
+                warnings.warn(
+                    f"cached index {name!r}: {len(failed)} of {len(col)} headers could not be read when it "
+                    f"was built ({', '.join(kinds)}); build(..., force=True) reads them again"
+                    + (" (log in to the provider first)" if "auth" in kinds else ""),
+                    stacklevel=2,
+                )
+            return col
 
     start, end = _date_bounds(date_range)
     extra: dict[str, Any] = {}

@@ -67,7 +67,7 @@ _SAME_DATE_ATTR = "_leafmap_tiles_same_date"
 # ---------------------------------------------------------------------------- dates
 
 
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_ONLY = re.compile(r"^\d{4}-?\d{2}-?\d{2}$")  # YYYY-MM-DD or YYYYMMDD
 
 
 def _to_utc(value: _dt.datetime) -> _dt.datetime:
@@ -87,7 +87,12 @@ def _parse_bound(value: Any, *, is_end: bool) -> _dt.datetime | None:
     if isinstance(value, str):
         text = value.strip()
         if _DATE_ONLY.match(text):
-            return _parse_bound(_dt.date.fromisoformat(text), is_end=is_end)
+            digits = text.replace("-", "")
+            try:
+                day = _dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+            except ValueError as exc:
+                raise ValueError(f"cannot read {'end' if is_end else 'start'} date {value!r}: {exc}") from None
+            return _parse_bound(day, is_end=is_end)
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
@@ -127,35 +132,8 @@ _credentials: dict[str, tuple[str, str]] = {}
 # host key -> what to tell a user whose request there was refused
 _login_hints: dict[str, str] = {}
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def _host_key(host: str) -> str:
-    """Normalise a host given by a user or setting: 'Name:443' -> 'name:443'."""
-    host = host.strip().lower()
-    if "://" in host:
-        host = urlsplit(host).netloc.lower()
-    return host.rsplit("@", 1)[-1].rstrip("/")
-
-
-def _url_host(url: str) -> tuple[str, int | None]:
-    if url.startswith("/vsicurl/"):
-        url = url[len("/vsicurl/"):]
-    parts = urlsplit(url)
-    port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
-    return (parts.hostname or "").lower(), port
-
-
-def host_matches(url: str, host: str) -> bool:
-    """True when ``url`` is on ``host`` (``name`` matches any port, ``name:port`` only that)."""
-    name, port = _url_host(url)
-    key = _host_key(host)
-    if not name:
-        return False
-    if ":" in key and not key.startswith("["):
-        kname, kport = key.rsplit(":", 1)
-        return name == kname and str(port) == kport
-    return name == key
+from leafmap_tiles._hosts import host_key as _host_key  # noqa: E402
+from leafmap_tiles._hosts import host_matches  # noqa: E402,F401  (public here since the first release)
 
 
 def _lookup(table: dict, url: str):
@@ -432,8 +410,10 @@ def search(
     ``page_size`` is the number of items the server returns per page (its default
     when None). Other keyword arguments go to ``pystac_client.Client.search``
     (``query``, ``ids``, ``intersects``, ``filter`` ...)."""
-    if limit is not None and limit < 0:
-        raise ValueError("limit must be >= 0")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be an integer >= 0, got {limit!r}")
+    if max_cloud_cover is not None and not (0 <= float(max_cloud_cover) <= 100):
+        raise ValueError(f"max_cloud_cover must be a percentage in [0, 100], got {max_cloud_cover!r}")
     if bbox is not None:
         bbox = [float(v) for v in bbox]
         if len(bbox) != 4:

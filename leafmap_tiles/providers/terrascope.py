@@ -11,9 +11,13 @@ written for leafmap keeps working::
 
 Differences from leafmap (its known faults, fixed):
 
-* Downloads on ``services.terrascope.be`` use HTTP Basic auth; the credentials go to
-  the Terrascope download hosts only, and our running tile server gets them at once
-  (no restart, no cached 401 from before login).
+* Downloads on ``services.terrascope.be`` use HTTP Basic auth.  The package's own reads
+  (the tile server, collections, ``providers.stac.open_raster``) send the credentials
+  to the Terrascope download hosts only, and the running tile server gets them at once
+  (no restart, no cached 401 from before login).  As in leafmap, ``login()`` also sets
+  ``GDAL_HTTP_AUTH``/``GDAL_HTTP_USERPWD`` in ``os.environ`` for your own
+  ``rasterio.open`` calls; GDAL sends those to *every* host it reads in this process
+  until ``logout()``.
 * The cloud filter uses the CQL2 property ``eo:cloud_cover``; a server without the
   Filter extension is filtered here instead of returning nothing.
 * A date-only ``end`` includes that whole day; naive datetimes are UTC; every page of

@@ -47,7 +47,7 @@ def main() -> None:
     from rio_tiler.io import Reader  # noqa: F401  (import cost paid before the port opens)
 
     if (cfg.get("gdal") or {}).get("credentials"):
-        gdalenv.apply(cfg["gdal"])
+        gdalenv.apply(cfg["gdal"])  # before the sources below are covered by create_app
 
     from leafmap_tiles.server.app import create_app
 

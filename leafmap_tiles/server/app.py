@@ -105,6 +105,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         path = _as_path(body.get("path"))
         if path is not None and body.get("id"):
             registry.add(path, body.get("defaults") or {}, body["id"], bool(body.get("protected")))
+            gdalenv.cover(path)
 
     async def run(fn, *args, remote: bool = False):
         return await asyncio.get_running_loop().run_in_executor(remote_pool if remote else pool, fn, *args)
@@ -148,13 +149,15 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         defaults = {k: v for k, v in (body.get("defaults") or {}).items() if v is not None}
 
         def work():
+            gdalenv.cover(path)
             nodata = style_params.get("nodata", defaults.get("nodata"))
             probe_info = engine.info(path)  # validates the file itself
             engine.check_readable(path)
             style = parse_style({**defaults, **style_params}, probe_info)
             info = engine.info(path, style.nodata) if nodata is not None else probe_info
             stats = engine.statistics(path, style)  # reads an overview: truncated files fail here
-            src = registry.add(path, defaults, body.get("id"), bool(body.get("protected")))
+            protected = bool(body.get("protected")) or gdalenv.protected(path)
+            src = registry.add(path, defaults, body.get("id"), protected)
             return src, info, style, stats
 
         src, info, style, stats = await run(work, remote=is_remote(path))
@@ -182,7 +185,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
     async def gdal(request: Request):
         check_admin(request)
         body = await request.json()
-        await run(gdalenv.apply, body)
+        await run(gdalenv.apply, body, [src.path for src in registry.all()])
         engine.invalidate_all()
         generation["n"] += 1
         return JSONResponse({"ok": True, "generation": generation["n"]})
@@ -204,8 +207,9 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         etag = '"' + hashlib.sha1(
             f"{src.id}|{generation['n']}|{z}/{x}/{y}.{fmt}|{sorted(params.items())}".encode()
         ).hexdigest()[:32] + '"'
-        cache = "no-store" if src.protected else "public, max-age=3600"
-        if not src.protected and request.headers.get("if-none-match") == etag:
+        protected = src.protected or gdalenv.protected(src.path)
+        cache = "no-store" if protected else "public, max-age=3600"
+        if not protected and request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache})
 
         def work():

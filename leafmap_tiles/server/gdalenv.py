@@ -9,6 +9,7 @@ Credentials are scoped to hosts with GDAL's path-specific options
 from __future__ import annotations
 
 import os
+import threading
 
 # Set once at server start in the server's own process (documented GDAL options).
 DEFAULTS = {
@@ -25,25 +26,108 @@ DEFAULTS = {
 
 
 def set_defaults() -> None:
+    """Process-wide GDAL defaults of the server process (its own environment)."""
     for k, v in DEFAULTS.items():
         if v == "":
             continue
         os.environ.setdefault(k, v)
 
 
-def apply(body: dict) -> None:
-    """Apply a configuration change pushed by the kernel.
+# Credentials by host ("name" = any port, or "name:port"; see leafmap_tiles._hosts),
+# the URL prefixes they were applied to, and every host that ever had credentials
+# (its tiles are never cacheable by the browser, also after a logout).
+_hosts: dict[str, tuple[str, str]] = {}
+_applied: dict[str, str] = {}
+_ever: set[str] = set()
+_lock = threading.Lock()
 
-    ``body``: ``{"credentials": [{"prefix": "https://host/", "username", "password"}],
-    "clear_prefixes": ["https://host/"]}``.  Credentials apply only to URLs starting
-    with their prefix (GDAL path-specific options).  GDAL's HTTP caches are cleared so
-    that a failure cached before login (or bytes cached before logout) is forgotten.
-    """
+
+def _url_prefix(url: str) -> str | None:
+    """``scheme://netloc/`` of an http(s) URL exactly as written (GDAL matches
+    path-specific options on the literal ``/vsicurl/`` prefix)."""
+    from urllib.parse import urlsplit
+
+    if url.startswith("/vsicurl/"):
+        url = url[len("/vsicurl/"):]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}/"
+
+
+def _urls(path) -> list[str]:
+    return [p for p in (path if isinstance(path, tuple) else (path,)) if isinstance(p, str)]
+
+
+def _host_for(url: str) -> str | None:
+    from leafmap_tiles._hosts import host_matches
+
+    for key in _hosts:
+        if host_matches(url, key):
+            return key
+    return None
+
+
+def _set(prefix: str, key: str) -> None:
     from leafmap_tiles import _gdal
 
-    for cred in body.get("credentials") or []:
-        _gdal.set_path_option(cred["prefix"], "GDAL_HTTP_AUTH", "BASIC")
-        _gdal.set_path_option(cred["prefix"], "GDAL_HTTP_USERPWD", f"{cred['username']}:{cred['password']}")
-    for prefix in body.get("clear_prefixes") or []:
-        _gdal.clear_path_options(prefix)
-    _gdal.clear_caches()
+    user, password = _hosts[key]
+    _gdal.set_path_option(prefix, "GDAL_HTTP_AUTH", "BASIC")
+    _gdal.set_path_option(prefix, "GDAL_HTTP_USERPWD", f"{user}:{password}")
+    _applied[prefix] = key
+
+
+def cover(path) -> None:
+    """Before ``path`` (a URL, or a tuple for a mosaic) is read: give its URLs the
+    credentials of their host, if any, scoped to their exact ``scheme://netloc/``."""
+    with _lock:
+        for url in _urls(path):
+            prefix = _url_prefix(url)
+            key = _host_for(url) if prefix else None
+            if key is not None and _applied.get(prefix) != key:
+                _set(prefix, key)
+
+
+def protected(path) -> bool:
+    """Whether any URL of ``path`` is on a host that has (or had) credentials."""
+    from leafmap_tiles._hosts import host_matches
+
+    return any(host_matches(url, key) for url in _urls(path) for key in list(_ever))
+
+
+def apply(body: dict, paths=()) -> None:
+    """Apply a change pushed by the kernel.
+
+    ``body``: ``{"credentials": [{"host": "name[:port]" or "https://host/", "username",
+    "password"}], "clear_hosts": [...]}``.  Credentials apply only to URLs on their host
+    (GDAL path-specific options on each URL's exact prefix; see :func:`cover`), never
+    to another host.  ``paths`` are the registered sources, covered at once.  GDAL's
+    HTTP caches are cleared, so a 401 cached before login, or bytes read before a
+    logout, are forgotten.
+    """
+    from leafmap_tiles import _gdal
+    from leafmap_tiles._hosts import host_key
+
+    with _lock:
+        for cred in body.get("credentials") or []:
+            key = host_key(cred.get("host") or cred["prefix"])
+            _hosts[key] = (cred["username"], cred["password"])
+            _ever.add(key)
+        for host in body.get("clear_hosts") or []:
+            key = host_key(host)
+            _hosts.pop(key, None)
+            for prefix in [p for p, k in _applied.items() if k == key]:
+                _gdal.clear_path_options(prefix)
+                del _applied[prefix]
+        for prefix, key in list(_applied.items()):
+            if key in _hosts:
+                _set(prefix, key)  # new password for a host already in use
+        for key in _hosts:  # URLs not registered yet, at the host's default ports
+            name = key.rsplit(":", 1)[0] if ":" in key else key
+            port = key.rsplit(":", 1)[1] if ":" in key else None
+            for scheme in ("https", "http"):
+                netloc = name if port is None or port == {"https": "443", "http": "80"}[scheme] else f"{name}:{port}"
+                _set(f"{scheme}://{netloc}/", key)
+        _gdal.clear_caches()
+    for path in paths:
+        cover(path)

@@ -65,3 +65,32 @@ def test_tile_server_sends_no_credentials_to_another_host(
     records = recording_server.records
     assert any(r["method"] == "GET" for r in records)
     assert [r["authorization"] for r in records] == [None] * len(records)
+
+
+def test_host_without_port_and_other_case_get_the_credentials(
+        terrascope_auth, asset_server, ndvi_assets, tile_server, monkeypatch):
+    """Credentials for a bare host name apply to any port, case-insensitively, in the
+    tile server exactly as in the kernel (leafmap_tiles._hosts)."""
+    monkeypatch.setenv("LEAFMAP_TILES_TERRASCOPE_HOSTS", "LOCALHOST")  # no port, other case
+    terrascope_auth.login(USERNAME, PASSWORD, quiet=True)
+    url = asset_server.url(SPEC).replace("//127.0.0.1:", "//LocalHost:")
+    reg = tile_server.register(url)
+    t = centre_tile(ndvi_assets)
+    assert opaque_pixels(tile_server.tile(reg["id"], t.z, t.x, t.y)) == 256 * 256
+
+
+def test_plain_add_raster_of_a_protected_url_is_never_cached(terrascope_auth, asset_server, ndvi_assets):
+    import requests
+
+    from leafmap_tiles import Map
+
+    terrascope_auth.login(USERNAME, PASSWORD, quiet=True)
+    m = Map(basemap=None)
+    try:
+        layer = m.add_raster(asset_server.url(SPEC))  # not through create_time_layers
+        t = centre_tile(ndvi_assets)
+        r = requests.get(layer.url.replace("{z}", str(t.z)).replace("{x}", str(t.x)).replace("{y}", str(t.y)),
+                         timeout=60)
+        assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    finally:
+        m.close()
