@@ -118,6 +118,9 @@ class TileServer:
         # reads: the server gets them scoped to the provider's hosts via set_credentials().
         env = {k: v for k, v in os.environ.items() if k not in UNSCOPED_CREDENTIALS}
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # glibc makes a malloc arena per thread; with GDAL reads in many threads freed
+        # memory stays fragmented and the RSS only grows.  Two arenas keep it bounded.
+        env.setdefault("MALLOC_ARENA_MAX", "2")
         proc = subprocess.Popen(
             [sys.executable, "-m", "leafmap_tiles.server"],
             stdin=subprocess.PIPE,

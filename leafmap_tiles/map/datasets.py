@@ -144,8 +144,26 @@ def create_layer(m, store, kv: tuple[str, ...], path: str, style: dict, stretch)
     return layer
 
 
+def _as_store(store):
+    """A key store, or a path/URL of one (opened; it must exist)."""
+    import os
+
+    if isinstance(store, (str, os.PathLike)):
+        from leafmap_tiles import store as _store
+        from leafmap_tiles.errors import SourceNotFoundError
+
+        text = os.fspath(store)
+        if "://" not in text and not os.path.exists(text):
+            raise SourceNotFoundError(f"key store database not found: {text}")
+        return _store.open(text)
+    if not hasattr(store, "key_names"):
+        raise TypeError(f"store must be a key store (leafmap_tiles.store.open(...)) or its path, got {type(store).__name__}")
+    return store
+
+
 def add_dataset(m, store, keys=None, zoom_to_layer: bool = True, **kwargs):
     """Body of :meth:`Map.add_dataset`."""
+    store = _as_store(store)
     key_values, style = split_kwargs(store, kwargs)
     kv, path = find(store, keys, **key_values)
     metadata = store.get_metadata(list(kv))
@@ -162,6 +180,7 @@ def add_dataset(m, store, keys=None, zoom_to_layer: bool = True, **kwargs):
 
 def dataset_layers(m, store, **kwargs) -> dict[str, Any]:
     """Body of :meth:`Map.dataset_layers`."""
+    store = _as_store(store)
     key_values, style = split_kwargs(store, kwargs)
     names = tuple(store.key_names)
     free = [n for n in names if n not in key_values]

@@ -49,7 +49,10 @@ from starlette.routing import Route
 from leafmap_tiles.errors import (
     DatasetNotFoundError,
     InvalidKeyError,
+    InvalidSourceError,
     LeafmapTilesError,
+    SourceNotFoundError,
+    SourceTimeoutError,
     StoreError,
     StyleError,
 )
@@ -248,7 +251,11 @@ class _Datasets:
         if not found:
             raise DatasetNotFoundError(f"No dataset found for keys {dict(zip(names, keys))}")
         path = next(iter(found.values()))
-        metadata = self.store.get_metadata(list(keys))
+        try:  # computed here for datasets ingested with --skip-metadata
+            metadata = self.store.get_metadata(list(keys))
+        except (SourceNotFoundError, InvalidSourceError, SourceTimeoutError) as exc:
+            log.warning("dataset %s cannot be read: %s", keys, exc)
+            raise UnreadableDataset(f"dataset {'/'.join(keys)} cannot be read (its file is missing or corrupt)") from None
         with self._lock:
             if len(self._cache) > 4096:
                 self._cache.clear()
