@@ -73,7 +73,8 @@ def _write_cog(path: Path, spec: ItemSpec) -> dict:
     with rasterio.open(tmp, "w", **profile) as dst:
         dst.write(data, 1)
         dst.update_tags(1, scale_factor=str(SCALE), add_offset=str(OFFSET))
-    rio_copy(tmp, path, driver="COG", BLOCKSIZE=256, COMPRESS="DEFLATE",
+    # 64 px blocks: the bundled 256 px NAIP windows still get overviews (a real COG layout)
+    rio_copy(tmp, path, driver="COG", BLOCKSIZE=64, COMPRESS="DEFLATE",
              OVERVIEWS="AUTO", OVERVIEW_RESAMPLING="NEAREST")
     tmp.unlink()
     with rasterio.open(path) as ds:

@@ -1,6 +1,7 @@
 """What the local STAC API of the provider tests holds (used by conftest.py and the
 tests, which compute their expectations from ``CATALOG``, never from the code under
-test). NDVI comes from the NAIP rasters in shared/data/naip (opengeos/data, MIT)."""
+test). NDVI comes from the NAIP rasters in tests/data/naip (windows of shared/data/naip;
+opengeos/data, MIT)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-NAIP_DIR = Path(
-    os.environ.get("LEAFMAP_TILES_DATA", REPO.parent / "shared" / "data")
-) / "naip"
+# The bundled 256x256 NAIP windows (tests/data/naip: same pixel window for every date,
+# georeferencing kept) so that a clean clone tests the same everywhere;
+# LEAFMAP_TILES_DATA=<shared data folder> uses the full NAIP quarter-quads instead.
+NAIP_DIR = (
+    Path(os.environ["LEAFMAP_TILES_DATA"]) / "naip" if os.environ.get("LEAFMAP_TILES_DATA")
+    else REPO / "tests" / "data" / "naip"
+)
 
 COLLECTION = "terrascope-s2-ndvi-v2"
 USERNAME = "vito-tester"
