@@ -43,6 +43,7 @@ from leafmap_tiles.errors import (
     UnknownSourceError,
 )
 from leafmap_tiles.render import RenderEngine, parse_style
+from leafmap_tiles.render.engine import file_signature
 from leafmap_tiles.render.style import style_to_params
 from leafmap_tiles.server import gdalenv
 from leafmap_tiles.server.registry import Registry
@@ -205,10 +206,12 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         src = source_of(request)
         params = dict(request.query_params)
         etag = '"' + hashlib.sha1(
-            f"{src.id}|{generation['n']}|{z}/{x}/{y}.{fmt}|{sorted(params.items())}".encode()
+            f"{src.id}|{generation['n']}|{file_signature(src.path)}|{z}/{x}/{y}.{fmt}|{sorted(params.items())}".encode()
         ).hexdigest()[:32] + '"'
         protected = src.protected or gdalenv.protected(src.path)
-        cache = "no-store" if protected else "public, max-age=3600"
+        # revalidated on every use (ETag: source, file state, style): a file rewritten at
+        # the same path, or a new login, never shows stale tiles from the browser cache
+        cache = "no-store" if protected else "no-cache"
         if not protected and request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache})
 

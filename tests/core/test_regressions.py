@@ -145,3 +145,24 @@ def test_array_temp_file_removed_with_its_layer(m):
     assert os.path.exists(path)
     m.remove(layer)
     assert not os.path.exists(path)
+
+
+def test_tiles_revalidate_and_change_with_the_file(m, tmp_path):
+    """Browsers revalidate tiles (no-cache + ETag): 304 while the file is unchanged,
+    new bytes once it was rewritten at the same path."""
+    path = tmp_path / "result.tif"
+    _write(path, 10, 100)
+    layer = m.add_raster(str(path), vmin=0, vmax=255)
+    import morecantile
+
+    t = morecantile.tms.get("WebMercatorQuad").tile(10.5, 49.5, 8)
+    url = _tile_url(layer, t.z, t.x, t.y)
+    first = requests.get(url, timeout=30)
+    assert (decode(first.content)[..., 3] > 0).any()
+    assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
+    again = requests.get(url, headers={"If-None-Match": first.headers["etag"]}, timeout=30)
+    assert again.status_code == 304
+    _write(path, 200, 100)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 1_000_000))
+    changed = requests.get(url, headers={"If-None-Match": first.headers["etag"]}, timeout=30)
+    assert changed.status_code == 200 and changed.content != first.content
