@@ -83,7 +83,8 @@ def _run_ingest(args) -> int:
     if result.unmatched:
         print(
             f"{len(result.unmatched)} file(s) matched nothing: found by the pattern's wildcards "
-            "but their names break the key rules (keys are letters and digits only):",
+            "but their names do not fit it (key values are letters and digits only, and a key "
+            "repeated in the pattern must have the same value each time):",
             file=sys.stderr,
         )
         for path in result.unmatched[:20]:
@@ -91,7 +92,7 @@ def _run_ingest(args) -> int:
         if len(result.unmatched) > 20:
             print(f"  ... and {len(result.unmatched) - 20} more", file=sys.stderr)
     elif not args.quiet:
-        print("0 files matched nothing")
+        print("Every file found by the pattern was matched")
     return 0
 
 

@@ -85,6 +85,15 @@ class Inspector:
         if self.control not in self.map.controls:
             self.map.add(self.control)
 
+    def forget(self, layers) -> None:
+        """Hide the values box when it shows any of ``layers`` (they left the map)."""
+        ids = {getattr(l, "model_id", None) for l in layers}
+        if self.last and any(getattr(r["layer"], "model_id", None) in ids for r in self.last["layers"]):
+            self.last = None
+            self.html.value = ""
+            if self.control in self.map.controls:
+                self.map.remove(self.control)
+
     def close(self) -> None:
         self.enabled = False
         try:

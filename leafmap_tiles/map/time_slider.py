@@ -366,6 +366,8 @@ class TimeSlider:
             m.unobserve(self._on_map_change, names=["layers", "controls"])
         except ValueError:
             pass
+        if getattr(m, "inspector", None) is not None:
+            m.inspector.forget(self.layers)  # no values box left for frames that are gone
         for control in [self.control, self.series_control, *self._extra_controls]:
             if control in m.controls:
                 m.remove(control)

@@ -100,3 +100,15 @@ def test_layer_panel_controls_the_time_slider(m):
     cb.value = True
     ts.slider.value = 1
     assert ts.visible_layers == [ts.layers[1]] and ts.layers[1].opacity == 0.4
+
+
+def test_closing_the_slider_hides_its_values_box(m):
+    from tests.map.helpers import naip_files
+
+    files = naip_files()[:3]
+    slider = m.add_time_slider(files, expression="(b4-b1)/(b4+b1)")
+    lon, lat = pixel_lonlat(files[0], 100, 100)
+    m.inspector.click(lon, lat)
+    assert m.inspector.control in m.controls
+    slider.close()
+    assert m.inspector.control not in m.controls and m.inspector.html.value == ""
