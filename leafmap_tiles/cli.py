@@ -226,6 +226,11 @@ def _run_serve(args) -> int:
     print(f"Serving Terracotta API on http://{shown}:{port} (API documentation: /apidoc; Ctrl+C to stop)",
           flush=True)
     config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="off", timeout_keep_alive=30)
+    import signal
+
+    # uvicorn shuts down on SIGTERM and then re-raises it to the previous handler: make that
+    # handler an exit, so that the `finally` below still removes a temporary database
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
