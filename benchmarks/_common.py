@@ -33,6 +33,14 @@ if not SHARED_DATA.is_dir():
 CACHE = Path(os.environ.get("LEAFMAP_TILES_BENCH_CACHE", Path.home() / ".cache" / "leafmap_tiles_bench"))
 PEERS_VENV = Path(os.environ.get("LEAFMAP_TILES_PEERS_VENV", HERE / ".venv-peers"))
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM raise SystemExit, so that the scripts' ``finally`` blocks stop the
+    servers they started in their own process groups (Ctrl-C already does)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 SRTM = SHARED_DATA / "large" / "srtm90.tif"
 NDVI_COG = SHARED_DATA / "large" / "bess_NDVI_maximum_cog.tif"
 S2_SIZE = 10980

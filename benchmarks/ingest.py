@@ -180,4 +180,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    C.exit_on_sigterm()
     main()

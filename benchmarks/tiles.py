@@ -368,4 +368,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    C.exit_on_sigterm()
     main()
