@@ -15,6 +15,7 @@ Terracotta); it does not merge them into one transaction.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 from collections import OrderedDict
@@ -33,7 +34,7 @@ KeysArg = Sequence[str] | Mapping[str, str]
 WhereArg = Sequence[str] | Mapping[str, "str | Sequence[str]"]
 
 
-class KeyStore:
+class KeyStore(abc.ABC):
     """A Terracotta-compatible key store; get one with :func:`leafmap_tiles.store.open`.
 
     Datasets are identified by a tuple of key values, one per key name, in the
@@ -49,29 +50,37 @@ class KeyStore:
         self._key_names: tuple[str, ...] | None = None
 
     # ------------------------------------------------------------ back end hooks
+    @abc.abstractmethod
     def _db_create(self, keys: Sequence[str], descriptions: Mapping[str, str], exist_ok: bool) -> None:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def _db_version(self) -> str:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def _db_keys(self) -> "OrderedDict[str, str]":
         raise NotImplementedError
 
+    @abc.abstractmethod
     def _db_datasets(
         self, where: dict[str, list[str]], page: int, limit: int | None, order_by: list[str], ascending: bool
     ) -> dict[tuple[str, ...], str]:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def _db_metadata_row(self, keys: dict[str, str]) -> dict[str, Any] | None:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def _db_insert(self, keys: dict[str, str], path: str, encoded: dict[str, Any] | None) -> None:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def _db_delete(self, keys: dict[str, str]) -> int:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def connect(self, verify: bool = True) -> contextlib.AbstractContextManager:
         """Context manager keeping one connection open for the calls inside it.
 
