@@ -168,14 +168,7 @@ def add_dataset(m, store, keys=None, zoom_to_layer: bool = True, **kwargs):
     kv, path = find(store, keys, **key_values)
     metadata = store.get_metadata(list(kv))
     layer = create_layer(m, store, kv, path, style, _stretch(style, [metadata]))
-    try:
-        m.add(layer)
-    except Exception:
-        layer.release()
-        raise
-    if zoom_to_layer:
-        m.zoom_to_bounds(layer.info["bounds"], max_zoom=int(layer.info.get("maxzoom", 18)))
-    return layer
+    return m.put_on_map(layer, zoom_to_layer)
 
 
 def dataset_layers(m, store, **kwargs) -> dict[str, Any]:

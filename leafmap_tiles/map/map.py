@@ -150,6 +150,11 @@ class Map(ipyleaflet.Map):
             source, indexes=indexes, colormap=colormap, vmin=vmin, vmax=vmax, nodata=nodata,
             layer_name=layer_name, visible=visible, opacity=opacity, attribution=attribution, **style,
         )
+        return self.put_on_map(layer, zoom_to_layer)
+
+    def put_on_map(self, layer: RasterTileLayer, zoom_to_layer: bool = True) -> RasterTileLayer:
+        """Add a registered raster layer (its source is released if that fails) and
+        optionally fit the view to its bounds."""
         try:
             self.add(layer)
         except Exception:

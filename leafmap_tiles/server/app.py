@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import math
 import os
@@ -130,9 +131,20 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             raise UnknownSourceError(f"unknown source id {request.path_params['source_id']!r}")
         return src
 
+    styles: dict[str, object] = {}  # parsed once per style, not per tile
+
     def style_of(src, params: dict, info):
         merged = {**src.defaults, **{k: v for k, v in params.items() if k not in ("lon", "lat")}}
-        return parse_style(merged, info)
+        # parse_style depends on the query and on the band count/dtype of the source only
+        key = json.dumps([merged, info.count, info.visible_count, info.dtype, info.has_palette],
+                         sort_keys=True, default=str)
+        style = styles.get(key)
+        if style is None:
+            style = parse_style(merged, info)  # raises StyleError: bad styles are not cached
+            if len(styles) > 4096:
+                styles.clear()
+            styles[key] = style
+        return style
 
     async def health(request: Request):
         return JSONResponse({"status": "ok", "sources": len(registry.all())})
