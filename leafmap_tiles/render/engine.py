@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from leafmap_tiles.errors import InvalidSourceError
-from leafmap_tiles.render import encode
+from leafmap_tiles.render import decimated, encode
 from leafmap_tiles.render.colormaps import apply_explicit
 from leafmap_tiles.render.errors import check_local, classify
 from leafmap_tiles.render.style import Style, evaluate_blocks
@@ -87,6 +87,8 @@ class RenderEngine:
         self._stats: dict[tuple, list[dict]] = {}
         self._stats_lock = threading.Lock()
         self._info: dict[tuple, SourceInfo] = {}
+        self._src_res: dict[tuple, float] = {}
+        self.far_reads = 0  # tiles read by the far-zoom path (a debug counter for tests)
 
     # ------------------------------------------------------------------ readers
     def _readers(self) -> OrderedDict:
@@ -370,14 +372,57 @@ class RenderEngine:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                img = rdr.tile(x, y, z, **kwargs)
+                img = self._far_tile(path, rdr, x, y, z, style, **kwargs)
+                if img is False:  # near the native zoom: rio-tiler's own path
+                    img = rdr.tile(x, y, z, **kwargs)
             except Exception as exc:
                 if type(exc).__name__ == "TileOutsideBounds":
                     return None
                 raise classify(path, exc, during="read") from None
+        if img is None:
+            return None
         if np.issubdtype(img.array.dtype, np.floating):
             img.array.mask = np.ma.getmaskarray(img.array) | np.isnan(img.array.data)
         return img
+
+    def _far_tile(self, path, rdr, x: int, y: int, z: int, style: Style, *, tilesize, indexes,
+                  resampling_method, reproject_method):
+        """Tile z/x/y read by :mod:`~leafmap_tiles.render.decimated` (the window the tile
+        covers, at the tile's resolution) when its pixels are at least
+        ``decimated.MIN_DECIMATION`` times those of the raster's best overview; ``False``
+        where rio-tiler's ``Reader.tile`` is fast (near the native zoom, or an overview
+        close to the tile's resolution) and its pixels are kept; ``None`` when the tile
+        does not meet the raster."""
+        from rasterio.vrt import WarpedVRT
+        from rio_tiler.models import ImageData
+
+        ds = rdr.dataset
+        if isinstance(ds, WarpedVRT):  # GCP-only files: rio-tiler's path
+            return False
+        key = (path, file_signature(path))
+        res = self._src_res.get(key)
+        if res is None:
+            res = self._src_res[key] = decimated.source_resolution_in_3857(ds) or 0.0
+            if len(self._src_res) > 4096:
+                self._src_res.clear()
+        bounds = tuple(rdr.tms.xy_bounds(x, y, z))
+        dec = decimated.decimation(ds, bounds, tilesize, res or None)
+        if dec < decimated.MIN_DECIMATION:
+            return False
+        info = self.info(path, style.nodata)
+        if decimated.warp_factor(dec, info.overviews) < decimated.MIN_DECIMATION:
+            return False
+        nodata = rdr.options.get("nodata", ds.nodata)
+        arr = decimated.read_tile(
+            ds, bounds, tilesize, tilesize, indexes, nodata=nodata,
+            alpha_index=info.alpha_index if nodata is None else None,
+            resampling=resampling_method, reproject=reproject_method, dec=dec,
+        )
+        if arr is None or np.ma.getmaskarray(arr).all():
+            return None
+        self.far_reads += 1
+        return ImageData(arr, bounds=bounds, crs=rdr.tms.rasterio_crs,
+                         band_names=[f"b{i}" for i in indexes], nodata=nodata)
 
     def _read_tile(self, path, style: Style, z: int, x: int, y: int, indexes, resampling):
         """ImageData of tile z/x/y, or None where there is no data.  A mosaic (tuple of

@@ -137,6 +137,9 @@ def read_band1(
     has_alpha = _has_alpha_band(src)
     alpha_index = src.count if has_alpha else src.count + 1
     method = "nearest" if preserve_values else None
+    far = _far_read(engine, path, src, bounds, shape, method, has_alpha)
+    if far is not None:
+        return far
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -165,6 +168,39 @@ def read_band1(
     if nodata is not None and not math.isnan(nodata):
         mask |= data == nodata
     return np.ma.masked_array(data, mask=mask)
+
+
+def _far_read(engine, path, src, bounds, shape, method, has_alpha) -> np.ma.MaskedArray | None:
+    """Band 1 over ``bounds`` by :mod:`~leafmap_tiles.render.decimated` when the tile's
+    pixels are at least ``MIN_DECIMATION`` times the raster's (far below its native
+    zoom, where a warped VRT at the raster's resolution over the whole tile is slow);
+    None nearer, where the caller's rio-tiler read is kept."""
+    from rasterio.vrt import WarpedVRT
+
+    from leafmap_tiles.render import decimated
+
+    if isinstance(src, WarpedVRT) or bounds is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            dec = decimated.decimation(src, bounds, int(shape[1]))
+            if decimated.warp_factor(dec, src.overviews(1)) < decimated.MIN_DECIMATION:
+                return None
+            nodata = src.nodata
+            arr = decimated.read_tile(
+                src, bounds, int(shape[1]), int(shape[0]), [1], nodata=nodata,
+                alpha_index=src.count if (has_alpha and nodata is None) else None,
+                resampling=method or "average", reproject=method or "bilinear", dec=dec,
+            )
+        except Exception as exc:
+            from leafmap_tiles.render.errors import classify
+
+            raise classify(path, exc, during="read") from None
+    if arr is None or np.ma.getmaskarray(arr).all():
+        raise OutsideData("dataset does not cover the tile")
+    engine.far_reads += 1
+    return np.ma.masked_array(arr.data[0], mask=np.ma.getmaskarray(arr)[0])
 
 
 # --------------------------------------------------------------------------- stretch

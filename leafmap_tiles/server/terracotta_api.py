@@ -343,8 +343,25 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         thread_name_prefix="tc-tile",
     )
 
+    from leafmap_tiles.server.app import default_deadlines
+    from leafmap_tiles.server.scheduler import ClientGoneError, RenderDeadlineError, Scheduler
+
+    renders = Scheduler(pool._max_workers, default_deadlines()[0], name="tc-render")
+
     async def run(fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    async def run_tile(request: Request, work):
+        """A tile render: newest first, dropped if the client left, 503 past the
+        deadline, fair across datasets (:mod:`leafmap_tiles.server.scheduler`)."""
+        try:
+            return png(await renders.run(request.path_params.get("keys", ""), work, request=request))
+        except ClientGoneError:
+            return error("the client closed the connection before the tile was rendered", 503)
+        except RenderDeadlineError as exc:
+            resp = error(str(exc), 503)
+            resp.headers["Retry-After"] = "1"
+            return resp
 
     def png(body: bytes) -> Response:
         return Response(body, media_type="image/png")
@@ -476,7 +493,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
                 return tcr.explicit_png(data, explicit)
             return tcr.singleband_png(tcr.to_index(data, lo, hi), cmap)
 
-        return png(await run(work))
+        return await run_tile(request, work)
 
     def _some_keys(request: Request) -> list[str]:
         some = _split_keys(request.path_params.get("keys", ""))
@@ -531,7 +548,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
             channels = [np.zeros(shape, dtype=np.uint8) if ch is None else ch for ch in channels]
             return tcr.rgb_png(channels)
 
-        return png(await run(work))
+        return await run_tile(request, work)
 
     async def compute_route(request: Request):
         params = _first_params(request)
@@ -578,7 +595,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
             result = tc_expression.evaluate(expr, arrays)
             return tcr.singleband_png(tcr.to_index(result, rng[0], rng[1]), cmap)
 
-        return png(await run(work))
+        return await run_tile(request, work)
 
     # ------------------------------------------------------------ spec
     async def swagger_route(request: Request):
@@ -592,7 +609,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         return HTMLResponse(APIDOC_HTML)
 
     async def health(request: Request):
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "renders": renders.stats()})
 
     # ------------------------------------------------------------ errors
     def error(message: str, status: int) -> JSONResponse:
@@ -653,5 +670,6 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     app.state.store = store
     app.state.engine = engine
     app.state.pool = pool
+    app.state.renders = renders
     app.state.temp_db = temp_db
     return app
