@@ -10,10 +10,18 @@ issues #348 and #819).
 
 Here instead: (1) the tile's footprint is found in the raster's CRS (a grid of points
 of the tile transformed with PROJ, clipped to the raster), (2) that window is read with
-``DatasetReader.read(out_shape=...)`` at twice the tile's resolution, so GDAL uses the
-raster's overviews or decimates while decoding, and (3) the small array is warped to the
-tile grid with ``rasterio.warp.reproject`` (GDAL's warper), nodata or a validity alpha
-band carried along.  Cost: one read of about 2 x tile-size pixels, whatever the zoom.
+``DatasetReader.read(out_shape=...)`` at twice the tile's resolution (four times for
+reductions such as ``average``), so GDAL uses the raster's overviews or decimates while
+decoding, and (3) the small array is warped to the tile grid with
+``rasterio.warp.reproject`` (GDAL's warper; a reduction is warped with the same
+reduction), nodata or a validity alpha band carried along.  Cost: one read of 2-4 x
+the tile's pixels per axis, whatever the zoom.
+
+At these zooms a tile pixel covers many raster pixels and the result depends on how
+they are sampled: with ``nearest`` both rio-tiler and this module draw point samples
+(at slightly different positions), with ``average`` this module is closer to the true
+area average of the raster pixels than Terracotta's warped VRT (tests/terracotta_api/
+test_far_zoom.py measures both against GDAL's average warp from full resolution).
 
 Only used where rio-tiler's path is slow: where the tile's pixels are at least
 :data:`MIN_DECIMATION` times coarser than those of the raster's best overview for them
@@ -28,9 +36,13 @@ import warnings
 import numpy as np
 
 MIN_DECIMATION = 4.0  # tile pixel size / best overview's pixel size from which this path is used
-OVERSAMPLE = 2.0  # source pixels read per tile pixel (each axis)
+OVERSAMPLE = 2.0  # source pixels read per tile pixel and axis (nearest, bilinear, ...)
+OVERSAMPLE_AGGREGATE = 4.0  # the same for reductions (average, mode, ...): closer to a true area average
 _GRID = 21  # points per tile edge used to find the tile's footprint in the source CRS
 WEB_MERCATOR_HALF = 20037508.342789244
+
+
+_AGGREGATES = ("average", "mode", "min", "max", "med", "q1", "q3", "sum", "rms")
 
 
 def tile_transform(bounds, width: int, height: int):
@@ -138,12 +150,17 @@ def read_tile(
     from rasterio.enums import Resampling
     from rasterio.warp import reproject as warp
 
+    if resampling in _AGGREGATES:
+        # a reduction (e.g. average) over all raster pixels under a tile pixel: warp with
+        # it too, so the read pixels are reduced over the tile pixel's footprint, as
+        # GDAL does when it downsamples a warped VRT at the raster's resolution
+        reproject = resampling
     win = source_window(ds, bounds)
     if win is None:
         return None
     if dec is None:
         dec = decimation(ds, bounds, width)
-    step = max(1.0, dec / OVERSAMPLE)  # source pixels per pixel read
+    step = max(1.0, dec / (OVERSAMPLE_AGGREGATE if resampling in _AGGREGATES else OVERSAMPLE))
     out_w = max(1, int(math.ceil(win.width / step)))
     out_h = max(1, int(math.ceil(win.height / step)))
     indexes = list(indexes)
