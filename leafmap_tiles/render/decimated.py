@@ -23,9 +23,9 @@ they are sampled: with ``nearest`` both rio-tiler and this module draw point sam
 area average of the raster pixels than Terracotta's warped VRT (tests/terracotta_api/
 test_far_zoom.py measures both against GDAL's average warp from full resolution).
 
-Only used where rio-tiler's path is slow: where the tile's pixels are at least
-:data:`MIN_DECIMATION` times coarser than those of the raster's best overview for them
-(:func:`warp_factor`); elsewhere rio-tiler's own path and pixels are kept.
+Only used where rio-tiler's path is slow: where the warped VRT or the raster pixels
+it would process are at least :data:`MIN_DECIMATION` times the tile's per side
+(:func:`rio_tiler_cost`); elsewhere rio-tiler's own path and pixels are kept.
 """
 
 from __future__ import annotations
@@ -35,13 +35,14 @@ import warnings
 
 import numpy as np
 
-MIN_DECIMATION = 4.0  # tile pixel size / best overview's pixel size from which this path is used
+MIN_DECIMATION = 5.0  # from this ratio (per side) of what rio-tiler would process to the tile, this path is used
 OVERSAMPLE = 2.0  # source pixels read per tile pixel and axis (nearest, bilinear, ...)
 OVERSAMPLE_AGGREGATE = 4.0  # the same for reductions (average, mode, ...): closer to a true area average
 _GRID = 21  # points per tile edge used to find the tile's footprint in the source CRS
 WEB_MERCATOR_HALF = 20037508.342789244
 
 
+LEVEL_GAIN = 4.0  # a level is built when GDAL would decode >= LEVEL_GAIN^2 x the pixels it returns
 _AGGREGATES = ("average", "mode", "min", "max", "med", "q1", "q3", "sum", "rms")
 
 
@@ -77,14 +78,107 @@ def decimation(ds, bounds, width: int, src_res: float | None = None) -> float:
     return (bounds[2] - bounds[0]) / float(width) / res
 
 
-def warp_factor(dec: float, overviews) -> float:
-    """How many raster pixels per tile pixel rio-tiler's warped VRT still has to warp
-    after GDAL picks the raster's best overview (``overviews``: decimation factors,
-    e.g. ``[2, 4, 8]``): ``dec`` divided by the largest factor not above it.  rio-tiler
-    is fast below :data:`MIN_DECIMATION` (a warp of at most ~4x the tile's pixels per
-    side), so this module is used only from there on."""
-    usable = [f for f in (overviews or []) if f <= dec]
-    return dec / (max(usable) if usable else 1.0)
+def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None) -> float:
+    """What rio-tiler's ``Reader.tile`` / ``Reader.part`` would process for a tile of
+    ``width`` x ``height`` pixels over EPSG:3857 ``bounds``, in tile areas: the larger of
+    the warped VRT it builds (``rio_tiler.utils.get_vrt_transform``) and the raster
+    pixels GDAL decodes for it (``window`` of the raster, see :func:`source_window`).
+
+    Model of GDAL (3.x): when the tile is read at less than half the VRT's size, GDAL
+    reads the VRT's implicit overview ``f`` (the largest raster overview factor not
+    above that ratio), which warps raster overview ``f`` whatever its resolution, so
+    ``window / f**2`` raster pixels are decoded; otherwise the warper reads the raster
+    overview closest to the VRT's resolution.  ``overviews`` are decimation factors."""
+    from rio_tiler.utils import get_vrt_transform
+
+    try:
+        _, vw, vh = get_vrt_transform(ds, bounds, height, width, dst_crs="EPSG:3857")
+    except Exception:
+        return math.inf
+    ovr = list(overviews or [])
+    ratio = max(vw / float(width), vh / float(height))
+    f_vrt = max([o for o in ovr if o <= ratio] or [1])
+    vrt_px = vw * vh / float(f_vrt * f_vrt)
+    win_px = float(window.width * window.height) if window is not None else 0.0
+    if f_vrt > 1:
+        decoded = win_px / float(f_vrt * f_vrt)
+    else:
+        per = math.sqrt(win_px / vrt_px) if vrt_px else 1.0  # raster pixels per VRT pixel, per side
+        f_src = max([o for o in ovr if o <= per] or [1])
+        decoded = win_px / float(f_src * f_src)
+    return max(vrt_px, decoded) / float(width * height)
+
+
+def use_decimated(cost: float) -> bool:
+    """Whether a tile whose rio-tiler cost (:func:`rio_tiler_cost`) is ``cost`` is read
+    by this module: from :data:`MIN_DECIMATION` squared tile areas on (5x the tile's
+    pixels per side: ~1.6 million pixels, tens of milliseconds), where rio-tiler's path
+    gets slow; below it rio-tiler's pixels are kept (the first, fitted view of a raster
+    among them: tests/core/test_add_raster.py)."""
+    return cost >= MIN_DECIMATION * MIN_DECIMATION
+
+
+class Levels:
+    """Decimated copies of whole rasters that lack overviews, built once per source
+    and kept in memory (least recently used dropped past ``max_bytes``).
+
+    Reading a window of a raster without overviews at 1/N of its resolution makes GDAL
+    decode every pixel of the window; far out, a tile's window is most of the raster,
+    so every far tile would decode the whole file.  A level (all bands, 1/L of the
+    resolution, L a power of two) is read once instead and tiles cut from it."""
+
+    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._cache: OrderedDict = OrderedDict()
+        self._building: dict = {}
+        self.built = 0  # levels built (a debug counter for tests)
+
+    def get(self, key, build):
+        import threading
+
+        while True:
+            with self._lock:
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                    return hit
+                ev = self._building.get(key)
+                if ev is None:
+                    ev = self._building[key] = threading.Event()
+                    mine = True
+                else:
+                    mine = False
+            if not mine:
+                ev.wait()
+                continue
+            try:
+                value = build()
+            finally:
+                with self._lock:
+                    self._building.pop(key, None)
+                ev.set()
+            with self._lock:
+                self._cache[key] = value
+                self.built += 1
+                total = sum(v[0].nbytes + (0 if v[1] is None else v[1].nbytes) for v in self._cache.values())
+                while total > self.max_bytes and len(self._cache) > 1:
+                    _, old = self._cache.popitem(last=False)
+                    total -= old[0].nbytes + (0 if old[1] is None else old[1].nbytes)
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def forget(self, path) -> None:
+        """Drop the levels of ``path`` (keys are ``((path, file state), ...)``)."""
+        with self._lock:
+            for k in [k for k in self._cache if k[0][0] == path]:
+                del self._cache[k]
 
 
 def source_window(ds, bounds):
@@ -135,6 +229,8 @@ def read_tile(
     resampling: str = "nearest",
     reproject: str = "nearest",
     dec: float | None = None,
+    levels: Levels | None = None,
+    level_key=None,
 ) -> np.ma.MaskedArray | None:
     """Bands ``indexes`` (1-based) of ``ds`` over EPSG:3857 ``bounds`` as a masked array
     of shape ``(len(indexes), height, width)`` in the raster's dtype, or None when the
@@ -146,6 +242,9 @@ def read_tile(
     where the raster's alpha band (``alpha_index``) is not opaque or its GDAL mask is 0,
     and outside the raster.  ``resampling`` is used for the decimated read (GDAL
     RasterIO), ``reproject`` for the warp; both are rasterio ``Resampling`` names.
+    ``dec`` is the tile's pixel size over the raster's (:func:`decimation`).  With
+    ``levels`` (and ``level_key`` naming the file and its state), a raster without
+    overviews near the needed resolution is read from a decimated copy built once.
     """
     from rasterio.enums import Resampling
     from rasterio.warp import reproject as warp
@@ -165,8 +264,27 @@ def read_tile(
     out_h = max(1, int(math.ceil(win.height / step)))
     indexes = list(indexes)
     io_res = Resampling[resampling]
-    data = ds.read(indexes, window=win, out_shape=(len(indexes), out_h, out_w), resampling=io_res)
-    src_transform = _scaled(ds.window_transform(win), win.width / out_w, win.height / out_h)
+    level = None
+    if levels is not None and level_key is not None:
+        best = max([f for f in ds.overviews(indexes[0]) if f <= step] or [1])
+        if step / best >= LEVEL_GAIN:  # GDAL would decode >= 16x the pixels it returns
+            factor = 2 ** int(math.log2(step))
+            level = levels.get((level_key, factor, resampling, nodata is None, alpha_index),
+                               lambda: _build_level(ds, factor, io_res, nodata, alpha_index))
+    if level is not None:
+        ldata, lalpha, (sx, sy) = level
+        c0, r0 = int(win.col_off // sx), int(win.row_off // sy)
+        c1 = min(ldata.shape[2], int(math.ceil((win.col_off + win.width) / sx)))
+        r1 = min(ldata.shape[1], int(math.ceil((win.row_off + win.height) / sy)))
+        if c1 <= c0 or r1 <= r0:
+            return None
+        data = ldata[[i - 1 for i in indexes], r0:r1, c0:c1]
+        src_transform = ds.transform * _affine_scale_translate(sx, sy, c0, r0)
+        out_h, out_w = data.shape[1:]
+    else:
+        lalpha = None
+        data = ds.read(indexes, window=win, out_shape=(len(indexes), out_h, out_w), resampling=io_res)
+        src_transform = _scaled(ds.window_transform(win), win.width / out_w, win.height / out_h)
     dst_transform = tile_transform(bounds, width, height)
     dtype = data.dtype
     if nodata is not None:
@@ -182,7 +300,9 @@ def read_tile(
         mask = np.isnan(out) if (isinstance(nodata, float) and math.isnan(nodata)) else out == nodata
         return np.ma.MaskedArray(out, mask=mask)
     # no nodata: validity comes from the alpha band or GDAL's mask, warped as an alpha band
-    if alpha_index is not None:
+    if level is not None:
+        alpha = lalpha[r0:r1, c0:c1].astype(dtype)
+    elif alpha_index is not None:
         a = ds.read(alpha_index, window=win, out_shape=(out_h, out_w), resampling=io_res)
         opaque = np.iinfo(a.dtype).max if np.issubdtype(a.dtype, np.integer) else 1.0
         alpha = np.where(a == opaque, 255, 0).astype(dtype)
@@ -201,6 +321,30 @@ def read_tile(
     valid = out[-1] == 255
     mask = np.broadcast_to(~valid, (len(indexes), height, width)).copy()
     return np.ma.MaskedArray(out[:-1], mask=mask)
+
+
+def _build_level(ds, factor: int, io_res, nodata, alpha_index):
+    """(all bands, validity alpha 0/255 or None, factor) of ``ds`` at 1/``factor``."""
+    from rasterio.enums import Resampling
+
+    h, w = max(1, -(-ds.height // factor)), max(1, -(-ds.width // factor))
+    data = ds.read(out_shape=(ds.count, h, w), resampling=io_res)
+    alpha = None
+    if nodata is None:
+        if alpha_index is not None:
+            a = ds.read(alpha_index, out_shape=(h, w), resampling=io_res)
+            opaque = np.iinfo(a.dtype).max if np.issubdtype(a.dtype, np.integer) else 1.0
+            alpha = np.where(a == opaque, 255, 0).astype(np.uint8)
+        else:
+            m = ds.read_masks(1, out_shape=(h, w), resampling=Resampling.nearest)
+            alpha = np.where(m > 0, 255, 0).astype(np.uint8)
+    return data, alpha, (ds.width / w, ds.height / h)  # raster pixels per level pixel
+
+
+def _affine_scale_translate(sx: float, sy: float, col: int, row: int):
+    from affine import Affine
+
+    return Affine.translation(col * sx, row * sy) * Affine.scale(sx, sy)
 
 
 def _scaled(transform, sx: float, sy: float):

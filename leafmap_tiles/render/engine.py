@@ -88,6 +88,8 @@ class RenderEngine:
         self._stats_lock = threading.Lock()
         self._info: dict[tuple, SourceInfo] = {}
         self._src_res: dict[tuple, float] = {}
+        self._cost: dict[tuple, float] = {}
+        self.levels = decimated.Levels()  # decimated copies of rasters lacking overviews
         self.far_reads = 0  # tiles read by the far-zoom path (a debug counter for tests)
 
     # ------------------------------------------------------------------ readers
@@ -135,8 +137,10 @@ class RenderEngine:
             self._generation += 1  # each worker thread drops its readers on next use
             self._stats.clear()
             self._info.clear()
+        self.levels.clear()
 
     def forget(self, path: str) -> None:
+        self.levels.forget(path)
         with self._stats_lock:
             for k in [k for k in self._stats if k[0] == path]:
                 del self._stats[k]
@@ -400,29 +404,51 @@ class RenderEngine:
         if isinstance(ds, WarpedVRT):  # GCP-only files: rio-tiler's path
             return False
         key = (path, file_signature(path))
-        res = self._src_res.get(key)
-        if res is None:
-            res = self._src_res[key] = decimated.source_resolution_in_3857(ds) or 0.0
-            if len(self._src_res) > 4096:
-                self._src_res.clear()
         bounds = tuple(rdr.tms.xy_bounds(x, y, z))
-        dec = decimated.decimation(ds, bounds, tilesize, res or None)
-        if dec < decimated.MIN_DECIMATION:
-            return False
         info = self.info(path, style.nodata)
-        if decimated.warp_factor(dec, info.overviews) < decimated.MIN_DECIMATION:
+        if not decimated.use_decimated(self.rio_tiler_cost(key, ds, bounds, z, tilesize, info.overviews)):
             return False
+        dec = decimated.decimation(ds, bounds, tilesize, self.resolution(key, ds) or None)
         nodata = rdr.options.get("nodata", ds.nodata)
         arr = decimated.read_tile(
             ds, bounds, tilesize, tilesize, indexes, nodata=nodata,
             alpha_index=info.alpha_index if nodata is None else None,
             resampling=resampling_method, reproject=reproject_method, dec=dec,
+            levels=self.levels, level_key=key,
         )
         if arr is None or np.ma.getmaskarray(arr).all():
             return None
         self.far_reads += 1
         return ImageData(arr, bounds=bounds, crs=rdr.tms.rasterio_crs,
                          band_names=[f"b{i}" for i in indexes], nodata=nodata)
+
+    def resolution(self, key, ds) -> float:
+        """Pixel size (EPSG:3857 metres) at the raster's centre, once per file state."""
+        hit = self._src_res.get(key)
+        if hit is None:
+            hit = decimated.source_resolution_in_3857(ds) or 0.0
+            if len(self._src_res) > 4096:
+                self._src_res.clear()
+            self._src_res[key] = hit
+        return hit
+
+    def rio_tiler_cost(self, key, ds, bounds, z: int, tilesize: int, overviews) -> float:
+        """:func:`decimated.rio_tiler_cost` of a tile, cached per file state, zoom and
+        size while the tile's window is far smaller than the raster (then the cost
+        depends on the zoom only); tiles that see most of the raster are computed."""
+        ck = (key, z, tilesize)
+        hit = self._cost.get(ck)
+        if hit is not None:
+            return hit
+        win = decimated.source_window(ds, bounds)
+        if win is None:
+            return 0.0
+        cost = decimated.rio_tiler_cost(ds, bounds, tilesize, tilesize, overviews, win)
+        if win.width < ds.width / 2 and win.height < ds.height / 2:
+            if len(self._cost) > 8192:
+                self._cost.clear()
+            self._cost[ck] = cost
+        return cost
 
     def _read_tile(self, path, style: Style, z: int, x: int, y: int, indexes, resampling):
         """ImageData of tile z/x/y, or None where there is no data.  A mosaic (tuple of

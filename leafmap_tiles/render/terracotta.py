@@ -184,14 +184,20 @@ def _far_read(engine, path, src, bounds, shape, method, has_alpha) -> np.ma.Mask
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            dec = decimated.decimation(src, bounds, int(shape[1]))
-            if decimated.warp_factor(dec, src.overviews(1)) < decimated.MIN_DECIMATION:
+            from leafmap_tiles.render.engine import file_signature
+
+            key = (path, file_signature(path))
+            z = max(0, round(math.log2(2 * 20037508.342789244 / (bounds[2] - bounds[0]))))
+            cost = engine.rio_tiler_cost(key, src, bounds, z, int(shape[1]), src.overviews(1))
+            if not decimated.use_decimated(cost):
                 return None
+            dec = decimated.decimation(src, bounds, int(shape[1]), engine.resolution(key, src) or None)
             nodata = src.nodata
             arr = decimated.read_tile(
                 src, bounds, int(shape[1]), int(shape[0]), [1], nodata=nodata,
                 alpha_index=src.count if (has_alpha and nodata is None) else None,
                 resampling=method or "average", reproject=method or "bilinear", dec=dec,
+                levels=engine.levels, level_key=key,
             )
         except Exception as exc:
             from leafmap_tiles.render.errors import classify
