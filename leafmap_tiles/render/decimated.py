@@ -35,6 +35,7 @@ import warnings
 
 import numpy as np
 
+MIN_DECIMATION_AGGREGATE = 2.0  # the same for reductions (average, mode, ...)
 MIN_DECIMATION = 5.0  # from this ratio (per side) of what rio-tiler would process to the tile, this path is used
 OVERSAMPLE = 2.0  # source pixels read per tile pixel and axis (nearest, bilinear, ...)
 OVERSAMPLE_AGGREGATE = 4.0  # the same for reductions (average, mode, ...): closer to a true area average
@@ -109,12 +110,16 @@ def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None) 
     return max(vrt_px, decoded) / float(width * height)
 
 
-def use_decimated(cost: float) -> bool:
+def use_decimated(cost: float, resampling: str = "nearest") -> bool:
     """Whether a tile whose rio-tiler cost (:func:`rio_tiler_cost`) is ``cost`` is read
     by this module: from :data:`MIN_DECIMATION` squared tile areas on (5x the tile's
     pixels per side: ~1.6 million pixels, tens of milliseconds), where rio-tiler's path
     gets slow; below it rio-tiler's pixels are kept (the first, fitted view of a raster
-    among them: tests/core/test_add_raster.py)."""
+    among them: tests/core/test_add_raster.py).  With a reduction such as ``average``
+    (Terracotta's default, used by ``leafmap-tiles serve``) GDAL reduces every pixel of
+    the VRT it reads, so from :data:`MIN_DECIMATION_AGGREGATE` squared on."""
+    if resampling in _AGGREGATES:  # GDAL reduces every VRT pixel: slow from fewer pixels on
+        return cost >= MIN_DECIMATION_AGGREGATE * MIN_DECIMATION_AGGREGATE
     return cost >= MIN_DECIMATION * MIN_DECIMATION
 
 

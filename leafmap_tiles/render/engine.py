@@ -406,7 +406,8 @@ class RenderEngine:
         key = (path, file_signature(path))
         bounds = tuple(rdr.tms.xy_bounds(x, y, z))
         info = self.info(path, style.nodata)
-        if not decimated.use_decimated(self.rio_tiler_cost(key, ds, bounds, z, tilesize, info.overviews)):
+        cost = self.rio_tiler_cost(key, ds, bounds, z, tilesize, info.overviews)
+        if not decimated.use_decimated(cost, resampling_method):
             return False
         dec = decimated.decimation(ds, bounds, tilesize, self.resolution(key, ds) or None)
         nodata = rdr.options.get("nodata", ds.nodata)

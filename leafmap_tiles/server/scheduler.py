@@ -12,9 +12,11 @@ with the source it reads.  Compared with a plain ``ThreadPoolExecutor``:
   inside GDAL cannot be interrupted; it finishes on its thread and its result is
   discarded.  Time spent queued does not count: a tile the browser still waits for is
   rendered, not refused because other tiles came first.
-- **fairness**: one source never holds every worker.  There are ``workers + 1`` threads
-  and a source may use at most ``workers`` of them, so a source with slow tiles leaves a
-  thread for the others; among sources, the one with the fewest running jobs goes first.
+- **fairness**: one source never holds every worker.  A source may use at most
+  ``workers`` threads, and the first job of a source that has nothing running gets a
+  thread at once (up to ``workers + 2`` threads in all), so a layer that appears while
+  another renders slow tiles is drawn without waiting for them; among sources, the one
+  with the fewest running jobs goes first.
 
 Threads are started on first use and stopped by :meth:`close` (called on the app's
 shutdown); they are daemon threads of the server process, which exits with its parent.
@@ -173,7 +175,8 @@ class Scheduler:
             if self._closed:
                 raise RuntimeError("scheduler is closed")
             self._pending[job.key].append(job)
-            if self._idle == 0 and len(self._threads) < self.workers + 1:
+            cap = self.workers + (2 if self._running.get(job.key, 0) == 0 else 1)
+            if self._idle == 0 and len(self._threads) < cap:
                 t = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
                 self._threads.append(t)
                 t.start()
@@ -202,13 +205,16 @@ class Scheduler:
         threads, the one with the fewest running jobs, its oldest job."""
         best = None
         best_rank = None
+        busy = sum(self._running.values())
         for key, q in self._pending.items():
             if not q:
                 continue
             job = q[0]
-            running = self._running[key]
+            running = self._running.get(key, 0)
             if running >= self.workers and not job.urgent:
                 continue
+            if running and busy >= self.workers + 1 and not job.urgent:
+                continue  # the last thread is kept for sources with nothing running
             rank = (not job.urgent, running, job.seq)
             if best_rank is None or rank < best_rank:
                 best, best_rank = key, rank
