@@ -1,0 +1,121 @@
+"""Zooming out in JupyterLab + Chromium, as a user does: the NAIP NDVI time slider
+(10 dates, tests/data/naip) fitted to the scene, then the map's zoom-out button clicked
+once per step down to zoom 3; after each click, the time until every tile of the
+shown frame at the new zoom is drawn (loaded, faded in).  Screenshots of each step go
+to ``--out`` (default /tmp/leafmap_tiles_zoom_browser).
+
+    .venv/bin/python benchmarks/zoom_browser.py [--out DIR] [--min-zoom 3]
+
+Uses the JupyterLab and Chromium set-up of tests/browser (scripts/setup_browser.sh).
+Prints one line per zoom step and a ``BENCH_JSON`` line; target (issue 11): every step
+drawn in about a second (PASS when the slowest step is <= 1.5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+import _common as C  # noqa: E402
+
+TARGET_STEP_S = 1.5
+
+NOTEBOOK = '''\
+import glob, json
+from leafmap_tiles import Map
+files = sorted(glob.glob({naip!r} + "/*.tif"))
+m = Map(basemap=None)
+slider = m.add_time_slider(files, expression="(b4-b1)/(b4+b1)", colormap="RdYlGn", vmin=-0.2, vmax=0.6,
+                           zoom_to_layer=True)
+print("ZOOM_INFO " + json.dumps({{"zoom": m.zoom, "n": len(files)}}))
+m
+'''
+
+DRAWN_JS = """([z]) => {
+    const cont = document.querySelector('.jp-Notebook .leaflet-container');
+    if (!cont) return null;
+    const shown = im => {
+        for (let e = im; e && e !== cont; e = e.parentElement) {
+            if (parseFloat(getComputedStyle(e).opacity) < 0.999) return false;
+        }
+        return true;
+    };
+    const imgs = [...cont.querySelectorAll('img.leaflet-tile')].filter(im => im.src.includes('/tiles/'));
+    const atZ = imgs.filter(im => new RegExp('/tiles/[^/]+/' + z + '/').test(im.src)).filter(shown);
+    if (!atZ.length) return null;
+    const ok = atZ.every(im => im.complete && im.naturalWidth > 0 && im.classList.contains('leaflet-tile-loaded'));
+    return ok ? atZ.length : null;
+}"""
+
+
+def main() -> None:
+    C.exit_on_sigterm()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="/tmp/leafmap_tiles_zoom_browser")
+    ap.add_argument("--min-zoom", type=int, default=3)
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import CHROMIUM_ARGS, VIEWPORT, JupyterLab
+    from tests.browser.pagetools import NotebookPage
+
+    naip = str(HERE.parent / "tests" / "data" / "naip")
+    root = Path(tempfile.mkdtemp(prefix="lt-zoom-lab-"))
+    lab = JupyterLab(str(Path(sys.executable).with_name("jupyter-lab")), root)
+    steps = []
+    try:
+        import nbformat
+
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.cells = [nbformat.v4.new_code_cell(NOTEBOOK.format(naip=naip))]
+        nbformat.write(nb, str(lab.notebooks / "zoom.ipynb"))
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+            ctx = browser.new_context(viewport=VIEWPORT)
+            page = ctx.new_page()
+            nbp = NotebookPage(page, lab, [], out)
+            nbp.open_and_run("zoom.ipynb")
+            import json
+
+            line = [ln for ln in nbp.cell_text(0).splitlines() if ln.startswith("ZOOM_INFO ")][0]
+            z = int(round(json.loads(line[len("ZOOM_INFO "):])["zoom"]))
+            t0 = time.perf_counter()
+            page.wait_for_function(DRAWN_JS, arg=[z], timeout=120_000, polling=50)
+            steps.append({"zoom": z, "s": time.perf_counter() - t0, "first": True})
+            nbp.map_locator(0).screenshot(path=str(out / f"zoom_{z:02d}.png"))
+            print(f"  fitted zoom {z}: drawn {steps[-1]['s']:.2f} s after the cell ran", flush=True)
+            button = page.locator(".jp-Notebook .leaflet-control-zoom-out").first
+            while z > args.min_zoom:
+                z -= 1
+                t0 = time.perf_counter()
+                button.click()
+                try:
+                    n = page.wait_for_function(DRAWN_JS, arg=[z], timeout=60_000, polling=50).json_value()
+                    dt = time.perf_counter() - t0
+                except Exception:
+                    n, dt = 0, float("inf")
+                steps.append({"zoom": z, "s": dt, "tiles": n})
+                nbp.map_locator(0).screenshot(path=str(out / f"zoom_{z:02d}.png"))
+                print(f"  zoom {z:2d}: {n} tiles drawn in {dt:.2f} s", flush=True)
+            failed = [f for f in nbp.failed if "/tiles/" in f]
+            browser.close()
+    finally:
+        lab.stop()
+    worst = max(s["s"] for s in steps if not s.get("first"))
+    ok = worst <= TARGET_STEP_S
+    print(f"{'PASS' if ok else 'FAIL'}  slowest zoom-out step {worst:.2f} s (target <= {TARGET_STEP_S} s); "
+          f"failed tile requests: {len(failed)}; screenshots in {out}")
+    C.emit_json("zoom_browser", {"machine": C.machine(), "steps": steps, "failed": failed[:10], "pass": ok})
+
+
+if __name__ == "__main__":
+    main()
