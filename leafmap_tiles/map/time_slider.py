@@ -160,6 +160,7 @@ def common_stretch(frames) -> None:
     range, the widest of theirs, so that a colour means the same value in every
     frame and one colorbar fits them all.  Frames not yet on a map only."""
     frames = [f for f in frames if getattr(f, "stretch", None) and not getattr(f, "palette", False)
+              and not isinstance(getattr(f, "colormap", None), dict)
               and not str((f.style or {}).get("colormap", "")).startswith("{")]
     if len(frames) < 2 or len({len(f.stretch.get("vmin", [])) for f in frames}) != 1:
         return
