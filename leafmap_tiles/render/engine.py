@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from leafmap_tiles import _antimeridian
 from leafmap_tiles.errors import InvalidSourceError
 from leafmap_tiles.render import encode
 from leafmap_tiles.render.colormaps import apply_explicit, lut_index
-from leafmap_tiles.render.errors import check_local, classify
+from leafmap_tiles.render.errors import check_earth_crs, check_local, classify
 from leafmap_tiles.render.style import Style, evaluate_blocks
 
 STRETCH_PERCENTILES = (2.0, 98.0)
@@ -162,12 +163,15 @@ class RenderEngine:
                 f"{path} has no georeference (no CRS, geotransform or GCPs); "
                 "give a GeoTIFF/COG, or a numpy array with crs= and transform="
             )
+        check_earth_crs(path, ds.crs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 bounds = tuple(float(v) for v in rdr.get_geographic_bounds(_wgs84()))
             except Exception as exc:
                 raise InvalidSourceError(f"{path}: cannot transform its bounds to EPSG:4326 ({exc})") from None
+        if _antimeridian.is_global_width(ds.crs, ds.bounds):
+            bounds = _data_bounds(rdr, bounds)  # data only near 180°: zoom to the data
         if ds.crs.is_geographic:
             w, s_, e, n = (float(v) for v in ds.bounds)
             if not (-90.001 <= min(s_, n) and max(s_, n) <= 90.001 and -360.001 <= min(w, e) and max(w, e) <= 720.001):
@@ -537,6 +541,33 @@ class RenderEngine:
             finite = np.isfinite(data)
             values = [_native(data[i], info.dtype) if finite[i] else None for i in range(len(data))]
         return {"inside": True, "values": values, "bands": _band_labels(style, indexes)}
+
+
+def _data_bounds(rdr, bounds: tuple) -> tuple:
+    """(W, S, E, N) EPSG:4326 of the valid pixels of a global-width geographic raster
+    when they wrap across the antimeridian (then W > E), from its preview (longest
+    side 1024 px, any band valid); ``bounds`` unchanged otherwise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            img = rdr.preview(max_size=STATS_MAX_SIZE)
+        except Exception:
+            return bounds
+    valid = _valid_any(img)
+    if np.issubdtype(img.array.dtype, np.floating):
+        valid &= ~np.logical_and.reduce(np.isnan(img.array.data))
+    if not valid.any():
+        return bounds
+    w, s_, e, n = (float(v) for v in rdr.dataset.bounds)
+    h, wd = valid.shape
+    dx, dy = (e - w) / wd, (n - s_) / h
+    cols = np.flatnonzero(valid.any(axis=0))
+    span = _antimeridian.wrapped_span(w + (cols + 0.5) * dx, dx)
+    if span is None:
+        return bounds
+    rows = np.flatnonzero(valid.any(axis=1))
+    north, south = n - rows[0] * dy, n - (rows[-1] + 1) * dy
+    return (span[0], max(south, -90.0), span[1], min(north, 90.0))
 
 
 def _native_maxzoom(ds) -> int | None:
