@@ -32,25 +32,31 @@ class Map(ipyleaflet.Map):
             kwargs["layers"] = ()
         elif basemap != "default":
             kwargs["basemap"] = basemap
-        super().__init__(**kwargs)
+        # plain attributes first: close() (also run by the widget's __del__) must work
+        # on a map whose constructor failed
         self._server = None
         self._closed = False
         self._close_hooks: list = []
         self._time_sliders: list = []
-        self.observe(self._on_layers_change, names="layers")
         self.layer_control = None
-        if layer_control:
-            from leafmap_tiles.map.layer_panel import LayerPanel
-
-            self.layer_control = LayerPanel(self)
-            self.add(self.layer_control.control)
-            self._close_hooks.append(self.layer_control.close)
         self.inspector = None
-        if inspector:
-            from leafmap_tiles.map.inspector import Inspector
+        super().__init__(**kwargs)  # a bad trait (zoom="x", basemap=...) raises its TraitError here
+        try:
+            self.observe(self._on_layers_change, names="layers")
+            if layer_control:
+                from leafmap_tiles.map.layer_panel import LayerPanel
 
-            self.inspector = Inspector(self)
-            self._close_hooks.append(self.inspector.close)
+                self.layer_control = LayerPanel(self)
+                self.add(self.layer_control.control)
+                self._close_hooks.append(self.layer_control.close)
+            if inspector:
+                from leafmap_tiles.map.inspector import Inspector
+
+                self.inspector = Inspector(self)
+                self._close_hooks.append(self.inspector.close)
+        except Exception:
+            self.close()  # nothing of a half-built map stays registered
+            raise
         _open_maps.add(self)
 
     # ---------------------------------------------------------------- server

@@ -448,6 +448,7 @@ def add_time_slider(m, layers, labels=None, time_interval=1.0, position="bottomr
     _check_slider_args(time_interval, position, slider_length)
     labels, frames, created = build_frames(m, layers, labels, style)
     before = list(m.layers)
+    controls_before = list(m.controls)
     saved = [(l, getattr(l, "release_on_remove", None)) for l in frames]
     try:
         ts = TimeSlider(m, labels, frames, created, time_interval=time_interval, position=position,
@@ -457,8 +458,13 @@ def add_time_slider(m, layers, labels=None, time_interval=1.0, position="bottomr
             if flag is not None:
                 layer.release_on_remove = flag
         m.layers = tuple(before)
-        for layer in created:
-            layer.release()
+        m.controls = tuple(controls_before)
+        for layer, made in zip(frames, created):
+            if made:  # the real error is re-raised below, whatever happens here
+                try:
+                    layer.release()
+                except Exception:
+                    pass
         raise
     if zoom_to_layer:
         bounds = [f.info["bounds"] for f in frames if getattr(f, "info", None)]

@@ -301,24 +301,29 @@ def explicit_png(data, colours: list) -> bytes:
     return encode.png_lut(index, index != 0, _palette(rgba))
 
 
-def rgb_channels(bands: list, ranges: list, shape: tuple[int, int]) -> list[np.ndarray]:
+def rgb_channels(bands: list, ranges: list, shape: tuple[int, int], fills: list | None = None) -> list[np.ndarray]:
     """The three 0..255 channels of an RGB image from three masked bands (None: the
-    band's dataset does not cover the image) and their ``(lo, hi)`` stretch ranges.
+    band's dataset does not cover the image), their ``(lo, hi)`` stretch ranges and
+    their datasets' nodata values ``fills`` (None: no nodata).
 
     A pixel is nodata only where every band is (GDAL's per-dataset mask rule, as
     rio-tiler and the session tiles draw it): where any band has data, each band
-    keeps its own stretched value, even a band whose value is its nodata (Terracotta
-    0.10 zeroes such a channel; see docs/terracotta.md)."""
+    keeps its own stretched value, a band masked there its nodata value (the warped
+    read does not keep the value under its mask; Terracotta 0.10 zeroes such a
+    channel; see docs/terracotta.md)."""
     valid = np.zeros(shape, dtype=bool)
     for d in bands:
         if d is not None:
             valid |= ~np.ma.getmaskarray(d)
     out = []
-    for d, (lo, hi) in zip(bands, ranges):
+    for d, (lo, hi), fill in zip(bands, ranges, fills or [None] * len(bands)):
         if d is None:
             out.append(np.zeros(shape, dtype=np.uint8))
             continue
-        out.append(to_index(np.ma.masked_array(np.ma.getdata(d), mask=~valid), lo, hi))
+        values = np.ma.getdata(d)
+        if fill is not None and not math.isnan(fill):
+            values = np.where(np.ma.getmaskarray(d), np.asarray(fill, dtype=values.dtype), values)
+        out.append(to_index(np.ma.masked_array(values, mask=~valid), lo, hi))
     return out
 
 

@@ -524,7 +524,8 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
                     read_bands.append(None)
             if all(d is None for d in read_bands):
                 return tcr.empty_png(shape)
-            return tcr.rgb_png(tcr.rgb_channels(read_bands, [(lo, hi) for _, _, lo, hi in bands], shape))
+            fills = [engine.reader(path).dataset.nodata for path, _, _, _ in bands]
+            return tcr.rgb_png(tcr.rgb_channels(read_bands, [(lo, hi) for _, _, lo, hi in bands], shape, fills))
 
         return png(await run(work))
 
