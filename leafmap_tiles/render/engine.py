@@ -500,9 +500,10 @@ class RenderEngine:
     def point(self, path: str, style: Style, lon: float, lat: float) -> dict:
         """Values at (``lon``, ``lat``) EPSG:4326: ``{"inside": bool, "values": [...],
         "bands": [...]}`` with ``None`` for nodata/NaN/masked.  Values are raw (no
-        scale/offset); an expression gives its float result.  As in the tiles, a pixel
-        is nodata only where every band is (a band equal to ``nodata`` keeps its value
-        when another band has data); ``style.nodata`` replaces the file's nodata."""
+        scale/offset); an expression gives its float result.  Each band's value is
+        ``None`` where that band is nodata (rasterio's masked read; the tiles still
+        draw such a pixel while another band has data); ``style.nodata`` replaces the
+        file's nodata."""
         info = self.info(path, style.nodata)
         if isinstance(path, tuple):
             first = None
@@ -534,12 +535,8 @@ class RenderEngine:
             res = evaluate_blocks(blocks, names, data.reshape(-1, 1, 1)).reshape(-1)
             m = bool(mask.any())
             values = [None if (m or not math.isfinite(v)) else float(v) for v in res]
-        elif mask.all() or not len(data):
-            values = [None] * len(data)
-        else:  # GDAL's per-dataset mask rule, as in the tiles: a pixel with data in any band
-            # is valid, and a band equal to nodata keeps its value
-            finite = np.isfinite(data)
-            values = [_native(data[i], info.dtype) if finite[i] else None for i in range(len(data))]
+        else:  # per band, as rasterio's masked read and rio-tiler's point give them
+            values = [None if mask[i] else _native(data[i], info.dtype) for i in range(len(data))]
         return {"inside": True, "values": values, "bands": _band_labels(style, indexes)}
 
 
