@@ -137,18 +137,23 @@ class Map(ipyleaflet.Map):
                 for categorical data (exact colours, no stretch, nearest resampling).
                 Single band only.  A paletted TIFF uses its own colour table by default.
             vmin, vmax: stretch range in data units (one value, or one per band);
-                default: 2nd/98th percentiles of the band computed once from an overview.
+                default from ``stretch=`` (below): 8-bit RGB(A) as it is (0..255),
+                else the 2nd/98th percentiles of the band computed once from an overview.
+                Colours are those of ``matplotlib.pyplot.imshow(data, cmap=colormap,
+                vmin=vmin, vmax=vmax)``, with a Colormap's under/over/bad colours.
             nodata: replaces the file's nodata value; must fit the dtype.
             layer_name: name in the layers control (made unique on this map).
             zoom_to_layer: fit the map to the raster's bounds.
             visible, opacity, attribution: layer options.
-            **style: ``expression="(b4-b1)/(b4+b1)"`` (band math in float),
+            **style: ``stretch="percentile"|"minmax"|"none"`` (how a missing vmin/vmax
+                is filled; ``"none"``: the integer dtype's range),
+                ``expression="(b4-b1)/(b4+b1)"`` (band math in float),
                 ``resampling="bilinear"``, ``tile_size=512``, ``crs=``/``transform=``
                 for arrays.
 
         Raises (before anything changes on the map): ``SourceNotFoundError`` (missing
         file, HTTP 404), ``SourceIsDirectoryError``, ``InvalidSourceError`` (empty,
-        truncated, not georeferenced), ``StyleError`` (bad indexes, vmin >= vmax,
+        truncated, not georeferenced, a CRS of another planet), ``StyleError`` (bad indexes, vmin >= vmax,
         unknown colormap, nodata outside the dtype), ``AuthenticationError`` (HTTP
         401/403: log in to the provider), ``SourceTimeoutError`` (no answer).
         """
