@@ -41,6 +41,18 @@ def wrapped_span(lons: np.ndarray, pixel_deg: float) -> tuple[float, float] | No
     return float(lon[i + 1] - half), float(lon[i] + half)
 
 
+def data_span(lons: np.ndarray, pixel_deg: float) -> tuple[float, float]:
+    """``(west, east)`` EPSG:4326 covered by pixels centred at ``lons``: the wrapped
+    span of :func:`wrapped_span` (west > east) when they wrap across 180°, else from
+    the westernmost to the easternmost pixel edge."""
+    span = wrapped_span(lons, pixel_deg)
+    if span is not None:
+        return span
+    lon = ((np.asarray(lons, dtype="float64") + 180.0) % 360.0) - 180.0
+    half = pixel_deg / 2.0
+    return max(float(lon.min()) - half, -180.0), min(float(lon.max()) + half, 180.0)
+
+
 def split_at_gap(lons: np.ndarray, span: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Boolean selections (east side: west of 180° from ``span[0]``; west side: from
     -180° to ``span[1]``) of ``lons`` for a ``span`` from :func:`wrapped_span`."""

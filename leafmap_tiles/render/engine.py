@@ -171,7 +171,7 @@ class RenderEngine:
             except Exception as exc:
                 raise InvalidSourceError(f"{path}: cannot transform its bounds to EPSG:4326 ({exc})") from None
         if _antimeridian.is_global_width(ds.crs, ds.bounds):
-            bounds = _data_bounds(rdr, bounds)  # data only near 180°: zoom to the data
+            bounds = _data_bounds(rdr, bounds)  # zoom to the data (e.g. only near 180°)
         if ds.crs.is_geographic:
             w, s_, e, n = (float(v) for v in ds.bounds)
             if not (-90.001 <= min(s_, n) and max(s_, n) <= 90.001 and -360.001 <= min(w, e) and max(w, e) <= 720.001):
@@ -541,9 +541,9 @@ class RenderEngine:
 
 
 def _data_bounds(rdr, bounds: tuple) -> tuple:
-    """(W, S, E, N) EPSG:4326 of the valid pixels of a global-width geographic raster
-    when they wrap across the antimeridian (then W > E), from its preview (longest
-    side 1024 px, any band valid); ``bounds`` unchanged otherwise."""
+    """(W, S, E, N) EPSG:4326 of the valid pixels of a global-width geographic raster,
+    from its preview (longest side 1024 px, any band valid): W > E when they wrap
+    across the antimeridian; ``bounds`` unchanged when no pixel is valid."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -559,9 +559,7 @@ def _data_bounds(rdr, bounds: tuple) -> tuple:
     h, wd = valid.shape
     dx, dy = (e - w) / wd, (n - s_) / h
     cols = np.flatnonzero(valid.any(axis=0))
-    span = _antimeridian.wrapped_span(w + (cols + 0.5) * dx, dx)
-    if span is None:
-        return bounds
+    span = _antimeridian.data_span(w + (cols + 0.5) * dx, dx)
     rows = np.flatnonzero(valid.any(axis=1))
     north, south = n - rows[0] * dy, n - (rows[-1] + 1) * dy
     return (span[0], max(south, -90.0), span[1], min(north, 90.0))

@@ -427,3 +427,14 @@ def test_time_slider_failing_to_build_its_widgets_leaves_nothing(m, monkeypatch)
     assert list(m.layers) == layers and list(m.controls) == controls
     assert list(m.server.source_ids) == ids
     assert m.time_sliders == []
+
+
+def test_global_raster_with_data_in_one_place_zooms_there(m, tmp_path):
+    arr = np.zeros((180, 360), dtype=np.uint8)
+    arr[40:50, 190:200] = 5  # 10..20 E, 40..50 N
+    path = tmp_path / "small.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=360, height=180, count=1, dtype="uint8",
+                       crs="EPSG:4326", transform=from_origin(-180, 90, 1, 1), nodata=0) as d:
+        d.write(arr, 1)
+    layer = m.add_raster(str(path))
+    assert layer.info["bounds"] == [10.0, 40.0, 20.0, 50.0]
