@@ -87,10 +87,9 @@ def _run_ingest(args) -> int:
             "repeated in the pattern must have the same value each time):",
             file=sys.stderr,
         )
-        for path in result.unmatched[:20]:
-            print(f"  {path}", file=sys.stderr)
-        if len(result.unmatched) > 20:
-            print(f"  ... and {len(result.unmatched) - 20} more", file=sys.stderr)
+        from .store.patterns import describe_unmatched
+
+        print(describe_unmatched(result.unmatched, result.reasons), file=sys.stderr)
     elif not args.quiet:
         print("Every file found by the pattern was matched")
     return 0

@@ -76,6 +76,7 @@ class TileServer:
         self._proc: subprocess.Popen | None = None
         self._lock = threading.RLock()
         self._sources: dict[str, dict] = {}  # id -> registration body (re-sent after a restart)
+        self._colormaps: dict[str, object] = {}  # id -> colormap spec (re-sent after a restart)
         self._session = requests.Session()
         self._closed = False
         self._stop = threading.Event()
@@ -135,6 +136,7 @@ class TileServer:
             "workers": self.workers,
             # known to the child before it accepts requests: no 404/401 gap after a restart
             "sources": list(self._sources.values()),
+            "colormaps": list(self._colormaps.values()),
             "gdal": {"credentials": list(_credentials.values())},
         }
         try:
@@ -256,6 +258,18 @@ class TileServer:
         body["id"] = out["id"]
         self._sources[out["id"]] = body
         return out
+
+    def register_colormap(self, spec) -> str:
+        """Register a colormap and return its short id (``"cm:<hex>"``) for the
+        ``colormap`` style parameter, so that a tile URL stays short whatever the
+        colormap.  ``spec``: a list of colours, a ``{value: colour}`` map, or a table
+        ``{"colors": [[r, g, b, a], ...], "under", "over", "bad"}`` (0..255; see
+        :func:`leafmap_tiles.render.colormaps.colormap_table_spec` for a matplotlib
+        Colormap).  The id depends on the content only; kept across server restarts.
+        Raises ``StyleError`` for an invalid colormap."""
+        out = self._request("POST", "colormaps", json={"colormap": spec}).json()
+        self._colormaps[out["id"]] = spec
+        return out["id"]
 
     def release(self, source_id: str) -> None:
         """Forget a source; its tile URLs answer 404 afterwards.  A file this server

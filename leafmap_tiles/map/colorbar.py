@@ -50,7 +50,13 @@ def resolve_colormap(colormap):
     if isinstance(colormap, dict):
         return None, {_num(k): _colour(c) for k, c in colormap.items()}
     if isinstance(colormap, (list, tuple)):
-        return ListedColormap([_colour(c) for c in colormap]), None
+        colours = [_colour(c) for c in colormap]
+        if len(colours) == 256:  # the tiles use 256 colours as they are
+            return ListedColormap(colours), None
+        from matplotlib.colors import LinearSegmentedColormap
+
+        # as the tiles: other lists are interpolated linearly into 256 colours
+        return LinearSegmentedColormap.from_list("custom", colours, N=256), None
     raise StyleError(f"unsupported colormap {colormap!r}")
 
 

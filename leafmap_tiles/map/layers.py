@@ -55,6 +55,14 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         if self.server is not None and not self.server.closed and not self.server.is_registered(self.source_id):
             self.server.reregister(self.registration)
 
+    def point(self, lon: float, lat: float) -> dict:
+        """This layer's pixel at (``lon``, ``lat``) EPSG:4326 degrees, as its tiles show
+        it (same bands or expression, same ``nodata``): the tile server's answer
+        ``{"inside": bool, "values": [raw value or None for nodata, ...], "bands":
+        ["b1", ...], "nodata", "scales", "offsets", ...}``.  Raises ``StyleError`` for
+        a longitude/latitude out of range, ``UnknownSourceError`` once released."""
+        return self.server.point(self.source_id, lon, lat, self.style)
+
     @property
     def bounds_4326(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) in EPSG:4326 (west > east across the antimeridian)."""
@@ -91,6 +99,7 @@ def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, 
     expression = style.pop("expression", None)
     resampling = style.pop("resampling", None)
     tile_size = style.pop("tile_size", None)
+    stretch = style.pop("stretch", None)
     if style:
         raise TypeError(f"unexpected style argument(s): {', '.join(sorted(style))}")
     indexes = _index_list(indexes)
@@ -111,7 +120,8 @@ def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, 
         "expression": expression,
         "vmin": _list_param(vmin, "vmin"),
         "vmax": _list_param(vmax, "vmax"),
-        "colormap": colormap_param(colormap),
+        "stretch": stretch,
+        "colormap": colormap_param(colormap, server),
         "nodata": None if nodata is None else ("nan" if nodata != nodata else nodata),
         "resampling": resampling,
         "tile_size": tile_size,
@@ -146,25 +156,33 @@ def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, 
     return layer
 
 
-def colormap_param(colormap):
-    """Serialise a colormap for a tile URL: a matplotlib name stays a name; a
-    ``matplotlib.colors.Colormap`` becomes its 256 colours; lists and ``{value:
-    colour}`` dicts become JSON (colours as ``#rrggbbaa``)."""
+def colormap_param(colormap, server=None):
+    """The ``colormap`` style parameter of a tile URL: a matplotlib name stays a name;
+    a ``matplotlib.colors.Colormap`` becomes its table (its ``N`` colours and its
+    ``set_under``/``set_over``/``set_bad`` colours); a list of colours or a ``{value:
+    colour}`` dict stays as given.  With ``server`` every non-name colormap is
+    registered there and the parameter is its short id (``"cm:<hex>"``), so the URL
+    stays short (a 256-colour list would be about 5,000 characters); without, it is
+    the JSON of the specification."""
     import json
 
     if colormap is None or isinstance(colormap, str):
         return colormap
-    from matplotlib.colors import Colormap, to_hex
+    from matplotlib.colors import Colormap
+
+    from leafmap_tiles.render.colormaps import colormap_table_spec
 
     if isinstance(colormap, Colormap):
-        import numpy as np
-
-        return json.dumps([to_hex(c, keep_alpha=True) for c in colormap(np.linspace(0, 1, 256))])
-    if isinstance(colormap, dict):
-        return json.dumps({str(k): _colour_json(v) for k, v in colormap.items()})
-    if isinstance(colormap, (list, tuple)):
-        return json.dumps([_colour_json(c) for c in colormap])
-    raise StyleError(f"unsupported colormap {colormap!r}: give a matplotlib name, a Colormap, a list of colours or a {{value: colour}} dict")
+        spec = colormap_table_spec(colormap)
+    elif isinstance(colormap, dict):
+        spec = {str(k): _colour_json(v) for k, v in colormap.items()}
+    elif isinstance(colormap, (list, tuple)):
+        spec = [_colour_json(c) for c in colormap]
+    else:
+        raise StyleError(f"unsupported colormap {colormap!r}: give a matplotlib name, a Colormap, a list of colours or a {{value: colour}} dict")
+    if server is not None:
+        return server.register_colormap(spec)
+    return json.dumps(spec)
 
 
 def _colour_json(c):

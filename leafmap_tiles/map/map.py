@@ -32,25 +32,31 @@ class Map(ipyleaflet.Map):
             kwargs["layers"] = ()
         elif basemap != "default":
             kwargs["basemap"] = basemap
-        super().__init__(**kwargs)
+        # plain attributes first: close() (also run by the widget's __del__) must work
+        # on a map whose constructor failed
         self._server = None
         self._closed = False
         self._close_hooks: list = []
         self._time_sliders: list = []
-        self.observe(self._on_layers_change, names="layers")
         self.layer_control = None
-        if layer_control:
-            from leafmap_tiles.map.layer_panel import LayerPanel
-
-            self.layer_control = LayerPanel(self)
-            self.add(self.layer_control.control)
-            self._close_hooks.append(self.layer_control.close)
         self.inspector = None
-        if inspector:
-            from leafmap_tiles.map.inspector import Inspector
+        super().__init__(**kwargs)  # a bad trait (zoom="x", basemap=...) raises its TraitError here
+        try:
+            self.observe(self._on_layers_change, names="layers")
+            if layer_control:
+                from leafmap_tiles.map.layer_panel import LayerPanel
 
-            self.inspector = Inspector(self)
-            self._close_hooks.append(self.inspector.close)
+                self.layer_control = LayerPanel(self)
+                self.add(self.layer_control.control)
+                self._close_hooks.append(self.layer_control.close)
+            if inspector:
+                from leafmap_tiles.map.inspector import Inspector
+
+                self.inspector = Inspector(self)
+                self._close_hooks.append(self.inspector.close)
+        except Exception:
+            self.close()  # nothing of a half-built map stays registered
+            raise
         _open_maps.add(self)
 
     # ---------------------------------------------------------------- server
@@ -131,18 +137,23 @@ class Map(ipyleaflet.Map):
                 for categorical data (exact colours, no stretch, nearest resampling).
                 Single band only.  A paletted TIFF uses its own colour table by default.
             vmin, vmax: stretch range in data units (one value, or one per band);
-                default: 2nd/98th percentiles of the band computed once from an overview.
+                default from ``stretch=`` (below): 8-bit RGB(A) as it is (0..255),
+                else the 2nd/98th percentiles of the band computed once from an overview.
+                Colours are those of ``matplotlib.pyplot.imshow(data, cmap=colormap,
+                vmin=vmin, vmax=vmax)``, with a Colormap's under/over/bad colours.
             nodata: replaces the file's nodata value; must fit the dtype.
             layer_name: name in the layers control (made unique on this map).
             zoom_to_layer: fit the map to the raster's bounds.
             visible, opacity, attribution: layer options.
-            **style: ``expression="(b4-b1)/(b4+b1)"`` (band math in float),
+            **style: ``stretch="percentile"|"minmax"|"none"`` (how a missing vmin/vmax
+                is filled; ``"none"``: the integer dtype's range),
+                ``expression="(b4-b1)/(b4+b1)"`` (band math in float),
                 ``resampling="bilinear"``, ``tile_size=512``, ``crs=``/``transform=``
                 for arrays.
 
         Raises (before anything changes on the map): ``SourceNotFoundError`` (missing
         file, HTTP 404), ``SourceIsDirectoryError``, ``InvalidSourceError`` (empty,
-        truncated, not georeferenced), ``StyleError`` (bad indexes, vmin >= vmax,
+        truncated, not georeferenced, a CRS of another planet), ``StyleError`` (bad indexes, vmin >= vmax,
         unknown colormap, nodata outside the dtype), ``AuthenticationError`` (HTTP
         401/403: log in to the provider), ``SourceTimeoutError`` (no answer).
         """

@@ -160,6 +160,7 @@ def common_stretch(frames) -> None:
     range, the widest of theirs, so that a colour means the same value in every
     frame and one colorbar fits them all.  Frames not yet on a map only."""
     frames = [f for f in frames if getattr(f, "stretch", None) and not getattr(f, "palette", False)
+              and not isinstance(getattr(f, "colormap", None), dict)
               and not str((f.style or {}).get("colormap", "")).startswith("{")]
     if len(frames) < 2 or len({len(f.stretch.get("vmin", [])) for f in frames}) != 1:
         return
@@ -447,6 +448,7 @@ def add_time_slider(m, layers, labels=None, time_interval=1.0, position="bottomr
     _check_slider_args(time_interval, position, slider_length)
     labels, frames, created = build_frames(m, layers, labels, style)
     before = list(m.layers)
+    controls_before = list(m.controls)
     saved = [(l, getattr(l, "release_on_remove", None)) for l in frames]
     try:
         ts = TimeSlider(m, labels, frames, created, time_interval=time_interval, position=position,
@@ -456,8 +458,13 @@ def add_time_slider(m, layers, labels=None, time_interval=1.0, position="bottomr
             if flag is not None:
                 layer.release_on_remove = flag
         m.layers = tuple(before)
-        for layer in created:
-            layer.release()
+        m.controls = tuple(controls_before)
+        for layer, made in zip(frames, created):
+            if made:  # the real error is re-raised below, whatever happens here
+                try:
+                    layer.release()
+                except Exception:
+                    pass
         raise
     if zoom_to_layer:
         bounds = [f.info["bounds"] for f in frames if getattr(f, "info", None)]

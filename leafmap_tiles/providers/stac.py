@@ -17,9 +17,15 @@ Search semantics (the same for every provider):
 * ``max_cloud_cover`` filters on ``eo:cloud_cover`` with a CQL2 filter. If the server
   does not support the Filter extension, the items are filtered here instead (an item
   without ``eo:cloud_cover`` does not match, as with CQL2 on a server).
-* Every page is read; items come back sorted by datetime (then id).
+* Items come back sorted by datetime (then id), or in the order of ``sortby``
+  (pystac-client's form: ``"-properties.eo:cloud_cover"``, ``"+datetime,-id"``, a list
+  of such strings or of ``{"field", "direction"}``): sorted by the server when it has the
+  Sort extension, else here (items without the field last).
+* ``max_items`` is the most items the search returns (pystac-client's meaning), the
+  first ones in that order; without server-side sorting every page is read first, so
+  they are the right ones.
 * ``unique_dates=True`` keeps one item per calendar date (UTC); ``limit`` applies after
-  that. The other items of a kept date stay reachable through :func:`same_date_items`
+  that (and after ``max_items``). The other items of a kept date stay reachable through :func:`same_date_items`
   so that a date's layer can show all of its tiles.
 
 Credentials are scoped to hosts: :func:`set_credentials` attaches HTTP Basic auth to
@@ -371,6 +377,64 @@ def _supports_filter(client) -> bool:
         return False
 
 
+def _supports_sort(client) -> bool:
+    from pystac_client import ConformanceClasses
+
+    try:
+        return bool(client.conforms_to(ConformanceClasses.SORT))
+    except Exception:
+        return False
+
+
+def _sort_fields(sortby) -> list[tuple[str, bool]]:
+    """``[(field, descending), ...]`` of a pystac-client ``sortby`` value; ValueError
+    for anything else."""
+    if sortby is None:
+        return []
+    entries = sortby.split(",") if isinstance(sortby, str) else list(sortby)
+    out = []
+    for e in entries:
+        if isinstance(e, dict):
+            field, direction = e.get("field"), str(e.get("direction", "asc")).lower()
+            if not isinstance(field, str) or not field or direction not in ("asc", "desc"):
+                raise ValueError(f"sortby entry {e!r} must be {{'field': name, 'direction': 'asc' or 'desc'}}")
+            out.append((field, direction == "desc"))
+        elif isinstance(e, str) and e.strip().lstrip("+-"):
+            e = e.strip()
+            out.append((e.lstrip("+-"), e.startswith("-")))
+        else:
+            raise ValueError(f"sortby must be like '-properties.datetime' or a list of such names, got {sortby!r}")
+    return out
+
+
+def _field_value(item, field: str):
+    if field == "id":
+        return item.id
+    if field == "collection":
+        return item.collection_id
+    if field in ("datetime", "properties.datetime"):
+        when = item.datetime or item.common_metadata.start_datetime
+        return None if when is None else _to_utc(when)
+    name = field[len("properties."):] if field.startswith("properties.") else field
+    value = item.properties.get(name)
+    return value
+
+
+def _sorted_by(items: list, fields: list[tuple[str, bool]]) -> list:
+    """``items`` sorted by ``fields`` here (a server without the Sort extension);
+    items without a field come last in either direction."""
+    out = list(items)
+    for field, desc in reversed(fields):
+        have = [i for i in out if _field_value(i, field) is not None]
+        missing = [i for i in out if _field_value(i, field) is None]
+        try:
+            have.sort(key=lambda i: _field_value(i, field), reverse=desc)
+        except TypeError:  # mixed types: compare as text
+            have.sort(key=lambda i: str(_field_value(i, field)), reverse=desc)
+        out = have + missing
+    return out
+
+
 def _cloud_ok(item, max_cloud_cover: float) -> bool:
     value = item.properties.get("eo:cloud_cover")
     if value is None:
@@ -403,15 +467,21 @@ def search(
     limit: int | None = None,
     unique_dates: bool = True,
     page_size: int | None = None,
+    max_items: int | None = None,
+    sortby: str | Sequence | None = None,
     **kwargs,
 ) -> list:
     """Search the STAC API at ``url``; see the module docstring for the semantics.
 
     ``page_size`` is the number of items the server returns per page (its default
-    when None). Other keyword arguments go to ``pystac_client.Client.search``
-    (``query``, ``ids``, ``intersects``, ``filter`` ...)."""
+    when None); ``max_items`` the most items returned; ``sortby`` their order. Other
+    keyword arguments go to ``pystac_client.Client.search`` (``query``, ``ids``,
+    ``intersects``, ``filter`` ...). Raises ``ValueError`` for bad arguments."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit must be an integer >= 0, got {limit!r}")
+    if max_items is not None and (isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 0):
+        raise ValueError(f"max_items must be an integer >= 0, got {max_items!r}")
+    sort_fields = _sort_fields(sortby)
     if max_cloud_cover is not None and not (0 <= float(max_cloud_cover) <= 100):
         raise ValueError(f"max_cloud_cover must be a percentage in [0, 100], got {max_cloud_cover!r}")
     if bbox is not None:
@@ -431,7 +501,13 @@ def search(
         params["datetime"] = interval
     if page_size is not None:
         params["limit"] = int(page_size)
-    params.pop("max_items", None)
+    server_sort = bool(sort_fields) and _supports_sort(client)
+    if server_sort:
+        params["sortby"] = [{"field": f, "direction": "desc" if desc else "asc"} for f, desc in sort_fields]
+        if max_items is not None:
+            params["max_items"] = max_items  # the server's order is the one asked for
+    if max_items == 0:
+        return []
 
     client_side_cloud = False
     if max_cloud_cover is not None:
@@ -468,6 +544,10 @@ def search(
         items = [i for i in items if _cloud_ok(i, max_cloud_cover)]
 
     items.sort(key=_sort_key)
+    if sort_fields:
+        items = _sorted_by(items, sort_fields)  # stable: ties stay in datetime order
+    if max_items is not None:
+        items = items[:max_items]
     if unique_dates:
         items = unique_date_items(items)
     if limit is not None:

@@ -189,7 +189,10 @@ def search(
         limit: at most this many items, counted after ``unique_dates``.
         unique_dates: one item per date (the other tiles of that date still show
             in :func:`create_time_layers`).
-        **kwargs: ``page_size`` or arguments of ``pystac_client.Client.search``.
+        **kwargs: ``page_size``, ``max_items`` (the most items returned, first in
+            the sort order), ``sortby`` (e.g. ``"-properties.eo:cloud_cover"``; sorted
+            by the server when it can, else here), or other arguments of
+            ``pystac_client.Client.search``.
     """
     return _stac.search(stac_url(), collection, bbox=bbox, start=start, end=end,
                         max_cloud_cover=max_cloud_cover, limit=limit,

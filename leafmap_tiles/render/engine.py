@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from leafmap_tiles import _antimeridian
 from leafmap_tiles.errors import InvalidSourceError
 from leafmap_tiles.render import decimated, encode
-from leafmap_tiles.render.colormaps import apply_explicit
-from leafmap_tiles.render.errors import check_local, classify
+from leafmap_tiles.render.colormaps import apply_explicit, lut_index
+from leafmap_tiles.render.errors import check_earth_crs, check_local, classify
 from leafmap_tiles.render.style import Style, evaluate_blocks
 
 STRETCH_PERCENTILES = (2.0, 98.0)
@@ -168,12 +169,15 @@ class RenderEngine:
                 f"{path} has no georeference (no CRS, geotransform or GCPs); "
                 "give a GeoTIFF/COG, or a numpy array with crs= and transform="
             )
+        check_earth_crs(path, ds.crs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 bounds = tuple(float(v) for v in rdr.get_geographic_bounds(_wgs84()))
             except Exception as exc:
                 raise InvalidSourceError(f"{path}: cannot transform its bounds to EPSG:4326 ({exc})") from None
+        if _antimeridian.is_global_width(ds.crs, ds.bounds):
+            bounds = _data_bounds(rdr, bounds)  # zoom to the data (e.g. only near 180°)
         if ds.crs.is_geographic:
             w, s_, e, n = (float(v) for v in ds.bounds)
             if not (-90.001 <= min(s_, n) and max(s_, n) <= 90.001 and -360.001 <= min(w, e) and max(w, e) <= 720.001):
@@ -301,15 +305,39 @@ class RenderEngine:
             self._stats[key] = out
         return out
 
+    def stretch_mode(self, path, style: Style) -> str:
+        """The stretch that fills in a missing ``vmin``/``vmax``: the style's
+        ``stretch``, else ``"none"`` for 8-bit RGB(A) (three uint8 bands shown, no
+        expression: drawn as they are, as QGIS, rio-tiler and TiTiler draw them), else
+        ``"percentile"``."""
+        if style.stretch is not None:
+            return style.stretch
+        info = self.info(path, style.nodata)
+        if (info.dtype == "uint8" and style.expression is None and not self.uses_palette(info, style)
+                and len(style.indexes or info.default_indexes()) == 3):
+            return "none"
+        return "percentile"
+
     def stretch(self, path: str, style: Style) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """``(vmin, vmax)`` per output band: the style's, else the 2nd/98th percentiles."""
+        """``(vmin, vmax)`` per output band: the style's, else from the stretch mode
+        (:meth:`stretch_mode`): ``"percentile"`` the 2nd/98th percentiles, ``"minmax"``
+        the minimum and maximum (both of the preview), ``"none"`` the full range of
+        the integer dtype (0..255 for uint8)."""
         if style.vmin is not None and style.vmax is not None:
             return style.vmin, style.vmax
-        stats = self.statistics(path, style)
+        mode = self.stretch_mode(path, style)
+        if mode == "none":  # parse_style allows it for integer bands only
+            info = self.info(path, style.nodata)
+            dt = np.iinfo(np.dtype(info.dtype))
+            n = len(style.indexes or info.default_indexes())
+            ends = [(float(dt.min), float(dt.max))] * n
+        else:
+            lo_key, hi_key = ("p2", "p98") if mode == "percentile" else ("min", "max")
+            ends = [(s[lo_key], s[hi_key]) for s in self.statistics(path, style)]
         vmin, vmax = [], []
-        for i, s in enumerate(stats):
-            lo = style.vmin[i] if style.vmin is not None else (s["p2"] if s["p2"] is not None else 0.0)
-            hi = style.vmax[i] if style.vmax is not None else (s["p98"] if s["p98"] is not None else 1.0)
+        for i, (d_lo, d_hi) in enumerate(ends):
+            lo = style.vmin[i] if style.vmin is not None else (d_lo if d_lo is not None else 0.0)
+            hi = style.vmax[i] if style.vmax is not None else (d_hi if d_hi is not None else 1.0)
             if hi <= lo:  # a constant band: show its value at full intensity, not as black
                 lo = hi - 1.0 if style.vmin is None else lo
                 hi = lo + 1.0 if hi <= lo else hi
@@ -355,11 +383,13 @@ class RenderEngine:
             return self._encode_rgba(rgba, fmt)
         data, valid_b = _band_data(img, style)
         vmin, vmax = self.stretch(path, style)
-        scaled = _rescale(data, valid_b, vmin, vmax)
-        valid = np.logical_or.reduce(valid_b) if style.expression is None else valid_b[0]
+        valid = _pixel_valid(valid_b, style)
+        if style.colormap is not None and data.shape[0] == 1:
+            return self._encode_colormap(path, style, data[0], valid, vmin[0], vmax[0], (z, x, y), fmt)
+        # GDAL's per-dataset mask rule: a pixel is drawn where any band has data, with
+        # every band's own value (a band equal to nodata is not zeroed)
+        scaled = _rescale(data, _drawn_bands(data, valid), vmin, vmax)
         if scaled.shape[0] == 1:
-            if style.colormap is not None:
-                return self._encode_lut(scaled[0], valid, style.colormap.lut, fmt)
             if fmt == "PNG":
                 return encode.png_grey_alpha(scaled[0], valid.astype(np.uint8) * 255)
             return encode.encode_gdal(scaled, valid.astype(np.uint8) * 255, fmt)
@@ -474,6 +504,54 @@ class RenderEngine:
             return None
         return img
 
+    def _encode_colormap(self, path, style: Style, band, valid, vmin, vmax, zxy, fmt):
+        """A single band through a colormap table, coloured as matplotlib's imshow
+        colours it (:func:`~leafmap_tiles.render.colormaps.lut_index`): under/over
+        colours outside [vmin, vmax]; nodata pixels inside the raster get the bad
+        colour (transparent by default); outside the raster stays transparent."""
+        cmap = style.colormap
+        idx = lut_index(cmap, band, vmin, vmax)
+        table = cmap.table()
+        transparent = ~valid
+        if cmap.bad_visible and transparent.any():
+            inside = self._inside(path, zxy, style.tile_size)
+            idx[transparent & inside] = cmap.n + 2
+            transparent &= ~inside
+        shown = ~transparent
+        top = int(idx[shown].max()) if shown.any() else 0
+        if fmt == "PNG" and top < 256:
+            pal = np.zeros((256, 4), dtype=np.uint8)
+            k = min(len(table), 256)
+            pal[:k] = table[:k]
+            return encode.png_lut(np.where(shown, idx, 0).astype(np.uint8), shown, pal)
+        rgba = table[idx]
+        rgba[transparent] = 0
+        return self._encode_rgba(rgba, fmt)
+
+    def _inside(self, path, zxy, ts: int) -> np.ndarray:
+        """(ts, ts) bool: which pixels of Web Mercator tile ``zxy`` lie inside the
+        raster's grid (any member of a mosaic), whatever their values."""
+        import morecantile
+        from rasterio.warp import transform as warp_xy
+
+        z, x, y = zxy
+        b = morecantile.tms.get("WebMercatorQuad").xy_bounds(x, y, z)
+        step_x, step_y = (b.right - b.left) / ts, (b.top - b.bottom) / ts
+        cols = b.left + (np.arange(ts) + 0.5) * step_x
+        rows = b.top - (np.arange(ts) + 0.5) * step_y
+        xx, yy = np.meshgrid(cols, rows)
+        out = np.zeros((ts, ts), dtype=bool)
+        for member in (path if isinstance(path, tuple) else (path,)):
+            ds = self.reader(member).dataset
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sx, sy = warp_xy("EPSG:3857", ds.crs, xx.ravel(), yy.ravel())
+            c, r = ~ds.transform * (np.asarray(sx), np.asarray(sy))
+            c, r = np.asarray(c).reshape(ts, ts), np.asarray(r).reshape(ts, ts)
+            with np.errstate(invalid="ignore"):
+                out |= (c >= 0) & (c < ds.width) & (r >= 0) & (r < ds.height)
+        return out
+
     def _encode_lut(self, index, valid, lut, fmt):
         if fmt == "PNG":
             return encode.png_lut(index, valid, lut)
@@ -494,7 +572,10 @@ class RenderEngine:
     def point(self, path: str, style: Style, lon: float, lat: float) -> dict:
         """Values at (``lon``, ``lat``) EPSG:4326: ``{"inside": bool, "values": [...],
         "bands": [...]}`` with ``None`` for nodata/NaN/masked.  Values are raw (no
-        scale/offset); an expression gives its float result."""
+        scale/offset); an expression gives its float result.  Each band's value is
+        ``None`` where that band is nodata (rasterio's masked read; the tiles still
+        draw such a pixel while another band has data); ``style.nodata`` replaces the
+        file's nodata."""
         info = self.info(path, style.nodata)
         if isinstance(path, tuple):
             first = None
@@ -526,9 +607,34 @@ class RenderEngine:
             res = evaluate_blocks(blocks, names, data.reshape(-1, 1, 1)).reshape(-1)
             m = bool(mask.any())
             values = [None if (m or not math.isfinite(v)) else float(v) for v in res]
-        else:
+        else:  # per band, as rasterio's masked read and rio-tiler's point give them
             values = [None if mask[i] else _native(data[i], info.dtype) for i in range(len(data))]
         return {"inside": True, "values": values, "bands": _band_labels(style, indexes)}
+
+
+def _data_bounds(rdr, bounds: tuple) -> tuple:
+    """(W, S, E, N) EPSG:4326 of the valid pixels of a global-width geographic raster,
+    from its preview (longest side 1024 px, any band valid): W > E when they wrap
+    across the antimeridian; ``bounds`` unchanged when no pixel is valid."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            img = rdr.preview(max_size=STATS_MAX_SIZE)
+        except Exception:
+            return bounds
+    valid = _valid_any(img)
+    if np.issubdtype(img.array.dtype, np.floating):
+        valid &= ~np.logical_and.reduce(np.isnan(img.array.data))
+    if not valid.any():
+        return bounds
+    w, s_, e, n = (float(v) for v in rdr.dataset.bounds)
+    h, wd = valid.shape
+    dx, dy = (e - w) / wd, (n - s_) / h
+    cols = np.flatnonzero(valid.any(axis=0))
+    span = _antimeridian.data_span(w + (cols + 0.5) * dx, dx)
+    rows = np.flatnonzero(valid.any(axis=1))
+    north, south = n - rows[0] * dy, n - (rows[-1] + 1) * dy
+    return (span[0], max(south, -90.0), span[1], min(north, 90.0))
 
 
 def _native_maxzoom(ds) -> int | None:
@@ -616,8 +722,24 @@ def _raw_layout(path: str, ds) -> tuple[int, bool]:
 
 
 def _valid_any(img) -> np.ndarray:
+    """(H, W) bool: pixels where any band has data (GDAL's per-dataset mask rule)."""
     m = np.ma.getmaskarray(img.array)
     return np.logical_or.reduce(~m)
+
+
+def _pixel_valid(valid_b: np.ndarray, style: Style) -> np.ndarray:
+    """(H, W) bool: a pixel is drawn where any of its bands has data (as GDAL's
+    dataset mask and rio-tiler's tile mask); for an expression, where its result is."""
+    return valid_b[0] if style.expression else np.logical_or.reduce(valid_b)
+
+
+def _drawn_bands(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per band, where its own value is drawn: every pixel of ``valid`` (a band that
+    equals nodata keeps its value), except non-finite values (shown as 0)."""
+    out = np.broadcast_to(valid, data.shape)
+    if np.issubdtype(data.dtype, np.floating):
+        out = out & np.isfinite(data)
+    return out
 
 
 def _band_data(img, style: Style) -> tuple[np.ndarray, np.ndarray]:

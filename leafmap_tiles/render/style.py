@@ -5,7 +5,11 @@ Styles travel in tile URLs as query parameters (all strings):
 ``indexes=4,1,2``  1-based band indexes (1 or 3 bands; 4 when the 4th is alpha)
 ``expression=(b4-b1)/(b4+b1)``  band math, evaluated in float64; ``;`` separates bands
 ``vmin=0.1`` / ``vmax=0.9``  stretch range; comma lists give one value per band
-``colormap=RdYlGn``  matplotlib name, or a JSON list of colours / ``{value: colour}`` map
+``colormap=RdYlGn``  matplotlib name, a JSON list of colours / ``{value: colour}`` map, or
+the id of a colormap registered with the server (``cm:<hex>``, short URLs for any colormap)
+``stretch=none``  how a missing vmin/vmax is filled: ``percentile`` (2nd/98th),
+``minmax``, ``none`` (the integer dtype's range, e.g. 0..255); default ``none``
+for 8-bit RGB(A), ``percentile`` otherwise
 ``nodata=0``  replaces the file's nodata tag (``nan`` allowed for float data)
 ``resampling=nearest``  any rasterio resampling name
 ``tile_size=256``  256 or 512 pixels
@@ -22,22 +26,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from leafmap_tiles.errors import StyleError
-from leafmap_tiles.render.colormaps import ResolvedColormap, resolve_colormap
+from leafmap_tiles.render.colormaps import REGISTERED_PREFIX, ResolvedColormap, resolve_colormap
 
 RESAMPLING = {"nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss", "rms"}
-STYLE_KEYS = {"indexes", "expression", "vmin", "vmax", "colormap", "nodata", "resampling", "tile_size"}
+STYLE_KEYS = {"indexes", "expression", "vmin", "vmax", "stretch", "colormap", "nodata", "resampling", "tile_size"}
+STRETCHES = ("percentile", "minmax", "none")
 
 
 @dataclass
 class Style:
     """A validated style.  ``indexes`` is a tuple of 1-based band indexes read from the
     file (for an expression: the bands it uses); ``vmin``/``vmax`` hold one value per
-    output band or None (defaults come from the source statistics)."""
+    output band or None (defaults come from ``stretch``, see the module docstring)."""
 
     indexes: tuple[int, ...] | None = None
     expression: str | None = None
     vmin: tuple[float, ...] | None = None
     vmax: tuple[float, ...] | None = None
+    stretch: str | None = None
     colormap: ResolvedColormap | None = None
     colormap_spec: str | None = None
     nodata: float | None = None
@@ -118,11 +124,13 @@ def _check_nodata(nodata, dtype: str) -> float | None:
     return value
 
 
-def parse_style(params: dict, info) -> Style:
+def parse_style(params: dict, info, colormaps=None) -> Style:
     """Validate style ``params`` (query strings or Python values) for a source.
 
     ``info`` is the source's :class:`~leafmap_tiles.render.engine.SourceInfo`
-    (``count``, ``dtype``, ``has_palette``, ``alpha_index``).  Raises StyleError.
+    (``count``, ``dtype``, ``has_palette``, ``alpha_index``).  ``colormaps`` maps
+    registered colormap ids (``"cm:<hex>"``, see :data:`REGISTERED_PREFIX`) to their
+    :class:`ResolvedColormap`.  Raises StyleError.
     """
     unknown = set(params) - STYLE_KEYS
     if unknown:
@@ -179,10 +187,28 @@ def parse_style(params: dict, info) -> Style:
             if a >= b:
                 raise StyleError(f"vmin must be less than vmax, got vmin={a:g}, vmax={b:g}")
 
+    stretch = params.get("stretch") or None
+    if stretch is not None:
+        if stretch not in STRETCHES:
+            raise StyleError(f"unknown stretch {stretch!r}; use one of {', '.join(STRETCHES)}")
+        if stretch == "none" and (expression is not None or not np.issubdtype(np.dtype(info.dtype), np.integer)):
+            raise StyleError(
+                f"stretch='none' needs integer bands (this style gives {'an expression' if expression else info.dtype}); "
+                "give vmin/vmax or stretch='percentile'"
+            )
+
     cmap_spec = params.get("colormap")
     colormap = None
     if cmap_spec is not None and cmap_spec != "":
-        colormap = resolve_colormap(cmap_spec)
+        if isinstance(cmap_spec, str) and cmap_spec.startswith(REGISTERED_PREFIX):
+            colormap = (colormaps or {}).get(cmap_spec)
+            if colormap is None:
+                raise StyleError(
+                    f"unknown colormap id {cmap_spec!r}: not registered with this tile server "
+                    "(register it with TileServer.register_colormap)"
+                )
+        else:
+            colormap = resolve_colormap(cmap_spec)
         if n_out != 1:
             raise StyleError(
                 f"colormap applies to a single band, but this style gives {n_out} bands; "
@@ -209,6 +235,7 @@ def parse_style(params: dict, info) -> Style:
         expression=expression,
         vmin=vmin,
         vmax=vmax,
+        stretch=stretch,
         colormap=colormap,
         colormap_spec=cmap_spec,
         nodata=nodata,
@@ -253,6 +280,8 @@ def style_to_params(style: Style) -> dict:
         out["vmin"] = ",".join(repr(float(v)) for v in style.vmin)
     if style.vmax is not None:
         out["vmax"] = ",".join(repr(float(v)) for v in style.vmax)
+    if style.stretch:
+        out["stretch"] = style.stretch
     if style.colormap_spec:
         out["colormap"] = style.colormap_spec
     if style.nodata is not None:

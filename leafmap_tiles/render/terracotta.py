@@ -17,7 +17,9 @@ What Terracotta 0.10 does, and so what this module does:
   palette entry 0 is transparent, entries 1..255 are the colormap's 255 colours
   (or grey levels 1..255 without a colormap).  An explicit colour map labels the
   listed values ``1..n`` (exact colours, no blending; other values transparent).
-  An RGB image is transparent where all three channels are 0.
+  An RGB image is transparent where all three channels are 0, i.e. where every band
+  is nodata; where any band has data, the others keep their values (Terracotta
+  zeroes a channel that is nodata there, see :func:`rgb_channels`).
 - Colormaps are matplotlib's, sampled at 255 points and truncated to uint8 as
   Terracotta samples them; names are lower case (``rdylgn``, ``viridis_r``).
 
@@ -339,6 +341,32 @@ def explicit_png(data, colours: list) -> bytes:
     rgba = np.array([c for _, c in colours], dtype=np.uint8).reshape(-1, 4)
     index = label(data, labels)
     return encode.png_lut(index, index != 0, _palette(rgba))
+
+
+def rgb_channels(bands: list, ranges: list, shape: tuple[int, int], fills: list | None = None) -> list[np.ndarray]:
+    """The three 0..255 channels of an RGB image from three masked bands (None: the
+    band's dataset does not cover the image), their ``(lo, hi)`` stretch ranges and
+    their datasets' nodata values ``fills`` (None: no nodata).
+
+    A pixel is nodata only where every band is (GDAL's per-dataset mask rule, as
+    rio-tiler and the session tiles draw it): where any band has data, each band
+    keeps its own stretched value, a band masked there its nodata value (the warped
+    read does not keep the value under its mask; Terracotta 0.10 zeroes such a
+    channel; see docs/terracotta.md)."""
+    valid = np.zeros(shape, dtype=bool)
+    for d in bands:
+        if d is not None:
+            valid |= ~np.ma.getmaskarray(d)
+    out = []
+    for d, (lo, hi), fill in zip(bands, ranges, fills or [None] * len(bands)):
+        if d is None:
+            out.append(np.zeros(shape, dtype=np.uint8))
+            continue
+        values = np.ma.getdata(d)
+        if fill is not None and not math.isnan(fill):
+            values = np.where(np.ma.getmaskarray(d), np.asarray(fill, dtype=values.dtype), values)
+        out.append(to_index(np.ma.masked_array(values, mask=~valid), lo, hi))
+    return out
 
 
 def rgb_png(channels: list[np.ndarray]) -> bytes:

@@ -1,8 +1,8 @@
 """Entry point of the tile-server child process: ``python -m leafmap_tiles.server``.
 
 The parent writes one JSON line to stdin: ``{"token", "admin_key", "parent_pid",
-"port", "workers"?, "sources"?}``.  ``sources`` are registrations made before a
-restart; they are known before the port accepts requests, so tiles of layers already
+"port", "workers"?, "sources"?, "colormaps"?}``.  ``sources`` and ``colormaps`` are
+registrations made before a restart; they are known before the port accepts requests, so tiles of layers already
 on a map never answer 404 in between.  The child binds 127.0.0.1:``port`` (0 = any
 free port), prints ``{"port": <bound port>, "pid": <pid>}`` on stdout, and serves
 until it is terminated or its parent process dies (watchdog polling the parent pid
@@ -62,7 +62,8 @@ def main() -> None:
         sock.bind(("127.0.0.1", 0))  # asked-for port taken: any free port
     sock.listen(2048)
     port = sock.getsockname()[1]
-    app = create_app(cfg["token"], cfg["admin_key"], cfg.get("workers"), sources=cfg.get("sources") or [])
+    app = create_app(cfg["token"], cfg["admin_key"], cfg.get("workers"), sources=cfg.get("sources") or [],
+                     colormaps=cfg.get("colormaps") or [])
     config = uvicorn.Config(
         app,
         log_level=os.environ.get("LEAFMAP_TILES_LOG_LEVEL", "warning"),

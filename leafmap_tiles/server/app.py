@@ -7,6 +7,7 @@ the browser; admin routes also need header ``X-Leafmap-Tiles-Key``)::
     POST   /{token}/sources          (admin)          register {"path", "style"?, "defaults"?, "id"?}
     DELETE /{token}/sources/{id}     (admin)          release
     POST   /{token}/gdal             (admin)          set/clear GDAL config and credentials
+    POST   /{token}/colormaps        (admin)          register {"colormap": spec} -> {"id": "cm:<hex>"}
     GET    /{token}/tiles/{id}/{z}/{x}/{y}.{png|jpg|webp}?<style>
     GET    /{token}/info/{id}?<style>
     GET    /{token}/point/{id}?lon=&lat=&<style>
@@ -42,6 +43,7 @@ from leafmap_tiles.errors import (
     UnknownSourceError,
 )
 from leafmap_tiles.render import RenderEngine, parse_style
+from leafmap_tiles.render.colormaps import colormap_id, resolve_colormap
 from leafmap_tiles.render.engine import file_signature
 from leafmap_tiles.render.style import style_to_params
 from leafmap_tiles.server import gdalenv
@@ -90,6 +92,11 @@ def default_deadlines() -> tuple[float, float]:
             float(os.environ.get("LEAFMAP_TILES_REMOTE_TILE_DEADLINE", 0) or 20.0))
 
 
+def _given(style) -> dict:
+    """Style parameters that were given (None values dropped)."""
+    return {k: v for k, v in (style or {}).items() if v is not None}
+
+
 def _as_path(path):
     """A registration's path: a string, or a list of strings for a mosaic."""
     if isinstance(path, list) and path and all(isinstance(p, str) and p for p in path):
@@ -98,11 +105,13 @@ def _as_path(path):
 
 
 def create_app(token: str, admin_key: str, workers: int | None = None, sources: list | None = None,
-               deadline: float | None = None, remote_deadline: float | None = None) -> Starlette:
+               colormaps: list | None = None, deadline: float | None = None,
+               remote_deadline: float | None = None) -> Starlette:
     """Build the ASGI app for one session.  ``token`` guards every session route,
     ``admin_key`` (sent only by the kernel) guards registration.  ``sources`` are
-    registrations (``{"id", "path", "defaults", "protected"}``) restored after a
-    restart, trusted without re-validation.
+    registrations (``{"id", "path", "style", "defaults", "protected"}``) and
+    ``colormaps`` colormap specifications (see :mod:`leafmap_tiles.render.colormaps`)
+    restored after a restart, trusted without re-validation of the files.
 
     Local files render on ``workers`` threads (plus one kept for other sources while
     one source is busy); remote sources (URLs) on a separate, larger set, so a slow
@@ -121,8 +130,16 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
     for body in sources or []:
         path = _as_path(body.get("path"))
         if path is not None and body.get("id"):
-            registry.add(path, body.get("defaults") or {}, body["id"], bool(body.get("protected")))
+            registry.add(path, body.get("defaults") or {}, body["id"], bool(body.get("protected")),
+                         style=_given(body.get("style")))
             gdalenv.cover(path)
+    # registered colormaps: id -> ResolvedColormap; tile URLs carry the short id
+    cmaps: dict[str, object] = {}
+    for spec in colormaps or []:
+        try:
+            cmaps[colormap_id(spec)] = resolve_colormap(spec)
+        except StyleError:
+            pass
 
     async def run(fn, *args, remote: bool = False, key="kernel"):
         """A kernel call (registration, info, points): before any tile, no deadline."""
@@ -156,7 +173,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
                          sort_keys=True, default=str)
         style = styles.get(key)
         if style is None:
-            style = parse_style(merged, info)  # raises StyleError: bad styles are not cached
+            style = parse_style(merged, info, cmaps)  # raises StyleError: bad styles are not cached
             if len(styles) > 4096:
                 styles.clear()
             styles[key] = style
@@ -183,11 +200,11 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             nodata = style_params.get("nodata", defaults.get("nodata"))
             probe_info = engine.info(path)  # validates the file itself
             engine.check_readable(path)
-            style = parse_style({**defaults, **style_params}, probe_info)
+            style = parse_style({**defaults, **style_params}, probe_info, cmaps)
             info = engine.info(path, style.nodata) if nodata is not None else probe_info
             stats = engine.statistics(path, style)  # reads an overview: truncated files fail here
             protected = bool(body.get("protected")) or gdalenv.protected(path)
-            src = registry.add(path, defaults, body.get("id"), protected)
+            src = registry.add(path, defaults, body.get("id"), protected, style=style_params)
             return src, info, style, stats
 
         src, info, style, stats = await run(work, remote=is_remote(path))
@@ -202,6 +219,21 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
                 "palette": engine.uses_palette(info, style),
             }
         )
+
+    async def register_colormap(request: Request):
+        check_admin(request)
+        try:
+            body = await request.json()
+        except Exception:
+            return error("request body must be JSON", 400, "StyleError")
+        spec = body.get("colormap") if isinstance(body, dict) else None
+        if spec is None or isinstance(spec, str):
+            return error("'colormap' is required: a list of colours, a {value: colour} map or a "
+                         "{\"colors\": [...]} table (names need no registration)", 400, "StyleError")
+        resolved = resolve_colormap(spec)  # StyleError -> 400
+        cid = colormap_id(spec)
+        cmaps[cid] = resolved
+        return JSONResponse({"id": cid, "kind": resolved.kind, "n": resolved.n or len(resolved.explicit or {})})
 
     async def release(request: Request):
         check_admin(request)
@@ -275,7 +307,13 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
 
     def _point(src, params, lon, lat):
         base = engine.info(src.path, None)
-        style = style_of(src, params, base)
+        # the style the source was registered with (e.g. its nodata=) unless the query
+        # gives another: a point answers what the layer's tiles show
+        registered = dict(src.style)
+        if "indexes" in params or "expression" in params:  # the query picks its own bands
+            registered.pop("indexes", None)
+            registered.pop("expression", None)
+        style = style_of(src, {**registered, **params}, base)
         info = engine.info(src.path, style.nodata)
         out = engine.point(src.path, style, lon, lat)
         out["nodata"] = None if info.nodata is None or math.isnan(info.nodata) else info.nodata
@@ -354,6 +392,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         Route("/{token}/sources", register, methods=["POST"]),
         Route("/{token}/sources/{source_id}", release, methods=["DELETE"]),
         Route("/{token}/gdal", gdal, methods=["POST"]),
+        Route("/{token}/colormaps", register_colormap, methods=["POST"]),
         Route("/{token}/tiles/{source_id}/{z}/{x}/{y}.{fmt}", tile),
         Route("/{token}/info/{source_id}", info_route),
         Route("/{token}/point/{source_id}", point),

@@ -526,27 +526,23 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
                 z, x, y = xyz
                 if not any(tcr.tile_exists(md["bounds"], z, x, y) for _, md in looked):
                     return tcr.empty_png(shape)
-            channels = []
+            read_bands = []
             for (path, md, lo, hi), c in zip(bands, ("r", "g", "b")):
                 bounds = None
                 if xyz is not None:
                     z, x, y = xyz
                     if not tcr.tile_exists(md["bounds"], z, x, y):
-                        channels.append(None)
+                        read_bands.append(None)
                         continue
                     bounds = tcr.tile_bounds(z, x, y)
                 try:
-                    data = read(path, some + [params[c]], bounds, shape)
+                    read_bands.append(read(path, some + [params[c]], bounds, shape))
                 except tcr.OutsideData:
-                    channels.append(None)
-                    continue
-                channels.append(tcr.to_index(data, lo, hi))
-            if all(ch is None for ch in channels):
+                    read_bands.append(None)
+            if all(d is None for d in read_bands):
                 return tcr.empty_png(shape)
-            import numpy as np
-
-            channels = [np.zeros(shape, dtype=np.uint8) if ch is None else ch for ch in channels]
-            return tcr.rgb_png(channels)
+            fills = [engine.reader(path).dataset.nodata for path, _, _, _ in bands]
+            return tcr.rgb_png(tcr.rgb_channels(read_bands, [(lo, hi) for _, _, lo, hi in bands], shape, fills))
 
         return await run_tile(request, work)
 

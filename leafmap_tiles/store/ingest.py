@@ -19,12 +19,14 @@ class IngestResult:
         skipped_existing: key tuples left alone because of ``skip_existing``.
         unmatched: files found by the pattern's glob whose names break the key
             rules (Terracotta skips these silently).
+        reasons: ``{path: why}`` for each unmatched file (which key, which character).
     """
 
     keys: tuple[str, ...]
     inserted: list[tuple[str, ...]] = field(default_factory=list)
     skipped_existing: list[tuple[str, ...]] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 def ingest(
@@ -81,7 +83,7 @@ def ingest(
     except InvalidDatabaseError as exc:
         raise InvalidDatabaseError(f"Cannot ingest {pattern!r}: {exc}") from exc
 
-    result = IngestResult(tuple(keys), unmatched=list(match.unmatched))
+    result = IngestResult(tuple(keys), unmatched=list(match.unmatched), reasons=dict(match.reasons))
     todo = sorted(files.items(), key=lambda kv: kv[1])
     if skip_existing:
         existing = store.get_datasets()

@@ -5,6 +5,7 @@
     {
         "bounds": (west, south, east, north),   # EPSG:4326 degrees, densified (21 points an edge)
         "convex_hull": {...},                   # GeoJSON Polygon of the valid pixels, EPSG:4326
+                                                # (MultiPolygon when they wrap across 180°)
         "valid_percentage": float,              # 0..100, share of valid pixels
         "range": (min, max),                    # of the valid pixels, raw DN (no scale/offset)
         "mean": float, "stdev": float,          # population standard deviation (ddof=0)
@@ -14,7 +15,11 @@
 
 A pixel is valid unless GDAL's mask of band 1 says otherwise (nodata value, alpha
 band, internal or sidecar mask) or it is NaN.  The convex hull is the hull of the
-valid pixels' squares in the raster's CRS, then transformed to EPSG:4326.
+valid pixels' squares in the raster's CRS, then transformed to EPSG:4326.  For a
+global-width geographic raster whose valid pixels lie on both sides of the
+antimeridian (and not around longitude 0), it is a MultiPolygon: the hull of the
+pixels east of the widest empty longitude gap, and the hull of those west of it
+(Terracotta gives one polygon across the whole globe).
 
 Two ways to compute, as in Terracotta:
 
@@ -42,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _antimeridian
 from ..errors import InvalidSourceError, SourceIsDirectoryError, SourceNotFoundError, StoreError
 
 #: Rasters with more pixels are processed in chunks unless ``use_chunks`` says otherwise.
@@ -128,8 +134,10 @@ def compute_metadata(
                 raise InvalidSourceError(f"Cannot read raster {path}: {exc}") from exc
             if stats is None:
                 raise InvalidSourceError(f"Raster file {path} does not contain any valid data")
+            columns = stats.pop("_columns")
+            wrapped = _wrapped_hull(*columns) if _antimeridian.is_global_width(src.crs, src.bounds) else None
             stats["convex_hull"] = dict(
-                warp.transform_geom(src.crs, "EPSG:4326", stats["convex_hull"])
+                warp.transform_geom(src.crs, "EPSG:4326", wrapped or stats["convex_hull"])
             )
     stats["bounds"] = tuple(float(v) for v in bounds)
     stats["metadata"] = {} if extra_metadata is None else extra_metadata
@@ -184,6 +192,7 @@ def _stats_in_memory(src, max_shape: tuple[int, int] | None) -> dict[str, Any] |
     stdev = float(as64.std())
     del as64
     return {
+        "_columns": (*_column_extremes(~mask), data_transform),
         "valid_percentage": valid.size / data.size * 100,
         "range": (float(valid.min()), float(valid.max())),
         "mean": mean,
@@ -221,6 +230,44 @@ def _hull_candidate_corners(valid: np.ndarray, affine, row_offset: int, col_offs
     xs = xoff + cols * a + rows * b
     ys = yoff + cols * d + rows * e
     return np.stack([xs, ys], axis=1)
+
+
+def _column_extremes(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last valid row of every column of ``valid`` (2D bool); -1 as the
+    last row of a column without valid pixels (its first row is then meaningless)."""
+    has = valid.any(axis=0)
+    top = np.argmax(valid, axis=0).astype(np.int64)
+    bottom = (valid.shape[0] - 1 - np.argmax(valid[::-1], axis=0)).astype(np.int64)
+    bottom[~has] = -1
+    return top, bottom
+
+
+def _wrapped_hull(col_top: np.ndarray, col_bottom: np.ndarray, affine) -> dict[str, Any] | None:
+    """MultiPolygon (raster CRS, geographic) of the valid pixels when they wrap across
+    the antimeridian: one convex hull each side of the widest empty longitude gap
+    (see :mod:`leafmap_tiles._antimeridian`); None when they do not wrap.  The hull of
+    a set of columns is that of the top and bottom valid pixel of each column."""
+    from shapely import geometry
+
+    cols = np.flatnonzero(col_bottom >= 0)
+    if cols.size < 2:
+        return None
+    lons = affine.c + (cols + 0.5) * affine.a
+    span = _antimeridian.wrapped_span(lons, abs(affine.a))
+    if span is None:
+        return None
+    parts = []
+    for side in _antimeridian.split_at_gap(lons, span):
+        c = cols[side]
+        pr = np.concatenate([col_top[c], col_bottom[c]])
+        pc = np.concatenate([c, c])
+        # the four corners of each of those pixel squares
+        rows = np.concatenate([pr, pr, pr + 1, pr + 1]).astype(np.float64)
+        cc = np.concatenate([pc, pc + 1, pc, pc + 1]).astype(np.float64)
+        xs = affine.c + cc * affine.a + rows * affine.b
+        ys = affine.f + cc * affine.d + rows * affine.e
+        parts.append(geometry.MultiPoint(np.stack([xs, ys], axis=1)).convex_hull)
+    return geometry.mapping(geometry.MultiPolygon([p for p in parts if p.geom_type == "Polygon"]))
 
 
 def _convex_hull(points: np.ndarray) -> dict[str, Any]:
@@ -278,6 +325,8 @@ def _stats_chunked(src) -> dict[str, Any] | None:
     mean = m2 = 0.0
     hull_points = np.empty((0, 2))
     any_masked = False
+    col_top = np.full(src.width, np.iinfo(np.int64).max, dtype=np.int64)
+    col_bottom = np.full(src.width, -1, dtype=np.int64)
     for window in _strips(src):
         data = _read_band1(src, window=window)
         total += data.size
@@ -294,6 +343,12 @@ def _stats_chunked(src) -> dict[str, Any] | None:
         else:
             corners = _window_corners(affine, window)
         hull_points = _hull_vertices(np.concatenate([hull_points, corners]))
+        top, bottom = _column_extremes(~mask)
+        c0, r0 = int(window.col_off), int(window.row_off)
+        sl = slice(c0, c0 + mask.shape[1])
+        has = bottom >= 0
+        col_top[sl] = np.where(has, np.minimum(col_top[sl], top + r0), col_top[sl])
+        col_bottom[sl] = np.where(has, np.maximum(col_bottom[sl], bottom + r0), col_bottom[sl])
 
         vmin = min(vmin, float(valid.min()))
         vmax = max(vmax, float(valid.max()))
@@ -325,6 +380,7 @@ def _stats_chunked(src) -> dict[str, Any] | None:
     else:
         percentiles = _percentiles_two_pass(src, vmin, vmax, valid_count)
     return {
+        "_columns": (col_top, col_bottom, affine),
         "valid_percentage": valid_count / total * 100,
         "range": (vmin, vmax),
         "mean": mean,

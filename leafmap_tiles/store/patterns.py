@@ -39,6 +39,10 @@ class ParsedPattern:
     keys: tuple[str, ...]
     glob: str
     regex: re.Pattern
+    #: every placeholder occurrence as a group ``o<i>`` matching anything (no key
+    #: rules): finds out why a file the glob found does not fit
+    lax: re.Pattern | None = None
+    occurrences: tuple[str, ...] = ()
 
 
 @dataclass
@@ -50,11 +54,14 @@ class PatternMatch:
         files: ``{key_values_tuple: absolute_path}``, sorted by path.
         unmatched: absolute paths the glob found but the key rules rejected
             (e.g. a ``_`` inside a key value), sorted.
+        reasons: ``{path: why}`` for every unmatched path, e.g. ``"key 'rcp' would
+            be 'rcp8.5': '.' is not allowed in a key value (letters and digits only)"``.
     """
 
     keys: tuple[str, ...]
     files: dict[tuple[str, ...], str] = field(default_factory=dict)
     unmatched: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 def parse_pattern(pattern: str) -> ParsedPattern:
@@ -72,11 +79,16 @@ def parse_pattern(pattern: str) -> ParsedPattern:
     keys: list[str] = []
     glob_parts: list[str] = []
     regex_parts: list[str] = []
+    lax_parts: list[str] = []
+    occurrences: list[str] = []
     for literal, name, spec, conversion in parts:
         glob_parts.append(glob.escape(literal))
         regex_parts.append(re.escape(literal))
+        lax_parts.append(re.escape(literal))
         if name is None:
             continue
+        lax_parts.append(f"(?P<o{len(occurrences)}>.*?)")
+        occurrences.append(name)
         if spec or conversion:
             raise PatternError(
                 f"Invalid placeholder {{{name}{'!' + conversion if conversion else ''}"
@@ -100,7 +112,41 @@ def parse_pattern(pattern: str) -> ParsedPattern:
             keys.append(name)
     if not keys:
         raise PatternError(f"Pattern {pattern!r} must contain at least one {{key}} placeholder")
-    return ParsedPattern(tuple(keys), "".join(glob_parts), re.compile("".join(regex_parts), re.DOTALL))
+    return ParsedPattern(tuple(keys), "".join(glob_parts), re.compile("".join(regex_parts), re.DOTALL),
+                         re.compile("".join(lax_parts), re.DOTALL), tuple(occurrences))
+
+
+def why_unmatched(parsed: ParsedPattern, path: str) -> str:
+    """Why ``path`` (found by the pattern's glob) does not fit its key rules, in words:
+    the first key whose value would hold a character other than a letter or digit
+    (naming it), would be empty, or differs between two places of the pattern."""
+    m = parsed.lax.fullmatch(path) if parsed.lax is not None else None
+    if m is None:
+        return "its name does not fit the fixed parts of the pattern"
+    seen: dict[str, str] = {}
+    for i, name in enumerate(parsed.occurrences):
+        value = m.group(f"o{i}")
+        if name == "":
+            continue
+        if value == "":
+            return f"key {name!r} would be empty"
+        bad = next((ch for ch in value if not (ch.isalnum() and ch != "_")), None)
+        if bad is not None:
+            shown = {"/": "'/' (a folder separator)", " ": "' ' (a space)"}.get(bad, repr(bad))
+            return (f"key {name!r} would be {value!r}: {shown} is not allowed in a key value "
+                    "(letters and digits only)")
+        if name in seen and seen[name] != value:
+            return f"key {name!r} appears twice in the pattern with different values ({seen[name]!r} and {value!r})"
+        seen[name] = value
+    return "its name does not fit the pattern"
+
+
+def describe_unmatched(paths: list[str], reasons: dict[str, str], limit: int = 20) -> str:
+    """One line per file, ``"  <path>: <reason>"`` (at most ``limit``, then a count)."""
+    lines = [f"  {p}: {reasons.get(p, 'does not fit the pattern')}" for p in paths[:limit]]
+    if len(paths) > limit:
+        lines.append(f"  ... and {len(paths) - limit} more")
+    return "\n".join(lines)
 
 
 def find_files(pattern: str) -> PatternMatch:
@@ -124,6 +170,7 @@ def find_files(pattern: str) -> PatternMatch:
         m = parsed.regex.fullmatch(path)
         if m is None:
             result.unmatched.append(path)
+            result.reasons[path] = why_unmatched(parsed, path)
             continue
         values = tuple(m.group(f"k{i}") for i in range(len(parsed.keys)))
         if values in seen:
@@ -133,7 +180,10 @@ def find_files(pattern: str) -> PatternMatch:
             )
         seen[values] = path
     if not seen:
-        detail = f" ({len(result.unmatched)} files found by the glob do not fit the key rules)" if result.unmatched else ""
+        detail = ""
+        if result.unmatched:
+            detail = f"; {len(result.unmatched)} file(s) found by its wildcards do not fit its key rules:\n" + \
+                describe_unmatched(result.unmatched, result.reasons)
         raise PatternError(f"Given pattern matches no files: {pattern}{detail}")
     result.files = seen
     return result

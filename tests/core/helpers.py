@@ -36,10 +36,25 @@ def reference_tile(path, z, x, y, *, indexes=None, vmin=None, vmax=None, colorma
             img.array.mask = np.ma.getmaskarray(img.array) | np.isnan(img.array.data)
         if palette:
             return decode(img.render(colormap=r.colormap))
+        if colormap:
+            return matplotlib_colours(img.array, colormap, vmin[0], vmax[0])
         n = img.count
         img.rescale(in_range=[(vmin[i], vmax[i]) for i in range(n)])
-        cmap = matplotlib_cmap(colormap) if colormap else None
-        return decode(img.render(colormap=cmap))
+        return decode(img.render())
+
+
+def matplotlib_colours(arr: np.ma.MaskedArray, colormap, vmin: float, vmax: float) -> np.ndarray:
+    """RGBA of band 1 of ``arr`` as ``matplotlib.pyplot.imshow(arr, cmap=colormap,
+    vmin=vmin, vmax=vmax)`` colours it: ``cmap(Normalize(vmin, vmax)(data), bytes=True)``;
+    masked pixels transparent (matplotlib's default bad colour)."""
+    import matplotlib
+    from matplotlib.colors import Normalize
+
+    cmap = matplotlib.colormaps[colormap] if isinstance(colormap, str) else colormap
+    band = np.ma.getdata(arr)[0]
+    out = np.asarray(cmap(Normalize(vmin, vmax)(band), bytes=True)).copy()
+    out[np.ma.getmaskarray(arr)[0]] = 0
+    return out
 
 
 def assert_same_tile(got: np.ndarray, ref: np.ndarray, tol: int = 1) -> None:

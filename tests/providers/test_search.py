@@ -254,3 +254,42 @@ def test_bad_arguments(terrascope_local):
         terrascope_local.search(COLLECTION, start="2020-01-02", end="2020-01-01")
     with pytest.raises(ValueError, match="bbox"):
         terrascope_local.search(COLLECTION, bbox=[1, 2, 3])
+
+
+def _by_cloud_desc(pred=lambda s: True) -> list[str]:
+    """Ids by eo:cloud_cover, highest first, the item without it last; ties by datetime."""
+    have = sorted((s for s in ORDERED if pred(s) and s.cloud_cover is not None),
+                  key=lambda s: -s.cloud_cover)
+    return [s.id for s in have] + [s.id for s in ORDERED if pred(s) and s.cloud_cover is None]
+
+
+@pytest.mark.parametrize("api", ["stac_api", "stac_api_without_filter"])
+def test_max_items_and_sortby(api, request, clean_env):
+    """max_items caps the items (the first ones in the order asked for), and sortby
+    orders them, whether or not the server sorts (issue 13, item 10)."""
+    from leafmap_tiles.providers import stac
+
+    url = request.getfixturevalue(api).url
+    items = stac.search(url, COLLECTION, unique_dates=False, max_items=5)
+    assert ids(items) == expected()[:5]
+    items = stac.search(url, COLLECTION, unique_dates=False, sortby="-properties.eo:cloud_cover")
+    assert ids(items) == _by_cloud_desc()
+    assert [i.properties.get("eo:cloud_cover") for i in items][:3] == [62.3, 35.0, 10.5]
+    items = stac.search(url, COLLECTION, unique_dates=False, max_items=3,
+                        sortby=[{"field": "properties.eo:cloud_cover", "direction": "desc"}])
+    assert ids(items) == _by_cloud_desc()[:3]
+    items = stac.search(url, COLLECTION, unique_dates=False, sortby="-datetime", max_items=2)
+    assert [i.datetime.year for i in items] == [2020, 2019]
+    assert stac.search(url, COLLECTION, max_items=0) == []
+    # limit counts after unique_dates, max_items before: 7 items read, the shared date once
+    items = stac.search(url, COLLECTION, max_items=7)
+    assert ids(items) == [i for i in expected()[:7] if i != EAST.id]
+    with pytest.raises(ValueError, match="max_items"):
+        stac.search(url, COLLECTION, max_items=-1)
+    with pytest.raises(ValueError, match="sortby"):
+        stac.search(url, COLLECTION, sortby=[{"field": "id", "direction": "sideways"}])
+
+
+def test_terrascope_search_honours_max_items(terrascope_local):
+    items = terrascope_local.search(COLLECTION, max_items=5, unique_dates=False)
+    assert len(items) == 5 and ids(items) == expected()[:5]
