@@ -21,12 +21,13 @@ class Inspector:
 
     After a click: ``last`` is ``{"lon", "lat", "layers": [{"name", "layer",
     "inside", "values": [(band, value or None), ...]}, ...]}``; ``html`` (an
-    ``ipywidgets.HTML``) shows it in ``panel`` (a closable, collapsible box at the
-    map's bottom left, ``control`` its WidgetControl) and ``marker`` (an ipyleaflet
+    ``ipywidgets.HTML``) shows it in ``panel`` (a closable, collapsible box in a top
+    corner away from the click, see :meth:`corner_for`; ``control`` its WidgetControl)
+    and ``marker`` (an ipyleaflet
     ``CircleMarker``) marks the clicked point.  Closing the panel hides the marker and
     every time series panel too."""
 
-    def __init__(self, m, position: str = "bottomleft"):
+    def __init__(self, m, position: str = "topright"):
         from leafmap_tiles.map.panel import Panel
 
         self.map = m
@@ -83,14 +84,29 @@ class Inspector:
         self.last = {"lon": lon, "lat": lat, "layers": rows}
         self.html.value = render(self.last)
         self.panel.set_title(f"lat {lat:.5f}, lon {lon:.5f}")
-        self._show()
-        self._mark(lon, lat)
+        corner = self.corner_for(lon)
         pos = len(targets)
-        for ts in sliders:
+        for ts in sliders:  # the series first: it sits above the values in the corner
             n = len(ts.layers)
+            ts.series_panel.move(corner)
             ts.show_time_series(lon, lat, results=results[pos:pos + n])
             pos += n
+        self.panel.move(corner)
+        self._show()
+        self._mark(lon, lat)
         return self.last
+
+    def corner_for(self, lon: float) -> str:
+        """Where the panels go for a click at ``lon``: the top corner on the other side of
+        the map's centre (top right for a click left of it, under the zoom buttons at the
+        top left for one right of it), so that they cover neither the clicked point, nor
+        the centre, nor the slider and colorbar at the bottom right."""
+        try:
+            centre_lon = float(self.map.center[1])
+        except (TypeError, ValueError, IndexError):
+            return "topright"
+        d = (lon - centre_lon + 180.0) % 360.0 - 180.0
+        return "topleft" if d > 0 else "topright"
 
     def _mark(self, lon: float, lat: float) -> None:
         from ipyleaflet import CircleMarker

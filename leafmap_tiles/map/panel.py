@@ -64,6 +64,17 @@ class Panel:
         if self.control not in m.controls:
             m.add(self.control)
 
+    def move(self, position: str) -> None:
+        """Put the panel in another corner of the map (``"topleft"``, ``"topright"``,
+        ``"bottomleft"``, ``"bottomright"``)."""
+        if self.control.position == position:
+            return
+        shown = self.shown
+        self.hide()
+        self.control.position = position
+        if shown:
+            self.show(self.map)
+
     def hide(self) -> None:
         """Take the panel off its map (without calling ``on_close``)."""
         if self.map is not None and self.control in self.map.controls:

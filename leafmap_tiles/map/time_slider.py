@@ -249,7 +249,7 @@ class TimeSlider:
         from leafmap_tiles.map.panel import Panel
 
         self.series_image = ipywidgets.Image(format="png", layout=ipywidgets.Layout(width="330px"))
-        self.series_panel = Panel(f"{name}: time series", self.series_image, position="bottomleft",
+        self.series_panel = Panel(f"{name}: time series", self.series_image, position="topright",
                                   on_close=self._on_series_closed)
         self.series_control = self.series_panel.control
         self._ticker = Ticker(self._advance, lambda: self.time_interval, name="leafmap_tiles-time-slider")
@@ -464,8 +464,8 @@ class TimeSlider:
 
     def show_time_series(self, lon: float, lat: float, results=None) -> list[tuple[str, object]]:
         """Plot the pixel's series (dates on the x axis, gaps for nodata, values in
-        physical units) in a closable, collapsible panel at the map's bottom left and
-        return it.  ``results``: point answers already fetched."""
+        physical units) in a closable, collapsible panel (top right, or where the
+        inspector puts it) and return it.  ``results``: point answers already fetched."""
         series = self.series_from(results) if results is not None else self.values_at(lon, lat)
         self.series, self.series_point = series, (lon, lat)
         self.series_image.value = plot_series(series, ylabel=self.quantity)
