@@ -166,7 +166,8 @@ def test_series_panel_leaves_the_centre_and_zoom_controls_visible(ndvi_page):
     import re
 
     value = re.search(r"NDVI: (-?[0-9.]+)", text).group(1)
-    assert len(value.split(".")[-1]) <= 4, f"value not rounded: {value}"
+    digits = value.lstrip("-").replace(".", "").lstrip("0")
+    assert len(digits) <= 4, f"value not rounded to 4 significant digits: {value}"
     # the clicked point (left of the centre) is not under a panel either
     assert page.evaluate(
         """([x, y]) => !document.elementFromPoint(x, y).closest('.leaflet-control')""",
