@@ -250,7 +250,8 @@ class TileServer:
 
     def register(self, path: str, style: dict | None = None, defaults: dict | None = None, protected: bool = False) -> dict:
         """Register ``path`` with ``style`` (validated against the file) and return the
-        server's answer: ``{"id", "info", "style", "statistics", "stretch", "palette"}``.
+        server's answer: ``{"id", "info", "style", "statistics", "stretch", "palette",
+        "version"}`` (``version``: the state of local files, None for URLs).
         Raises the specific error (missing file, bad style, 401 ...) before anything is
         registered."""
         body = {"path": path, "style": style or {}, "defaults": defaults or {}, "protected": protected}
@@ -349,10 +350,16 @@ class TileServer:
         self.start()
         return browser_base(self.port, self.client_prefix)
 
-    def tile_url(self, source_id: str, style: dict | None = None, fmt: str = "png") -> str:
-        """Leaflet URL template ``.../tiles/<id>/{z}/{x}/{y}.png?<style>`` as the
-        browser must request it."""
-        q = urlencode({k: v for k, v in (style or {}).items() if v is not None})
+    def tile_url(self, source_id: str, style: dict | None = None, fmt: str = "png",
+                 version: str | None = None) -> str:
+        """Leaflet URL template ``.../tiles/<id>/{z}/{x}/{y}.png?<style>[&v=<version>]``
+        as the browser must request it.  ``version`` (from :meth:`register` or
+        :meth:`info`: the state of the source's files) makes the URL cacheable: the
+        server sends such tiles with a long ``max-age`` while the files are unchanged."""
+        params = {k: v for k, v in (style or {}).items() if v is not None}
+        if version:
+            params["v"] = version
+        q = urlencode(params)
         url = f"{self.browser_base()}/{self.token}/tiles/{source_id}/{{z}}/{{x}}/{{y}}.{fmt}"
         return url + (f"?{q}" if q else "")
 
