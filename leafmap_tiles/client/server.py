@@ -341,6 +341,19 @@ class TileServer:
             _credentials.pop(h, None)
         self._post_gdal({"clear_hosts": list(hosts)})
 
+    def set_background(self, owner: str, source_ids) -> None:
+        """Tell the running server that ``source_ids`` (registered ids) render after
+        every other source's tiles, on behalf of ``owner`` (any string; a later call
+        with the same owner replaces its set, an empty list clears it).  A time slider
+        uses it for the hidden frames it preloads.  Does nothing if the server is not
+        running; failures are ignored (it is only an ordering hint)."""
+        if not self.alive():
+            return
+        try:
+            self._request("POST", "background", restart=False, json={"owner": owner, "ids": list(source_ids)})
+        except Exception:
+            pass
+
     def _post_gdal(self, body: dict) -> None:
         if self.alive():
             self._request("POST", "gdal", json=body, restart=False)

@@ -255,6 +255,7 @@ class TimeSlider:
         self.series_control = self.series_panel.control
         self._ticker = Ticker(self._advance, lambda: self.time_interval, name="leafmap_tiles-time-slider")
         self.index = -1
+        self._owner = f"slider-{id(self):x}"
         self._show(0)
         self.slider.observe(self._on_value, names="value")
         self.group.observe(self._on_group_style, names=["opacity", "visible"])
@@ -338,6 +339,21 @@ class TimeSlider:
             if ready:
                 self.drawn_index = k
                 self._drawn_cond.notify_all()
+        self._prioritise(keep)
+
+    def _prioritise(self, shown) -> None:
+        """The hidden frames' tiles render after those of the frames shown (and of every
+        other layer): a zoom or pan draws the current frame first, the rest preload."""
+        hidden: dict = {}
+        for j in self._in_group:
+            layer = self.layers[j]
+            srv, sid = getattr(layer, "server", None), getattr(layer, "source_id", None)
+            if srv is not None and sid and j not in shown:
+                hidden.setdefault(id(srv), (srv, []))[1].append(sid)
+        servers = {id(getattr(l, "server", None)): getattr(l, "server", None) for l in self.layers}
+        for key, srv in servers.items():
+            if srv is not None and hasattr(srv, "set_background"):
+                srv.set_background(self._owner, hidden.get(key, (srv, []))[1])
 
     # ------------------------------------------------------------ browser
     def _watch_loads(self, i: int, layer) -> None:
@@ -499,6 +515,9 @@ class TimeSlider:
                 return
             self._closed = True
         self._ticker.stop()
+        for srv in {id(getattr(l, "server", None)): getattr(l, "server", None) for l in self.layers}.values():
+            if srv is not None and hasattr(srv, "set_background"):
+                srv.set_background(self._owner, [])  # its frames are no longer preloads
         m = self.map
         try:
             m.unobserve(self._on_map_change, names=["layers", "controls"])

@@ -7,6 +7,7 @@ the browser; admin routes also need header ``X-Leafmap-Tiles-Key``)::
     POST   /{token}/sources          (admin)          register {"path", "style"?, "defaults"?, "id"?}
     DELETE /{token}/sources/{id}     (admin)          release
     POST   /{token}/gdal             (admin)          set/clear GDAL config and credentials
+    POST   /{token}/background       (admin)          {"owner", "ids"}: sources rendered after all others
     POST   /{token}/colormaps        (admin)          register {"colormap": spec} -> {"id": "cm:<hex>"}
     GET    /{token}/tiles/{id}/{z}/{x}/{y}.{png|jpg|webp}?<style>[&v=<version>]
     GET    /{token}/info/{id}?<style>
@@ -271,6 +272,26 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         generation["n"] += 1
         return JSONResponse({"ok": True, "generation": generation["n"]})
 
+    background: dict[str, set] = {}  # owner (e.g. a time slider) -> ids of its hidden frames
+
+    async def set_background(request: Request):
+        """Sources whose tiles render after all others: ``{"owner": str, "ids": [...]}``
+        replaces that owner's set (an empty list clears it)."""
+        check_admin(request)
+        try:
+            body = await request.json()
+            owner, ids = str(body["owner"]), [str(i) for i in body.get("ids") or []]
+        except Exception:
+            return error("body must be JSON {\"owner\": str, \"ids\": [source ids]}", 400, "StyleError")
+        if ids:
+            background[owner] = set(ids)
+        else:
+            background.pop(owner, None)
+        keys = set().union(*background.values()) if background else set()
+        pool.set_background(keys)
+        remote_pool.set_background(keys)
+        return JSONResponse({"background": len(keys)})
+
     async def tile(request: Request):
         check_token(request)
         p = request.path_params
@@ -415,6 +436,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         Route("/{token}/sources", register, methods=["POST"]),
         Route("/{token}/sources/{source_id}", release, methods=["DELETE"]),
         Route("/{token}/gdal", gdal, methods=["POST"]),
+        Route("/{token}/background", set_background, methods=["POST"]),
         Route("/{token}/colormaps", register_colormap, methods=["POST"]),
         Route("/{token}/tiles/{source_id}/{z}/{x}/{y}.{fmt}", tile),
         Route("/{token}/info/{source_id}", info_route),
