@@ -269,6 +269,12 @@ def read_tile(
     out_h = max(1, int(math.ceil(win.height / step)))
     indexes = list(indexes)
     io_res = Resampling[resampling]
+    if resampling in _AGGREGATES and _paletted(ds, indexes[0]):
+        # a paletted band holds classes: GDAL averages it colour by colour (its colour
+        # table searched for each output pixel: ~400 ms per Mpx); take the most frequent
+        # class instead (decimated by sampling, then GDAL's "mode" in the warp)
+        io_res = Resampling.nearest
+        reproject = "mode"
     level = None
     if levels is not None and level_key is not None:
         best = max([f for f in ds.overviews(indexes[0]) if f <= step] or [1])
@@ -326,6 +332,16 @@ def read_tile(
     valid = out[-1] == 255
     mask = np.broadcast_to(~valid, (len(indexes), height, width)).copy()
     return np.ma.MaskedArray(out[:-1], mask=mask)
+
+
+def _paletted(ds, index: int) -> bool:
+    """Whether band ``index`` (1-based) of ``ds`` has a colour table."""
+    from rasterio.enums import ColorInterp
+
+    try:
+        return ds.colorinterp[index - 1] == ColorInterp.palette
+    except Exception:
+        return False
 
 
 def _build_level(ds, factor: int, io_res, nodata, alpha_index):

@@ -4,11 +4,14 @@ resolution over the whole tile (Terracotta's and rio-tiler's way, slow far out).
 
 References:
 - the true area average: GDAL's average warp of the full-resolution band into the
-  tile grid (``rasterio.warp.reproject(..., Resampling.average)``);
+  tile grid (``rasterio.warp.reproject(..., Resampling.average)``); for a band of
+  classes (a colour table, nlcd) the most frequent class (``Resampling.mode``), as our
+  far read gives it, compared by the share of pixels with another class;
 - Terracotta's own tiles for the same URL (its ``get_raster_tile``).
-Our band 1 at far zooms must be at least as close to the area average as Terracotta's
-(measured: nlcd z9 2.8 vs 5.7 DN, z8 3.5 vs 4.0, z7 5.6 vs 7.4, cog_int16 z3 2.6 vs 5.4, on a 0-255
-scale of each tile's range), and the tiles match Terracotta's transparency outside the
+Our band 1 at far zooms must be at least as close to that reference as Terracotta's
+(measured: nlcd z9/z8/z7 4.3/5.9/3.6 % of pixels with another class than the most
+frequent one, Terracotta 8.0/8.1/9.4 %; cog_int16 z3 mean difference 1.6 against
+Terracotta's 3.3), and the tiles match Terracotta's transparency outside the
 footprint's edge.
 """
 
@@ -53,15 +56,21 @@ def test_far_band1_is_at_least_as_close_to_the_area_average_as_terracotta(name, 
         with rasterio.open(path) as src:
             full = src.read(1)
             ideal = np.full((256, 256), src.nodata, dtype=full.dtype)
+            # classes (a colour table): the most frequent class under the tile pixel
+            paletted = src.colorinterp[0].name == "palette"
             reproject(full, ideal, src_transform=src.transform, src_crs=src.crs, src_nodata=src.nodata,
                       dst_transform=tile_transform(bounds, 256, 256), dst_crs="EPSG:3857",
-                      dst_nodata=src.nodata, resampling=Resampling.average)
+                      dst_nodata=src.nodata, resampling=Resampling.mode if paletted else Resampling.average)
             nodata = src.nodata
     valid = ~np.ma.getmaskarray(ours) & ~np.ma.getmaskarray(theirs) & (ideal != nodata)
     assert valid.sum() > 1000
     f = lambda a: np.asarray(np.ma.getdata(a), dtype=float)[valid]  # noqa: E731
-    ours_err = np.abs(f(ours) - f(ideal)).mean()
-    theirs_err = np.abs(f(theirs) - f(ideal)).mean()
+    if paletted:  # share of pixels with another class than the most frequent one
+        ours_err = float(np.mean(f(ours) != f(ideal)))
+        theirs_err = float(np.mean(f(theirs) != f(ideal)))
+    else:
+        ours_err = np.abs(f(ours) - f(ideal)).mean()
+        theirs_err = np.abs(f(theirs) - f(ideal)).mean()
     assert ours_err <= theirs_err * 1.05, (ours_err, theirs_err)
 
 

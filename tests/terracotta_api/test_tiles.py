@@ -59,9 +59,9 @@ def tolerance(client, before: int, tol: float = 2.0) -> float:
     when our answer came from the far-zoom read (render/decimated.py).  There a tile
     pixel averages many raster pixels; Terracotta's warped VRT and our decimated read
     average differently, and ours is the closer of the two to GDAL's average warp from
-    full resolution (test_far_zoom.py asserts that; e.g. nlcd 9/94/198: ours 2.8 DN
-    from that average, Terracotta's 5.7); measured: 3.2-6.9 DN from Terracotta's tiles
-    on the test rasters at zooms 3-9 (categorical nlcd with a colormap the most)."""
+    full resolution, or for classes to the most frequent class (test_far_zoom.py
+    asserts that); measured: 3.2-6.9 DN from Terracotta's tiles on the test rasters at
+    zooms 3-9 (categorical nlcd with a colormap the most)."""
     return FAR_TOLERANCE if far_reads(client) > before else tol
 
 
