@@ -225,7 +225,10 @@ def _run_serve(args) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"Serving Terracotta API on http://{shown}:{port} (API documentation: /apidoc; Ctrl+C to stop)",
           flush=True)
-    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="off", timeout_keep_alive=30)
+    from .server.errors import http_protocol
+
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="off", timeout_keep_alive=30,
+                            http=http_protocol())
     import signal
 
     # uvicorn shuts down on SIGTERM and then re-raises it to the previous handler: make that

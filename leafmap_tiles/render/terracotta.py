@@ -86,6 +86,7 @@ def tile_exists(wgs_bounds, z: int, x: int, y: int) -> bool:
 
 _MERC_BOUNDS: dict[str, tuple[float, float, float, float]] = {}
 _MERC_LOCK = threading.Lock()
+_MERC_MAX = 4096
 
 
 def _mercator_bounds(path: str, src) -> tuple[float, float, float, float]:
@@ -99,6 +100,8 @@ def _mercator_bounds(path: str, src) -> tuple[float, float, float, float]:
         half = 20037508.342789244
         cached = (max(b[0], -half), max(b[1], -half), min(b[2], half), min(b[3], half))
         with _MERC_LOCK:
+            if len(_MERC_BOUNDS) >= _MERC_MAX:  # bounded: drop the oldest entry
+                _MERC_BOUNDS.pop(next(iter(_MERC_BOUNDS)))
             _MERC_BOUNDS[path] = cached
     return cached
 
@@ -122,24 +125,28 @@ def read_band1(
 
     Raises :class:`OutsideData` when the raster covers less than 1 % of ``bounds``.
     """
-    rdr = engine.reader(path)
-    src = rdr.dataset
-    merc = _mercator_bounds(path, src)
-    if bounds is None:
-        bounds = merc
-    area = (bounds[2] - bounds[0]) * (bounds[3] - bounds[1])
-    data_area = max(0.0, min(bounds[2], merc[2]) - max(bounds[0], merc[0])) * max(
-        0.0, min(bounds[3], merc[3]) - max(bounds[1], merc[1])
-    )
-    full_area = (merc[2] - merc[0]) * (merc[3] - merc[1])
-    if area <= 0 or full_area / area < COVER_RATIO_MIN or data_area <= 0:
-        raise OutsideData("dataset covers less than 1% of the tile")
-    has_alpha = _has_alpha_band(src)
-    alpha_index = src.count if has_alpha else src.count + 1
-    method = "nearest" if preserve_values else None
+    import time
+
+    rdr = engine.reader(path)  # raises the specific error when it cannot be opened
+    t0 = time.monotonic()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
+        try:  # every GDAL call on the dataset, so a truncated file is always classified
+            src = rdr.dataset
+            merc = _mercator_bounds(path, src)
+            if bounds is None:
+                bounds = merc
+            area = (bounds[2] - bounds[0]) * (bounds[3] - bounds[1])
+            data_area = max(0.0, min(bounds[2], merc[2]) - max(bounds[0], merc[0])) * max(
+                0.0, min(bounds[3], merc[3]) - max(bounds[1], merc[1])
+            )
+            full_area = (merc[2] - merc[0]) * (merc[3] - merc[1])
+            if area <= 0 or full_area / area < COVER_RATIO_MIN or data_area <= 0:
+                raise OutsideData("dataset covers less than 1% of the tile")
+            has_alpha = _has_alpha_band(src)
+            alpha_index = src.count if has_alpha else src.count + 1
+            nodata = src.nodata
+            method = "nearest" if preserve_values else None
             img = rdr.part(
                 bounds,
                 dst_crs="EPSG:3857",
@@ -152,16 +159,16 @@ def read_band1(
                 padding=PADDING,
                 vrt_options={"add_alpha": not has_alpha, "nodata": None},
             )
+        except OutsideData:
+            raise
         except Exception as exc:
             if type(exc).__name__ in ("TileOutsideBounds", "PointOutsideBounds"):
                 raise OutsideData(str(exc)) from None
-            from leafmap_tiles.render.errors import classify
-
-            raise classify(path, exc, during="read") from None
+            raise engine.read_failure(path, exc, t0) from None
+    engine.read_succeeded(path)
     raw = np.asarray(img.array.data)
     data, alpha = raw[0], raw[1]
     mask = alpha == 0
-    nodata = src.nodata
     if nodata is not None and not math.isnan(nodata):
         mask |= data == nodata
     return np.ma.masked_array(data, mask=mask)

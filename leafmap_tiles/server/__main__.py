@@ -50,6 +50,7 @@ def main() -> None:
         gdalenv.apply(cfg["gdal"])  # before the sources below are covered by create_app
 
     from leafmap_tiles.server.app import create_app
+    from leafmap_tiles.server.errors import http_protocol
 
     # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when
     # sock.proto is IPPROTO_TCP; without it Nagle holds the response body (uvicorn writes
@@ -69,6 +70,7 @@ def main() -> None:
         access_log=False,
         timeout_keep_alive=30,
         lifespan="off",
+        http=http_protocol(),  # a request uvicorn cannot parse gets a JSON 400 too
     )
     server = uvicorn.Server(config)
     print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)

@@ -95,6 +95,26 @@ def protected(path) -> bool:
     return any(host_matches(url, key) for url in _urls(path) for key in list(_ever))
 
 
+def validate(body) -> dict:
+    """``body`` of a ``/gdal`` request checked for the shape :func:`apply` reads;
+    raises :class:`~leafmap_tiles.errors.BadRequestError` otherwise."""
+    from leafmap_tiles.errors import BadRequestError
+
+    creds = body.get("credentials") or []
+    hosts = body.get("clear_hosts") or []
+    if not isinstance(creds, list) or not all(
+        isinstance(c, dict)
+        and isinstance(c.get("host") or c.get("prefix"), str)
+        and isinstance(c.get("username"), str)
+        and isinstance(c.get("password"), str)
+        for c in creds
+    ):
+        raise BadRequestError('"credentials" must be a list of {"host", "username", "password"} strings')
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
+        raise BadRequestError('"clear_hosts" must be a list of host names')
+    return body
+
+
 def apply(body: dict, paths=()) -> None:
     """Apply a change pushed by the kernel.
 
