@@ -188,6 +188,8 @@ def _add_serve(subparsers) -> None:
     p.add_argument("--port", type=int, default=None,
                    help="port [default: first free port from 5000 to 5099; 0 for any free port]")
     p.add_argument("--workers", type=int, default=None, help="tile worker threads [default: 3 per core, at least 4]")
+    p.add_argument("--gdal-cachemax", type=int, default=None, metavar="MB",
+                   help="GDAL block cache in MB [default: $GDAL_CACHEMAX, else 512, as the session server]")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -216,6 +218,13 @@ def _run_serve(args) -> int:
         raise StoreError("--rgb-key applies only with -r/--raster-pattern")
     if args.port is not None and not 0 <= args.port <= 65535:
         raise StoreError(f"--port must be between 0 and 65535, got {args.port}")
+    if args.gdal_cachemax is not None and args.gdal_cachemax < 1:
+        raise StoreError(f"--gdal-cachemax must be at least 1 (MB), got {args.gdal_cachemax}")
+    from .server import gdalenv
+
+    # this command's own process: the same GDAL and allocator settings as the session server
+    gdalenv.set_defaults(args.gdal_cachemax)
+    gdalenv.limit_malloc_arenas()
     app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers)
     sock = _bind(args.host, [args.port] if args.port is not None else range(5000, 5100))
     if sock is None:

@@ -42,6 +42,7 @@ def main() -> None:
     from leafmap_tiles.server import gdalenv
 
     gdalenv.set_defaults()
+    gdalenv.limit_malloc_arenas()
     import pyproj  # noqa: F401  (before any GDAL path-specific option: see leafmap_tiles._gdal)
     import uvicorn
     from rio_tiler.io import Reader  # noqa: F401  (import cost paid before the port opens)
