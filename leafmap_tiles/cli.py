@@ -225,6 +225,15 @@ def _run_serve(args) -> int:
     # this command's own process: the same GDAL and allocator settings as the session server
     gdalenv.set_defaults(args.gdal_cachemax)
     gdalenv.limit_malloc_arenas()
+    import logging
+
+    # failures answered 5xx: one line each (rate limited by the app), on stderr
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("leafmap_tiles")
+    logger.addHandler(handler)
+    logger.setLevel(args.log_level.upper())
+    logger.propagate = False
     app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers)
     sock = _bind(args.host, [args.port] if args.port is not None else range(5000, 5100))
     if sock is None:
