@@ -53,13 +53,13 @@ def clear_gdal_cache(url: str) -> None:
 
 
 class _State:
-    __slots__ = ("error", "failures", "retry_at", "probing")
+    __slots__ = ("error", "failures", "retry_at", "probe_until")
 
     def __init__(self) -> None:
         self.error: LeafmapTilesError | None = None
         self.failures = 0
         self.retry_at = 0.0
-        self.probing = False
+        self.probe_until = 0.0  # a probe is under way until then
 
 
 class RemoteHealth:
@@ -83,11 +83,15 @@ class RemoteHealth:
             if st is None:
                 return
             now = self._clock()
-            if st.probing or now < st.retry_at:
-                wait = max(0.0, st.retry_at - now)
+            if now < st.probe_until or now < st.retry_at:
+                wait = max(0.0, st.retry_at - now, st.probe_until - now)
                 err = st.error
                 raise type(err)(f"{err} (failed {st.failures} time(s); next retry in {wait:.0f} s)")
-            st.probing = True
+            # this caller probes; if its outcome is never reported (e.g. its tile needed no
+            # read), another caller may probe once the longest a read can take has passed
+            from leafmap_tiles.render.errors import http_timeout
+
+            st.probe_until = now + 2 * http_timeout() + 1.0
         clear_gdal_cache(url)
 
     def failed(self, url: str, error: LeafmapTilesError) -> None:
@@ -96,8 +100,8 @@ class RemoteHealth:
             st = self._states.setdefault(url, _State())
             st.error = error
             st.failures += 1
-            st.retry_at = self._clock() + min(self.maximum, self.first * 2 ** (st.failures - 1))
-            st.probing = False
+            st.retry_at = self._clock() + min(self.maximum, self.first * 2 ** (min(st.failures, 30) - 1))
+            st.probe_until = 0.0
         clear_gdal_cache(url)
 
     def ok(self, url: str) -> None:
