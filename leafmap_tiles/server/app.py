@@ -55,6 +55,7 @@ from leafmap_tiles.server.errors import (
     http_exception_handler,
     mark_registering,
     mark_sources,
+    read_body,
     scrub,
 )
 from leafmap_tiles.server.registry import Registry
@@ -68,7 +69,7 @@ MEDIA = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 async def json_object(request: Request) -> dict:
     """The request body as a JSON object; :class:`BadRequestError` for anything else."""
     try:
-        body = json.loads(await request.body())
+        body = json.loads(await read_body(request))
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequestError("request body must be a JSON object") from None
     if not isinstance(body, dict):

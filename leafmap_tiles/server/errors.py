@@ -201,6 +201,24 @@ class ErrorMiddleware:
             await error_response(scope, exc, self.log)(scope, receive, send)
 
 
+MAX_BODY = 1 << 20  # bytes of a JSON request body (registrations, batch points, metadata)
+
+
+async def read_body(request, limit: int = MAX_BODY) -> bytes:
+    """The request body, at most ``limit`` bytes; :class:`BadRequestError` (400) for a
+    longer one, refused from its ``Content-Length`` before it is read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BadRequestError(f"request body of {int(declared):,} bytes; at most {limit:,} are accepted")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequestError(f"request body over {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def http_exception_handler(request, exc: HTTPException):
     """Starlette handler for ``HTTPException`` (404 unknown route, 405 wrong method...)."""
     return error_response(request.scope, exc)

@@ -63,7 +63,7 @@ from leafmap_tiles.errors import (
 from leafmap_tiles.render import RenderEngine
 from leafmap_tiles.render import expression as tc_expression
 from leafmap_tiles.render import terracotta as tcr
-from leafmap_tiles.server.errors import ErrorMiddleware, http_exception_handler
+from leafmap_tiles.server.errors import ErrorMiddleware, http_exception_handler, read_body
 
 log = logging.getLogger("leafmap_tiles.server.terracotta")
 
@@ -431,9 +431,10 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
 
     async def multiple_metadata_route(request: Request):
         columns = _columns(_first_params(request))
+        raw = await read_body(request)
         try:
-            body = await request.json()
-        except Exception:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
             raise BadRequest("Request body must be a JSON object") from None
         if not isinstance(body, dict):
             raise BadRequest("Request body must be a JSON object")

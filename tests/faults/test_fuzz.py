@@ -103,6 +103,7 @@ def _session_cases(token: str, sid: str, rgb: str):
         ("POST", pts, b"\xff\xfe\x00garbage", js, 400),
         ("POST", pts, NESTED.encode(), js, 400),
         ("POST", pts, b"", js, 400),
+        ("POST", pts, b"[" + b" " * (2 << 20) + b"]", js, 400),  # over 1 MB
         # tokens, routes, methods
         ("GET", f"/wrongtoken/tiles/{sid}/1/0/0.png", None, {}, 403),
         ("GET", f"/wrongtoken/info/{sid}", None, {}, 403),
@@ -293,6 +294,7 @@ def _serve_cases():
         ("POST", "/metadata", b'{"keys": "x"}', js, 400),
         ("POST", "/metadata", json.dumps({"keys": [["greenland", "b1"]] * 101}).encode(), js, 400),
         ("POST", "/metadata", NESTED.encode(), js, 400),
+        ("POST", "/metadata", b"{" + b" " * (2 << 20) + b"}", js, 400),  # over 1 MB
         ("GET", "/colormap", None, {}, 400),
         ("GET", f"/colormap?stretch_range=[0,1]&num_values={HUGE_INT}", None, {}, 400),
         ("GET", "/colormap?stretch_range=[0,1]&num_values=0", None, {}, 400),
