@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from leafmap_tiles.errors import InvalidSourceError, LeafmapTilesError
-from leafmap_tiles.render import encode
+from leafmap_tiles.render import decimated, encode
 from leafmap_tiles.render.colormaps import apply_explicit
 from leafmap_tiles.render.errors import NETWORK_ERRORS, check_local, classify, is_remote
 from leafmap_tiles.render.remote import RemoteHealth
@@ -120,6 +120,8 @@ class RenderEngine:
         self._info: LRUCache = LRUCache(self.cache_entries)
         self.health = health or RemoteHealth()
         self._epochs: dict[str, int] = {}  # per URL: bumped after a network failure
+        self._src_res: LRUCache = LRUCache(max(64, self.cache_entries))
+        self.far_reads = 0  # tiles read by the far-zoom path (a debug counter for tests)
 
     # ------------------------------------------------------------ failures
     def _failure(self, path, exc: BaseException, during: str, t0: float):
@@ -469,15 +471,59 @@ class RenderEngine:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                img = rdr.tile(x, y, z, **kwargs)
+                img = self._far_tile(path, rdr, x, y, z, style, **kwargs)
+                if img is False:  # near the native zoom: rio-tiler's own path
+                    img = rdr.tile(x, y, z, **kwargs)
             except Exception as exc:
                 if type(exc).__name__ == "TileOutsideBounds":
                     return None
                 raise self._failure(path, exc, "read", t0) from None
         self._succeeded(path)
+        if img is None:
+            return None
         if np.issubdtype(img.array.dtype, np.floating):
             img.array.mask = np.ma.getmaskarray(img.array) | np.isnan(img.array.data)
         return img
+
+    def _far_tile(self, path, rdr, x: int, y: int, z: int, style: Style, *, tilesize, indexes,
+                  resampling_method, reproject_method):
+        """Tile z/x/y read by :mod:`~leafmap_tiles.render.decimated` (the window the tile
+        covers, at the tile's resolution) when its pixels are at least
+        ``decimated.MIN_DECIMATION`` times those of the raster's best overview; ``False``
+        where rio-tiler's ``Reader.tile`` is fast (near the native zoom, or an overview
+        close to the tile's resolution) and its pixels are kept; ``None`` when the tile
+        does not meet the raster."""
+        from rasterio.vrt import WarpedVRT
+        from rio_tiler.models import ImageData
+
+        ds = rdr.dataset
+        if isinstance(ds, WarpedVRT):  # GCP-only files: rio-tiler's path
+            return False
+        key = (path, file_signature(path))
+        with self._stats_lock:
+            res = self._src_res.get(key)
+        if res is None:
+            res = decimated.source_resolution_in_3857(ds) or 0.0
+            with self._stats_lock:  # an LRU (bounded); cachetools caches need a lock
+                self._src_res[key] = res
+        bounds = tuple(rdr.tms.xy_bounds(x, y, z))
+        dec = decimated.decimation(ds, bounds, tilesize, res or None)
+        if dec < decimated.MIN_DECIMATION:
+            return False
+        info = self.info(path, style.nodata)
+        if decimated.warp_factor(dec, info.overviews) < decimated.MIN_DECIMATION:
+            return False
+        nodata = rdr.options.get("nodata", ds.nodata)
+        arr = decimated.read_tile(
+            ds, bounds, tilesize, tilesize, indexes, nodata=nodata,
+            alpha_index=info.alpha_index if nodata is None else None,
+            resampling=resampling_method, reproject=reproject_method, dec=dec,
+        )
+        if arr is None or np.ma.getmaskarray(arr).all():
+            return None
+        self.far_reads += 1
+        return ImageData(arr, bounds=bounds, crs=rdr.tms.rasterio_crs,
+                         band_names=[f"b{i}" for i in indexes], nodata=nodata)
 
     def _read_tile(self, path, style: Style, z: int, x: int, y: int, indexes, resampling):
         """ImageData of tile z/x/y, or None where there is no data.  A mosaic (tuple of

@@ -147,18 +147,20 @@ def read_band1(
             alpha_index = src.count if has_alpha else src.count + 1
             nodata = src.nodata
             method = "nearest" if preserve_values else None
-            img = rdr.part(
-                bounds,
-                dst_crs="EPSG:3857",
-                bounds_crs="EPSG:3857",
-                height=int(shape[0]),
-                width=int(shape[1]),
-                indexes=(1, alpha_index),
-                resampling_method=method or "average",
-                reproject_method=method or "bilinear",
-                padding=PADDING,
-                vrt_options={"add_alpha": not has_alpha, "nodata": None},
-            )
+            far = _far_read(engine, path, src, bounds, shape, method, has_alpha)
+            if far is None:  # near the native zoom: rio-tiler's read
+                img = rdr.part(
+                    bounds,
+                    dst_crs="EPSG:3857",
+                    bounds_crs="EPSG:3857",
+                    height=int(shape[0]),
+                    width=int(shape[1]),
+                    indexes=(1, alpha_index),
+                    resampling_method=method or "average",
+                    reproject_method=method or "bilinear",
+                    padding=PADDING,
+                    vrt_options={"add_alpha": not has_alpha, "nodata": None},
+                )
         except OutsideData:
             raise
         except Exception as exc:
@@ -166,12 +168,41 @@ def read_band1(
                 raise OutsideData(str(exc)) from None
             raise engine.read_failure(path, exc, t0) from None
     engine.read_succeeded(path)
+    if far is not None:
+        return far
     raw = np.asarray(img.array.data)
     data, alpha = raw[0], raw[1]
     mask = alpha == 0
     if nodata is not None and not math.isnan(nodata):
         mask |= data == nodata
     return np.ma.masked_array(data, mask=mask)
+
+
+def _far_read(engine, path, src, bounds, shape, method, has_alpha) -> np.ma.MaskedArray | None:
+    """Band 1 over ``bounds`` by :mod:`~leafmap_tiles.render.decimated` when the tile's
+    pixels are at least ``MIN_DECIMATION`` times the raster's (far below its native
+    zoom, where a warped VRT at the raster's resolution over the whole tile is slow);
+    None nearer, where the caller's rio-tiler read is kept."""
+    from rasterio.vrt import WarpedVRT
+
+    from leafmap_tiles.render import decimated
+
+    if isinstance(src, WarpedVRT) or bounds is None:
+        return None
+    # GDAL failures are classified by the caller (read_band1)
+    dec = decimated.decimation(src, bounds, int(shape[1]))
+    if decimated.warp_factor(dec, src.overviews(1)) < decimated.MIN_DECIMATION:
+        return None
+    nodata = src.nodata
+    arr = decimated.read_tile(
+        src, bounds, int(shape[1]), int(shape[0]), [1], nodata=nodata,
+        alpha_index=src.count if (has_alpha and nodata is None) else None,
+        resampling=method or "average", reproject=method or "bilinear", dec=dec,
+    )
+    if arr is None or np.ma.getmaskarray(arr).all():
+        raise OutsideData("dataset does not cover the tile")
+    engine.far_reads += 1
+    return np.ma.masked_array(arr.data[0], mask=np.ma.getmaskarray(arr)[0])
 
 
 # --------------------------------------------------------------------------- stretch

@@ -22,7 +22,7 @@ routes (which quote what the kernel sent).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -30,7 +30,6 @@ import logging
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -59,11 +58,16 @@ from leafmap_tiles.server.errors import (
     scrub,
 )
 from leafmap_tiles.server.registry import Registry
+from leafmap_tiles.server.scheduler import ClientGoneError, Scheduler
 
 log = logging.getLogger("leafmap_tiles.server")
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 MEDIA = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+def error(message: str, status: int, kind: str = "LeafmapTilesError") -> JSONResponse:
+    return JSONResponse({"message": message, "error": kind}, status_code=status)
 
 
 async def json_object(request: Request) -> dict:
@@ -105,6 +109,14 @@ def default_workers() -> int:
     return int(os.environ.get("LEAFMAP_TILES_WORKERS", 0)) or max(2, os.cpu_count() or 2)
 
 
+def default_deadlines() -> tuple[float, float]:
+    """Seconds a tile may take, from the request's arrival, before the server answers
+    503 instead: ``LEAFMAP_TILES_TILE_DEADLINE`` for local files (default 5),
+    ``LEAFMAP_TILES_REMOTE_TILE_DEADLINE`` for URLs (default 20)."""
+    return (float(os.environ.get("LEAFMAP_TILES_TILE_DEADLINE", 0) or 5.0),
+            float(os.environ.get("LEAFMAP_TILES_REMOTE_TILE_DEADLINE", 0) or 20.0))
+
+
 def _as_path(path):
     """A registration's path: a string, or a list of strings for a mosaic."""
     if isinstance(path, list) and path and all(isinstance(p, str) and p for p in path):
@@ -112,19 +124,26 @@ def _as_path(path):
     return path if isinstance(path, str) and path else None
 
 
-def create_app(token: str, admin_key: str, workers: int | None = None, sources: list | None = None) -> Starlette:
+def create_app(token: str, admin_key: str, workers: int | None = None, sources: list | None = None,
+               deadline: float | None = None, remote_deadline: float | None = None) -> Starlette:
     """Build the ASGI app for one session.  ``token`` guards every session route,
     ``admin_key`` (sent only by the kernel) guards registration.  ``sources`` are
     registrations (``{"id", "path", "defaults", "protected"}``) restored after a
     restart, trusted without re-validation.
 
-    Local files render on ``workers`` threads; remote sources (URLs) on a separate,
-    larger pool, so a slow server cannot stall the tiles of local files."""
+    Local files render on ``workers`` threads (plus one kept for other sources while
+    one source is busy); remote sources (URLs) on a separate, larger set, so a slow
+    server cannot stall the tiles of local files.  Tiles are taken newest first, a tile
+    whose browser request was aborted is never rendered, and one not rendered within
+    ``deadline`` (``remote_deadline`` for URLs) seconds answers 503 JSON
+    (:mod:`leafmap_tiles.server.scheduler`; defaults: :func:`default_deadlines`)."""
     engine = RenderEngine()
     registry = Registry()
     n = workers or default_workers()
-    pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="tile")
-    remote_pool = ThreadPoolExecutor(max_workers=max(16, 2 * n), thread_name_prefix="tile-remote")
+    local_deadline, far_deadline = default_deadlines()
+    pool = Scheduler(n, deadline if deadline is not None else local_deadline, name="tile")
+    remote_pool = Scheduler(max(16, 2 * n), remote_deadline if remote_deadline is not None else far_deadline,
+                            name="tile-remote")
     generation = {"n": 0}
     for body in sources or []:
         path = _as_path(body.get("path"))
@@ -132,8 +151,9 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             registry.add(path, body.get("defaults") or {}, body["id"], bool(body.get("protected")))
             gdalenv.cover(path)
 
-    async def run(fn, *args, remote: bool = False):
-        return await asyncio.get_running_loop().run_in_executor(remote_pool if remote else pool, fn, *args)
+    async def run(fn, *args, remote: bool = False, key="kernel"):
+        """A kernel call (registration, info, points): before any tile, no deadline."""
+        return await (remote_pool if remote else pool).run(key, fn, *args, deadline=None, urgent=True)
 
     def is_remote(path) -> bool:
         paths = path if isinstance(path, tuple) else (path,)
@@ -180,7 +200,8 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         return style
 
     async def health(request: Request):
-        return JSONResponse({"status": "ok", "sources": len(registry.all())})
+        return JSONResponse({"status": "ok", "sources": len(registry.all()),
+                             "renders": {"local": pool.stats(), "remote": remote_pool.stats()}})
 
     async def register(request: Request):
         check_admin(request)
@@ -263,7 +284,11 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             style = style_of(src, params, info)
             return engine.tile(src.path, style, z, x, y, fmt)
 
-        body = await run(work, remote=is_remote(src.path))
+        sched = remote_pool if is_remote(src.path) else pool
+        try:
+            body = await sched.run(src.id, work, request=request)
+        except ClientGoneError:
+            return error("the client closed the connection before the tile was rendered", 503, "ClientGone")
         return Response(body, media_type=MEDIA[fmt], headers={"ETag": etag, "Cache-Control": cache})
 
     async def info_route(request: Request):
@@ -358,14 +383,24 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         Route("/{token}/point/{source_id}", point),
         Route("/{token}/points", points, methods=["POST"]),
     ]
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        try:
+            yield
+        finally:  # the render threads end with the app
+            pool.close()
+            remote_pool.close()
+
     # every failure is answered by ErrorMiddleware (inside Starlette's ServerErrorMiddleware,
     # which would re-raise to uvicorn and so close the keep-alive connection)
     app = Starlette(
         routes=routes,
         middleware=[Middleware(ErrorMiddleware, logger=log)],
         exception_handlers={HTTPException: http_exception_handler},
+        lifespan=lifespan,
     )
     app.state.engine = engine
     app.state.registry = registry
     app.state.pool = pool
+    app.state.remote_pool = remote_pool
     return app

@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 
+from leafmap_tiles.server.scheduler import RenderDeadlineError
 from leafmap_tiles.errors import (
     AuthenticationError,
     BadRequestError,
@@ -52,6 +53,7 @@ SOURCE = "source"
 
 #: Exception class -> HTTP status, most specific first (see :func:`status_for`).
 STATUS: tuple[tuple[type, int | str], ...] = (
+    (RenderDeadlineError, 503),  # with Retry-After: 1
     (BadRequestError, 400),
     (StyleError, 400),
     (UnknownSourceError, 404),
@@ -166,7 +168,8 @@ def error_response(scope, exc: BaseException, log: RateLimitedLog | None = None)
         log(logging.ERROR if kind == "TileServerError" else logging.WARNING,
             f"{status} {scope.get('method', '')} {scope.get('path', '')}: {kind}: {message_for_log}{where}"
             .replace("\n", " "))
-    return JSONResponse({"message": message, "error": kind}, status_code=status)
+    headers = {"Retry-After": "1"} if isinstance(exc, RenderDeadlineError) else None
+    return JSONResponse({"message": message, "error": kind}, status_code=status, headers=headers)
 
 
 class ErrorMiddleware:

@@ -377,8 +377,22 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         thread_name_prefix="tc-tile",
     )
 
+    from leafmap_tiles.server.app import default_deadlines
+    from leafmap_tiles.server.scheduler import ClientGoneError, Scheduler
+
+    renders = Scheduler(pool._max_workers, default_deadlines()[0], name="tc-render")
+
     async def run(fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    async def run_tile(request: Request, work):
+        """A tile render: newest first, dropped if the client left, 503 past the
+        deadline, fair across datasets (:mod:`leafmap_tiles.server.scheduler`)."""
+        try:  # RenderDeadlineError: 503 with Retry-After (leafmap_tiles.server.errors)
+            return png(await renders.run(request.path_params.get("keys", ""), work, request=request))
+        except ClientGoneError:
+            return JSONResponse({"message": "the client closed the connection before the tile was rendered",
+                                 "error": "ClientGone"}, status_code=503)
 
     def png(body: bytes) -> Response:
         return Response(body, media_type="image/png")
@@ -510,7 +524,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
                 return tcr.explicit_png(data, explicit)
             return tcr.singleband_png(tcr.to_index(data, lo, hi), cmap)
 
-        return png(await run(work))
+        return await run_tile(request, work)
 
     def _some_keys(request: Request) -> list[str]:
         some = _split_keys(request.path_params.get("keys", ""))
@@ -565,7 +579,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
             channels = [np.zeros(shape, dtype=np.uint8) if ch is None else ch for ch in channels]
             return tcr.rgb_png(channels)
 
-        return png(await run(work))
+        return await run_tile(request, work)
 
     async def compute_route(request: Request):
         params = _first_params(request)
@@ -612,7 +626,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
             result = tc_expression.evaluate(expr, arrays)
             return tcr.singleband_png(tcr.to_index(result, rng[0], rng[1]), cmap)
 
-        return png(await run(work))
+        return await run_tile(request, work)
 
     # ------------------------------------------------------------ spec
     async def swagger_route(request: Request):
@@ -626,7 +640,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         return HTMLResponse(APIDOC_HTML)
 
     async def health(request: Request):
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "renders": renders.stats()})
 
     tile = "{z:int}/{x:int}/{y:int}.png"
     routes = [
@@ -664,5 +678,6 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     app.state.store = store
     app.state.engine = engine
     app.state.pool = pool
+    app.state.renders = renders
     app.state.temp_db = temp_db
     return app

@@ -106,7 +106,7 @@ def test_serve_truncated_preview_and_metadata_classified(tmp_path, caplog):
         # a/2 keeps its header and overviews (a COG stores full resolution last): native tiles fail
         urls = [f"/singleband/a/2/{z}/{x}/{y}.png", f"/compute/a/{z}/{x}/{y}.png?expression=v1*2&v1=2&stretch_range=[0,1]"]
         # a/3 is cut inside its header: everything that opens it fails
-        urls += [f"/metadata/a/3", f"/singleband/a/3/{z}/{x}/{y}.png", "/singleband/a/3/preview.png",
+        urls += ["/metadata/a/3", f"/singleband/a/3/{z}/{x}/{y}.png", "/singleband/a/3/preview.png",
                  f"/compute/a/{z}/{x}/{y}.png?expression=v1*2&v1=3&stretch_range=[0,1]"]
         for url in urls:
             if True:

@@ -302,7 +302,7 @@ def _serve_cases():
         ("GET", f"{rgb}?g=b1&b=b1", None, {}, 400),
         ("GET", f"{rgb}?r=b1&g=b1&b=b1&r_range=[2,1]", None, {}, 400),
         ("GET", f"{rgb}?r=nosuch&g=b1&b=b1", None, {}, 404),
-        ("GET", f"/rgb/9/175/98.png?r=b1&g=b1&b=b1", None, {}, 400),
+        ("GET", "/rgb/9/175/98.png?r=b1&g=b1&b=b1", None, {}, 400),
         ("GET", f"{cp}?stretch_range=[0,1]&v1=b1", None, {}, 400),
         ("GET", f"{cp}?expression={q(EVIL)}&stretch_range=[0,1]&v1=b1", None, {}, 400),
         ("GET", f"{cp}?expression=v1*v3&stretch_range=[0,1]&v1=b1", None, {}, 400),

@@ -47,14 +47,33 @@ def tiles_for(tc_client, keys, extra="", max_tiles=6):
     return [with_data[i] for i in sorted(set(idx))]
 
 
+FAR_TOLERANCE = 8.0
+
+
+def far_reads(client) -> int:
+    return client.app.state.engine.far_reads
+
+
+def tolerance(client, before: int, tol: float = 2.0) -> float:
+    """The allowed mean difference from Terracotta: ``tol``, or :data:`FAR_TOLERANCE`
+    when our answer came from the far-zoom read (render/decimated.py).  There a tile
+    pixel averages many raster pixels; Terracotta's warped VRT and our decimated read
+    average differently, and ours is the closer of the two to GDAL's average warp from
+    full resolution (test_far_zoom.py asserts that; e.g. nlcd 9/94/198: ours 2.8 DN
+    from that average, Terracotta's 5.7); measured: 3.2-6.9 DN from Terracotta's tiles
+    on the test rasters at zooms 3-9 (categorical nlcd with a colormap the most)."""
+    return FAR_TOLERANCE if far_reads(client) > before else tol
+
+
 def check_same(client, tc_client, url, tol=2.0):
+    before = far_reads(client)
     ours = client.get(url)
     theirs = tc_client.get(url)
     assert ours.status_code == 200, (url, ours.text[:300])
     assert theirs.status_code == 200, url
     assert ours.headers["content-type"] == "image/png"
     res = compare(ours.content, theirs.data)
-    assert res["mean"] <= tol, (url, res)
+    assert res["mean"] <= tolerance(client, before, tol), (url, res)
     assert res["mismatch_outside_edge"] == 0, (url, res)
     return res
 
@@ -71,11 +90,12 @@ def test_singleband_tiles_match_terracotta(client, tc_client, keys):
         for extra in ("", q(colormap="viridis"), q(colormap="rdylgn_r", stretch_range=["p2", None])):
             tc_extra = extra.replace("p2", "p1")  # Terracotta's pN is the (N+1)-th percentile
             url = f"/singleband/{'/'.join(keys)}/{z}/{x}/{y}.png"
+            before = far_reads(client)
             ours = client.get(url + extra)
             theirs = tc_client.get(url + tc_extra)
             assert ours.status_code == 200 and theirs.status_code == 200
             res = compare(ours.content, theirs.data)
-            assert res["mean"] <= 2.0, (url + extra, res)
+            assert res["mean"] <= tolerance(client, before), (url + extra, res)
             assert res["mismatch_outside_edge"] == 0, (url + extra, res)
             opaque += res["opaque"]
             checked += 1
