@@ -187,6 +187,8 @@ def _add_serve(subparsers) -> None:
     p.add_argument("--port", type=int, default=None,
                    help="port [default: first free port from 5000 to 5099; 0 for any free port]")
     p.add_argument("--workers", type=int, default=None, help="tile worker threads [default: 3 per core, at least 4]")
+    p.add_argument("--gdal-cachemax", type=int, default=None, metavar="MB",
+                   help="GDAL block cache in MB [default: $GDAL_CACHEMAX, else 512, as the session server]")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -215,6 +217,22 @@ def _run_serve(args) -> int:
         raise StoreError("--rgb-key applies only with -r/--raster-pattern")
     if args.port is not None and not 0 <= args.port <= 65535:
         raise StoreError(f"--port must be between 0 and 65535, got {args.port}")
+    if args.gdal_cachemax is not None and args.gdal_cachemax < 1:
+        raise StoreError(f"--gdal-cachemax must be at least 1 (MB), got {args.gdal_cachemax}")
+    from .server import gdalenv
+
+    # this command's own process: the same GDAL and allocator settings as the session server
+    gdalenv.set_defaults(args.gdal_cachemax)
+    gdalenv.limit_malloc_arenas()
+    import logging
+
+    # failures answered 5xx: one line each (rate limited by the app), on stderr
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("leafmap_tiles")
+    logger.addHandler(handler)
+    logger.setLevel(args.log_level.upper())
+    logger.propagate = False
     app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers)
     sock = _bind(args.host, [args.port] if args.port is not None else range(5000, 5100))
     if sock is None:
@@ -224,7 +242,10 @@ def _run_serve(args) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"Serving Terracotta API on http://{shown}:{port} (API documentation: /apidoc; Ctrl+C to stop)",
           flush=True)
-    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="off", timeout_keep_alive=30)
+    from .server.errors import http_protocol
+
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="off", timeout_keep_alive=30,
+                            http=http_protocol())
     import signal
 
     # uvicorn shuts down on SIGTERM and then re-raises it to the previous handler: make that

@@ -35,6 +35,16 @@ class SourceTimeoutError(LeafmapTilesError, TimeoutError):
     """The remote server did not answer within the bounded timeout."""
 
 
+class SourceUnreachableError(LeafmapTilesError, ConnectionError):
+    """The remote server cannot be reached: connection refused or reset, unknown host,
+    or a 5xx answer (HTTP 502 from the tile server)."""
+
+
+class BadRequestError(LeafmapTilesError, ValueError):
+    """A request to the tile server that is malformed in itself: a body that is not
+    JSON or not of the documented shape, a number out of range, a query too long."""
+
+
 class StyleError(LeafmapTilesError, ValueError):
     """A style argument is invalid for this source (``indexes``, ``vmin``/``vmax``,
     ``colormap``, ``nodata``, ``expression``, tile size or format)."""
@@ -101,6 +111,8 @@ _ALL = {
         InvalidSourceError,
         AuthenticationError,
         SourceTimeoutError,
+        SourceUnreachableError,
+        BadRequestError,
         StyleError,
         UnknownSourceError,
         TileServerError,

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from leafmap_tiles.errors import TileServerError, from_name
+from leafmap_tiles.errors import StyleError, TileServerError, from_name
 from leafmap_tiles.client.urls import browser_base
 
 START_TIMEOUT = 60.0
@@ -34,6 +34,10 @@ START_TIMEOUT = 60.0
 UNSCOPED_CREDENTIALS = ("GDAL_HTTP_USERPWD", "GDAL_HTTP_AUTH", "GDAL_HTTP_HEADER_FILE", "GDAL_HTTP_HEADERS",
                         "GDAL_HTTP_BEARER")
 REQUEST_TIMEOUT = 40.0  # registration reads remote headers; GDAL's own timeout is 10 s
+# Longest tile URL a layer may have.  The server itself takes up to 65,535 bytes, but
+# the browser reaches it through proxies on JupyterHub/Binder: nginx accepts a request
+# line of 8 KB by default (large_client_header_buffers), so 8,000 characters are safe.
+MAX_TILE_URL = 8000
 
 _server: "TileServer | None" = None
 _server_lock = threading.Lock()
@@ -368,17 +372,43 @@ class TileServer:
         """Leaflet URL template ``.../tiles/<id>/{z}/{x}/{y}.png?<style>[&v=<version>]``
         as the browser must request it.  ``version`` (from :meth:`register` or
         :meth:`info`: the state of the source's files) makes the URL cacheable: the
-        server sends such tiles with a long ``max-age`` while the files are unchanged."""
+        server sends such tiles with a long ``max-age`` while the files are unchanged.
+        Raises :class:`StyleError` when it would be longer than :data:`MAX_TILE_URL`
+        characters (see :meth:`check_tile_url`)."""
         params = {k: v for k, v in (style or {}).items() if v is not None}
         if version:
             params["v"] = version
         q = urlencode(params)
         url = f"{self.browser_base()}/{self.token}/tiles/{source_id}/{{z}}/{{x}}/{{y}}.{fmt}"
-        return url + (f"?{q}" if q else "")
+        url += f"?{q}" if q else ""
+        _check_url_length(len(url), style)
+        return url
+
+    def check_tile_url(self, style: dict | None) -> None:
+        """Raise :class:`StyleError` if tiles with ``style`` (the query parameters of
+        a tile URL) would have URLs too long to load (over :data:`MAX_TILE_URL`
+        characters, e.g. a ``{value: colour}`` colormap of thousands of entries).
+        Call it before registering, so that nothing changes for such a layer."""
+        q = urlencode({k: v for k, v in (style or {}).items() if v is not None})
+        # the longest base the browser may use: proxy prefix, token, a source id, z/x/y
+        base = len(browser_base(65535, self.client_prefix)) + len(self.token) + 64
+        _check_url_length(base + len(q), style)
 
     def local_url(self, path: str = "") -> str:
         self.start()
         return self._url(path)
+
+
+def _check_url_length(length: int, style: dict | None) -> None:
+    if length <= MAX_TILE_URL:
+        return
+    biggest = max((style or {}).items(), key=lambda kv: len(str(kv[1])), default=("style", ""))
+    raise StyleError(
+        f"this layer's tile URLs would be {length:,} characters long (mostly {biggest[0]}=, "
+        f"{len(str(biggest[1])):,} characters); browsers and proxies load at most about "
+        f"{MAX_TILE_URL:,}. Use a shorter style: a colormap name or fewer {{value: colour}} "
+        "entries (a few hundred), or a shorter expression."
+    )
 
 
 def _paths(path) -> list[str]:

@@ -165,7 +165,13 @@ def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, 
         "tile_size": tile_size,
     }
     params = {k: v for k, v in params.items() if v is not None}
+    server.check_tile_url(params)  # tiles that could never load: refused before anything changes
     reg = server.register(path, params, defaults=defaults, protected=protected)
+    try:
+        url = server.tile_url(reg["id"], reg["style"], version=reg.get("version"))
+    except StyleError:
+        server.release(reg["id"])
+        raise
     info = reg["info"]
     ts = int(reg["style"].get("tile_size", 256))
     layer = RasterTileLayer(
@@ -178,7 +184,7 @@ def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, 
         palette=reg.get("palette", False),
         colormap=colormap,
         version=reg.get("version"),
-        url=server.tile_url(reg["id"], reg["style"], version=reg.get("version")),
+        url=url,
         name=name or default_layer_name(source),
         opacity=float(opacity),
         visible=bool(visible),

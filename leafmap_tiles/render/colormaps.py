@@ -224,7 +224,7 @@ def resolve_colormap(spec) -> ResolvedColormap:
         if s[:1] in "[{":
             try:
                 spec = json.loads(s)
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise StyleError(f"colormap is not valid JSON: {exc}") from None
         else:
             return ResolvedColormap("lut", lut=_named_lut(s))

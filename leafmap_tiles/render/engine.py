@@ -4,12 +4,21 @@ One :class:`RenderEngine` lives in the tile-server process.  Readers are opened 
 per worker thread and kept in a bounded per-thread cache (GDAL datasets are not
 thread-safe); statistics for the default stretch are computed once per source and
 style key from an overview (``preview``, longest side 1024 px), never per tile.
+Source descriptions and statistics are kept in LRU caches of ``cache_entries``
+entries each (``LEAFMAP_TILES_CACHE_ENTRIES``, default :data:`CACHE_ENTRIES`), so a
+stream of distinct styles cannot grow the process without bound.
+
+Every failure is classified by :func:`leafmap_tiles.render.errors.classify`; a remote
+source whose host failed is remembered by :class:`~leafmap_tiles.render.remote.RemoteHealth`
+(fast answers during a back-off, GDAL's caches for it cleared before the next try).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
@@ -17,15 +26,27 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from leafmap_tiles import _antimeridian
-from leafmap_tiles.errors import InvalidSourceError
+from leafmap_tiles.errors import InvalidSourceError, LeafmapTilesError
 from leafmap_tiles.render import decimated, encode
 from leafmap_tiles.render.colormaps import apply_explicit, lut_index
-from leafmap_tiles.render.errors import check_earth_crs, check_local, classify
+from leafmap_tiles.render.errors import NETWORK_ERRORS, check_earth_crs, check_local, classify, is_remote
+from leafmap_tiles.render.remote import RemoteHealth
 from leafmap_tiles.render.style import Style, evaluate_blocks
 
 STRETCH_PERCENTILES = (2.0, 98.0)
 STATS_MAX_SIZE = 1024
 READERS_PER_THREAD = 64
+CACHE_ENTRIES = 256
+
+
+def _default_cache_entries() -> int:
+    """Entries of each of the engine's LRU caches (source descriptions, statistics,
+    parsed styles): ``LEAFMAP_TILES_CACHE_ENTRIES`` or :data:`CACHE_ENTRIES`."""
+    try:
+        n = int(os.environ.get("LEAFMAP_TILES_CACHE_ENTRIES", "") or CACHE_ENTRIES)
+    except ValueError:
+        n = CACHE_ENTRIES
+    return max(1, n)
 
 
 @dataclass
@@ -79,19 +100,59 @@ def _jsonable(v):
 
 
 class RenderEngine:
-    """Stateless about sources except caches: every call names the source by
-    ``source_id`` and ``path``; :meth:`forget` drops what is cached for an id."""
+    """Stateless about sources except caches: every call names the source by its
+    ``path`` (a local path or URL, or a tuple of them for a mosaic); :meth:`forget`
+    drops what is cached for a path.
 
-    def __init__(self) -> None:
+    Args:
+        cache_entries: size of each LRU cache (descriptions, statistics); default
+            :data:`CACHE_ENTRIES` or ``LEAFMAP_TILES_CACHE_ENTRIES``.
+        health: memory of failed remote hosts (default: a new :class:`RemoteHealth`).
+    """
+
+    def __init__(self, cache_entries: int | None = None, health: RemoteHealth | None = None) -> None:
+        from cachetools import LRUCache
+
         self._local = threading.local()
         self._generation = 0
-        self._stats: dict[tuple, list[dict]] = {}
+        self.cache_entries = cache_entries or _default_cache_entries()
+        self._stats: LRUCache = LRUCache(self.cache_entries)
         self._stats_lock = threading.Lock()
-        self._info: dict[tuple, SourceInfo] = {}
-        self._src_res: dict[tuple, float] = {}
+        self._info: LRUCache = LRUCache(self.cache_entries)
+        self.health = health or RemoteHealth()
+        self._epochs: dict[str, int] = {}  # per URL: bumped after a network failure
+        self._src_res: LRUCache = LRUCache(max(64, self.cache_entries))
         self._cost: dict[tuple, float] = {}
         self.levels = decimated.Levels()  # decimated copies of rasters lacking overviews
         self.far_reads = 0  # tiles read by the far-zoom path (a debug counter for tests)
+
+    # ------------------------------------------------------------ failures
+    def _failure(self, path, exc: BaseException, during: str, t0: float):
+        """Classify ``exc`` (raised by a call on ``path`` that started at ``t0``,
+        ``time.monotonic()``) and remember a network failure of a remote path."""
+        err = classify(path, exc, during, elapsed=time.monotonic() - t0)
+        if isinstance(path, str) and is_remote(path):
+            if isinstance(err, NETWORK_ERRORS):
+                with self._stats_lock:
+                    self._epochs[path] = self._epochs.get(path, 0) + 1  # reopen on the next try
+                self.health.failed(path, err)
+            else:
+                self.health.ok(path)
+        return err
+
+    def _succeeded(self, path) -> None:
+        if isinstance(path, str):
+            self.health.ok(path)
+
+    def read_failure(self, path, exc: BaseException, t0: float):
+        """The specific error for a failed read of ``path`` by a caller outside the
+        engine (e.g. :mod:`leafmap_tiles.render.terracotta`), remembered like the
+        engine's own failures; ``t0`` is when the read started (``time.monotonic()``)."""
+        return self._failure(path, exc, "read", t0)
+
+    def read_succeeded(self, path) -> None:
+        """A caller outside the engine read ``path`` successfully."""
+        self._succeeded(path)
 
     # ------------------------------------------------------------------ readers
     def _readers(self) -> OrderedDict:
@@ -110,19 +171,23 @@ class RenderEngine:
         """The calling thread's rio-tiler Reader for ``path`` (opened on first use)."""
         from rio_tiler.io import Reader
 
-        key = (path, None if nodata is None else repr(nodata), self._generation, file_signature(path))
+        if is_remote(path):
+            self.health.check(path)  # raises at once while a failed host is in back-off
+        key = (path, None if nodata is None else repr(nodata), self._generation, file_signature(path),
+               self._epochs.get(path, 0))
         cache = self._readers()
         rdr = cache.get(key)
         if rdr is not None:
             cache.move_to_end(key)
             return rdr
         options = {} if nodata is None else {"nodata": nodata}
+        t0 = time.monotonic()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 rdr = Reader(path, options=options)
             except Exception as exc:
-                raise classify(path, exc) from None
+                raise self._failure(path, exc, "open", t0) from None
         cache[key] = rdr
         while len(cache) > READERS_PER_THREAD:
             _, old = cache.popitem(last=False)
@@ -138,30 +203,59 @@ class RenderEngine:
             self._generation += 1  # each worker thread drops its readers on next use
             self._stats.clear()
             self._info.clear()
+        self.health.reset()
         self.levels.clear()
 
-    def forget(self, path: str) -> None:
+    def forget(self, path) -> None:
+        """Drop the cached descriptions, statistics, decimated levels and failure state
+        of ``path``."""
         self.levels.forget(path)
         with self._stats_lock:
-            for k in [k for k in self._stats if k[0] == path]:
-                del self._stats[k]
-            for k in [k for k in self._info if k[0] == path]:
-                del self._info[k]
+            for k in [k for k in list(self._stats.keys()) if k[0] == path]:
+                self._stats.pop(k, None)
+            for k in [k for k in list(self._info.keys()) if k[0] == path]:
+                self._info.pop(k, None)
+        for p in (path if isinstance(path, tuple) else (path,)):
+            if is_remote(p):
+                self.health.reset(p)
+
+    def retry(self, path) -> None:
+        """Before an explicit new attempt on ``path`` (a registration): forget its
+        remembered network failures and GDAL's caches for it, so the host is asked again."""
+        for p in (path if isinstance(path, tuple) else (path,)):
+            if is_remote(p) and p in self.health.failing():
+                self.health.reset(p)
+                with self._stats_lock:
+                    self._epochs[p] = self._epochs.get(p, 0) + 1
 
     # --------------------------------------------------------------------- info
     def info(self, path: str, nodata: float | None = None) -> SourceInfo:
         """Open ``path`` and describe it; raises a specific error if it is not a
         readable, georeferenced raster (checked by reading its smallest overview)."""
         key = (path, None if nodata is None else repr(nodata), file_signature(path))
-        cached = self._info.get(key)
+        with self._stats_lock:
+            cached = self._info.get(key)
         if cached is not None:
             return cached
         if isinstance(path, tuple):
             info = _mosaic_info([self.info(p, nodata) for p in path])
-            self._info[key] = info
+            with self._stats_lock:
+                self._info[key] = info
             return info
         check_local(path)
         rdr = self.reader(path, nodata)
+        t0 = time.monotonic()
+        try:
+            info = self._describe(path, nodata, rdr)
+        except LeafmapTilesError:
+            raise
+        except Exception as exc:  # e.g. a truncated header found while reading band metadata
+            raise self._failure(path, exc, "open", t0) from None
+        with self._stats_lock:
+            self._info[key] = info
+        return info
+
+    def _describe(self, path: str, nodata, rdr) -> SourceInfo:
         ds = rdr.dataset
         raw_count, has_gcps = _raw_layout(path, ds)
         if ds.crs is None:
@@ -232,7 +326,6 @@ class RenderEngine:
             overviews=list(ds.overviews(1)) if not has_gcps else [],
             gcps=has_gcps,
         )
-        self._info[key] = info
         return info
 
     def check_readable(self, path) -> None:
@@ -245,6 +338,9 @@ class RenderEngine:
             for p in path:
                 self.check_readable(p)
             return
+        if is_remote(path):
+            self.health.check(path)
+        t0 = time.monotonic()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -253,7 +349,8 @@ class RenderEngine:
                     for r, c in ((0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1), (h // 2, w // 2)):
                         ds.read(1, window=Window(c, r, 1, 1))
             except Exception as exc:
-                raise classify(path, exc, during="read") from None
+                raise self._failure(path, exc, "read", t0) from None
+        self._succeeded(path)
 
     # ------------------------------------------------------------- statistics
     def statistics(self, path: str, style: Style) -> list[dict]:
@@ -271,12 +368,14 @@ class RenderEngine:
         totals = 0
         for member in (path if isinstance(path, tuple) else (path,)):
             rdr = self.reader(member, style.nodata)
+            t0 = time.monotonic()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
                     img = rdr.preview(indexes=indexes, max_size=STATS_MAX_SIZE)
                 except Exception as exc:
-                    raise classify(member, exc, during="read") from None
+                    raise self._failure(member, exc, "read", t0) from None
+            self._succeeded(member)
             data, valid = _band_data(img, style)
             totals += valid[0].size
             for b in range(data.shape[0]):
@@ -403,6 +502,7 @@ class RenderEngine:
         rdr = self.reader(path, style.nodata)
         if not rdr.tile_exists(x, y, z):
             return None
+        t0 = time.monotonic()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -412,7 +512,8 @@ class RenderEngine:
             except Exception as exc:
                 if type(exc).__name__ == "TileOutsideBounds":
                     return None
-                raise classify(path, exc, during="read") from None
+                raise self._failure(path, exc, "read", t0) from None
+        self._succeeded(path)
         if img is None:
             return None
         if np.issubdtype(img.array.dtype, np.floating):
@@ -455,12 +556,12 @@ class RenderEngine:
 
     def resolution(self, key, ds) -> float:
         """Pixel size (EPSG:3857 metres) at the raster's centre, once per file state."""
-        hit = self._src_res.get(key)
+        with self._stats_lock:
+            hit = self._src_res.get(key)
         if hit is None:
             hit = decimated.source_resolution_in_3857(ds) or 0.0
-            if len(self._src_res) > 4096:
-                self._src_res.clear()
-            self._src_res[key] = hit
+            with self._stats_lock:  # an LRU (bounded); cachetools caches need a lock
+                self._src_res[key] = hit
         return hit
 
     def rio_tiler_cost(self, key, ds, bounds, z: int, tilesize: int, overviews) -> float:
@@ -587,6 +688,7 @@ class RenderEngine:
             return first or out
         rdr = self.reader(path, style.nodata)
         indexes = style.indexes or tuple(i for i in range(1, info.count + 1) if i != info.alpha_index)
+        t0 = time.monotonic()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -595,7 +697,8 @@ class RenderEngine:
                 if type(exc).__name__ == "PointOutsideBounds" or "outside of projection domain" in str(exc).lower():
                     n = 1 if style.expression else len(indexes)
                     return {"inside": False, "values": [None] * n, "bands": _band_labels(style, indexes)}
-                raise classify(path, exc, during="read") from None
+                raise self._failure(path, exc, "read", t0) from None
+        self._succeeded(path)
         arr = pt.array
         data = np.asarray(arr.data, dtype="float64")
         mask = np.ma.getmaskarray(arr) | ~np.isfinite(data)

@@ -88,6 +88,7 @@ def tile_exists(wgs_bounds, z: int, x: int, y: int) -> bool:
 
 _MERC_BOUNDS: dict[str, tuple[float, float, float, float]] = {}
 _MERC_LOCK = threading.Lock()
+_MERC_MAX = 4096
 
 
 def _mercator_bounds(path: str, src) -> tuple[float, float, float, float]:
@@ -101,6 +102,8 @@ def _mercator_bounds(path: str, src) -> tuple[float, float, float, float]:
         half = 20037508.342789244
         cached = (max(b[0], -half), max(b[1], -half), min(b[2], half), min(b[3], half))
         with _MERC_LOCK:
+            if len(_MERC_BOUNDS) >= _MERC_MAX:  # bounded: drop the oldest entry
+                _MERC_BOUNDS.pop(next(iter(_MERC_BOUNDS)))
             _MERC_BOUNDS[path] = cached
     return cached
 
@@ -124,93 +127,92 @@ def read_band1(
 
     Raises :class:`OutsideData` when the raster covers less than 1 % of ``bounds``.
     """
-    rdr = engine.reader(path)
-    src = rdr.dataset
-    merc = _mercator_bounds(path, src)
-    if bounds is None:
-        bounds = merc
-    area = (bounds[2] - bounds[0]) * (bounds[3] - bounds[1])
-    data_area = max(0.0, min(bounds[2], merc[2]) - max(bounds[0], merc[0])) * max(
-        0.0, min(bounds[3], merc[3]) - max(bounds[1], merc[1])
-    )
-    full_area = (merc[2] - merc[0]) * (merc[3] - merc[1])
-    if area <= 0 or full_area / area < COVER_RATIO_MIN or data_area <= 0:
-        raise OutsideData("dataset covers less than 1% of the tile")
-    has_alpha = _has_alpha_band(src)
-    alpha_index = src.count if has_alpha else src.count + 1
-    method = "nearest" if preserve_values else None
-    far = _far_read(engine, path, src, bounds, shape, method, has_alpha)
-    if far is not None:
-        return far
+    import time
+
+    rdr = engine.reader(path)  # raises the specific error when it cannot be opened
+    t0 = time.monotonic()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            img = rdr.part(
-                bounds,
-                dst_crs="EPSG:3857",
-                bounds_crs="EPSG:3857",
-                height=int(shape[0]),
-                width=int(shape[1]),
-                indexes=(1, alpha_index),
-                resampling_method=method or "average",
-                reproject_method=method or "bilinear",
-                padding=PADDING,
-                vrt_options={"add_alpha": not has_alpha, "nodata": None},
+        try:  # every GDAL call on the dataset, so a truncated file is always classified
+            src = rdr.dataset
+            merc = _mercator_bounds(path, src)
+            if bounds is None:
+                bounds = merc
+            area = (bounds[2] - bounds[0]) * (bounds[3] - bounds[1])
+            data_area = max(0.0, min(bounds[2], merc[2]) - max(bounds[0], merc[0])) * max(
+                0.0, min(bounds[3], merc[3]) - max(bounds[1], merc[1])
             )
+            full_area = (merc[2] - merc[0]) * (merc[3] - merc[1])
+            if area <= 0 or full_area / area < COVER_RATIO_MIN or data_area <= 0:
+                raise OutsideData("dataset covers less than 1% of the tile")
+            has_alpha = _has_alpha_band(src)
+            alpha_index = src.count if has_alpha else src.count + 1
+            nodata = src.nodata
+            method = "nearest" if preserve_values else None
+            far = _far_read(engine, path, src, bounds, shape, method, has_alpha)
+            if far is None:  # near the native zoom: rio-tiler's read
+                img = rdr.part(
+                    bounds,
+                    dst_crs="EPSG:3857",
+                    bounds_crs="EPSG:3857",
+                    height=int(shape[0]),
+                    width=int(shape[1]),
+                    indexes=(1, alpha_index),
+                    resampling_method=method or "average",
+                    reproject_method=method or "bilinear",
+                    padding=PADDING,
+                    vrt_options={"add_alpha": not has_alpha, "nodata": None},
+                )
+        except OutsideData:
+            raise
         except Exception as exc:
             if type(exc).__name__ in ("TileOutsideBounds", "PointOutsideBounds"):
                 raise OutsideData(str(exc)) from None
-            from leafmap_tiles.render.errors import classify
-
-            raise classify(path, exc, during="read") from None
+            raise engine.read_failure(path, exc, t0) from None
+    engine.read_succeeded(path)
+    if far is not None:
+        return far
     raw = np.asarray(img.array.data)
     data, alpha = raw[0], raw[1]
     mask = alpha == 0
-    nodata = src.nodata
     if nodata is not None and not math.isnan(nodata):
         mask |= data == nodata
     return np.ma.masked_array(data, mask=mask)
 
 
 def _far_read(engine, path, src, bounds, shape, method, has_alpha) -> np.ma.MaskedArray | None:
-    """Band 1 over ``bounds`` by :mod:`~leafmap_tiles.render.decimated` when the tile's
-    pixels are at least ``MIN_DECIMATION`` times the raster's (far below its native
-    zoom, where a warped VRT at the raster's resolution over the whole tile is slow);
-    None nearer, where the caller's rio-tiler read is kept."""
+    """Band 1 over ``bounds`` by :mod:`~leafmap_tiles.render.decimated` where the
+    caller's rio-tiler read would be slow (far below the raster's native zoom, see
+    :func:`~leafmap_tiles.render.decimated.use_decimated`; with ``average``, from 2
+    raster pixels per tile pixel on); None nearer, where that read is kept."""
     from rasterio.vrt import WarpedVRT
 
     from leafmap_tiles.render import decimated
 
     if isinstance(src, WarpedVRT) or bounds is None:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            from leafmap_tiles.render.engine import file_signature
+    # GDAL failures are classified by the caller (read_band1)
+    from leafmap_tiles.render.engine import file_signature
 
-            key = (path, file_signature(path))
-            z = max(0, round(math.log2(2 * 20037508.342789244 / (bounds[2] - bounds[0]))))
-            dec = decimated.decimation(src, bounds, int(shape[1]), engine.resolution(key, src) or None)
-            if method is None:
-                # average: GDAL reduces every pixel of the warped VRT (and of a paletted
-                # band colour by colour), slow as soon as the tile is coarser than the raster
-                if dec < decimated.MIN_DECIMATION_AGGREGATE:
-                    return None
-            else:
-                cost = engine.rio_tiler_cost(key, src, bounds, z, int(shape[1]), src.overviews(1))
-                if not decimated.use_decimated(cost, method):
-                    return None
-            nodata = src.nodata
-            arr = decimated.read_tile(
-                src, bounds, int(shape[1]), int(shape[0]), [1], nodata=nodata,
-                alpha_index=src.count if (has_alpha and nodata is None) else None,
-                resampling=method or "average", reproject=method or "bilinear", dec=dec,
-                levels=engine.levels, level_key=key,
-            )
-        except Exception as exc:
-            from leafmap_tiles.render.errors import classify
-
-            raise classify(path, exc, during="read") from None
+    key = (path, file_signature(path))
+    dec = decimated.decimation(src, bounds, int(shape[1]), engine.resolution(key, src) or None)
+    if method is None:
+        # average: GDAL reduces every pixel of the warped VRT (and of a paletted band
+        # colour by colour), slow as soon as the tile is coarser than the raster
+        if dec < decimated.MIN_DECIMATION_AGGREGATE:
+            return None
+    else:
+        z = max(0, round(math.log2(2 * 20037508.342789244 / (bounds[2] - bounds[0]))))
+        cost = engine.rio_tiler_cost(key, src, bounds, z, int(shape[1]), src.overviews(1))
+        if not decimated.use_decimated(cost, method):
+            return None
+    nodata = src.nodata
+    arr = decimated.read_tile(
+        src, bounds, int(shape[1]), int(shape[0]), [1], nodata=nodata,
+        alpha_index=src.count if (has_alpha and nodata is None) else None,
+        resampling=method or "average", reproject=method or "bilinear", dec=dec,
+        levels=engine.levels, level_key=key,
+    )
     if arr is None or np.ma.getmaskarray(arr).all():
         raise OutsideData("dataset does not cover the tile")
     engine.far_reads += 1

@@ -42,6 +42,7 @@ def main() -> None:
     from leafmap_tiles.server import gdalenv
 
     gdalenv.set_defaults()
+    gdalenv.limit_malloc_arenas()
     import pyproj  # noqa: F401  (before any GDAL path-specific option: see leafmap_tiles._gdal)
     import uvicorn
     from rio_tiler.io import Reader  # noqa: F401  (import cost paid before the port opens)
@@ -50,6 +51,7 @@ def main() -> None:
         gdalenv.apply(cfg["gdal"])  # before the sources below are covered by create_app
 
     from leafmap_tiles.server.app import create_app
+    from leafmap_tiles.server.errors import http_protocol
 
     # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when
     # sock.proto is IPPROTO_TCP; without it Nagle holds the response body (uvicorn writes
@@ -70,6 +72,7 @@ def main() -> None:
         access_log=False,
         timeout_keep_alive=30,
         lifespan="off",
+        http=http_protocol(),  # a request uvicorn cannot parse gets a JSON 400 too
     )
     server = uvicorn.Server(config)
     print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)

@@ -19,8 +19,12 @@ Tile caching: a tile URL whose ``v`` equals the source's current version (see
 change, so it is sent with a long ``max-age``; other URLs get ``no-cache`` + ETag
 (revalidated on every use); protected sources ``no-store``.
 
-Errors are JSON ``{"message": ..., "error": <class name>}``: 400 bad input, 403 bad
-token/key, 404 unknown id or route, never a traceback.
+Errors are JSON ``{"message": ..., "error": <class name>}`` with the status of
+:data:`leafmap_tiles.server.errors.STATUS` (400 bad input, 401 provider refused,
+403 bad token/key, 404 unknown id or route, 502/504 unreachable/slow remote, 503 a
+render past its deadline, 500 a registered file that became unreadable, or a bug), on
+a connection that stays open; never a traceback, and no path or URL except in answers
+to the kernel-only admin routes (which quote what the kernel sent).
 """
 
 from __future__ import annotations
@@ -32,19 +36,19 @@ import json
 import logging
 import math
 import os
+import threading
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from leafmap_tiles.errors import (
     REMOTE_PREFIXES,
-    AuthenticationError,
+    BadRequestError,
     LeafmapTilesError,
-    SourceIsDirectoryError,
-    SourceNotFoundError,
-    SourceTimeoutError,
     StyleError,
     UnknownSourceError,
 )
@@ -53,33 +57,56 @@ from leafmap_tiles.render.colormaps import colormap_id, resolve_colormap
 from leafmap_tiles.render.engine import file_signature
 from leafmap_tiles.render.style import style_to_params
 from leafmap_tiles.server import gdalenv
+from leafmap_tiles.server.errors import (
+    ErrorMiddleware,
+    http_exception_handler,
+    mark_registering,
+    mark_sources,
+    read_body,
+    scrub,
+)
 from leafmap_tiles.server.registry import Registry
-from leafmap_tiles.server.scheduler import ClientGoneError, RenderDeadlineError, Scheduler
+from leafmap_tiles.server.scheduler import ClientGoneError, Scheduler
 
 log = logging.getLogger("leafmap_tiles.server")
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 MEDIA = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-STATUS = {
-    RenderDeadlineError: 503,
-    StyleError: 400,
-    UnknownSourceError: 404,
-    SourceNotFoundError: 400,
-    SourceIsDirectoryError: 400,
-    AuthenticationError: 401,
-    SourceTimeoutError: 504,
-}
 
 
 def error(message: str, status: int, kind: str = "LeafmapTilesError") -> JSONResponse:
     return JSONResponse({"message": message, "error": kind}, status_code=status)
 
 
-def _status_for(exc: LeafmapTilesError) -> int:
-    for cls, code in STATUS.items():
-        if isinstance(exc, cls):
-            return code
-    return 400
+async def json_object(request: Request) -> dict:
+    """The request body as a JSON object; :class:`BadRequestError` for anything else."""
+    try:
+        body = json.loads(await read_body(request))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadRequestError("request body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequestError(f"request body must be a JSON object, not a JSON {type(body).__name__}")
+    return body
+
+
+def _object_field(body: dict, name: str) -> dict:
+    value = body.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequestError(f"{name!r} must be a JSON object of style parameters, not {type(value).__name__}")
+    return value
+
+
+def _source_names(src) -> dict[str, str]:
+    """``{path: "source <id>"}`` for each file of a source: the error path shows the
+    id to the browser, never the path."""
+    paths = src.path if isinstance(src.path, tuple) else (src.path,)
+    out = {}
+    for p in paths:
+        out[p] = f"source {src.id}"
+        out[os.path.abspath(p) if not p.startswith(REMOTE_PREFIXES) else p] = f"source {src.id}"
+    return out
 
 
 def default_workers() -> int:
@@ -178,24 +205,34 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             raise HTTPException(403, "this route is for the kernel only")
 
     def source_of(request: Request):
-        src = registry.get(request.path_params["source_id"])
+        sid = request.path_params["source_id"]
+        src = registry.get(sid)
         if src is None:
-            raise UnknownSourceError(f"unknown source id {request.path_params['source_id']!r}")
+            raise UnknownSourceError(f"unknown source id {sid[:64]!r}")
+        mark_sources(request.scope, _source_names(src))
         return src
 
-    styles: dict[str, object] = {}  # parsed once per style, not per tile
+    def _tile_number(text: str) -> int:
+        if not (text.isascii() and text.isdigit() and len(text) <= 10):
+            raise StyleError(f"malformed tile address: z, x, y must be integers, got {text[:20]!r}")
+        return int(text)
+
+    from cachetools import LRUCache
+
+    styles: LRUCache = LRUCache(engine.cache_entries)  # parsed once per style, not per tile
+    styles_lock = threading.Lock()
 
     def style_of(src, params: dict, info):
         merged = {**src.defaults, **{k: v for k, v in params.items() if k not in ("lon", "lat")}}
         # parse_style depends on the query and on the band count/dtype of the source only
         key = json.dumps([merged, info.count, info.visible_count, info.dtype, info.has_palette],
                          sort_keys=True, default=str)
-        style = styles.get(key)
+        with styles_lock:
+            style = styles.get(key)
         if style is None:
             style = parse_style(merged, info, cmaps)  # raises StyleError: bad styles are not cached
-            if len(styles) > 4096:
-                styles.clear()
-            styles[key] = style
+            with styles_lock:
+                styles[key] = style
         return style
 
     async def health(request: Request):
@@ -204,17 +241,18 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
 
     async def register(request: Request):
         check_admin(request)
-        try:
-            body = await request.json()
-        except Exception:
-            return error("request body must be JSON", 400, "StyleError")
+        mark_registering(request.scope)
+        body = await json_object(request)
         path = _as_path(body.get("path"))  # several files: one mosaic
         if path is None:
-            return error("'path' is required: a path/URL, or a list of them for a mosaic", 400, "StyleError")
-        style_params = {k: v for k, v in (body.get("style") or {}).items() if v is not None}
-        defaults = {k: v for k, v in (body.get("defaults") or {}).items() if v is not None}
+            raise BadRequestError("'path' is required: a path/URL, or a list of them for a mosaic")
+        style_params = {k: v for k, v in _object_field(body, "style").items() if v is not None}
+        defaults = {k: v for k, v in _object_field(body, "defaults").items() if v is not None}
+        if body.get("id") is not None and not isinstance(body.get("id"), str):
+            raise BadRequestError("'id' must be a string")
 
         def work():
+            engine.retry(path)  # a registration asks a host that failed before again
             gdalenv.cover(path)
             nodata = style_params.get("nodata", defaults.get("nodata"))
             probe_info = engine.info(path)  # validates the file itself
@@ -259,14 +297,14 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         check_admin(request)
         src = registry.remove(request.path_params["source_id"])
         if src is None:
-            return error(f"unknown source id {request.path_params['source_id']!r}", 404, "UnknownSourceError")
+            raise UnknownSourceError(f"unknown source id {request.path_params['source_id']!r}")
         if not any(s.path == src.path for s in registry.all()):
             engine.forget(src.path)
         return JSONResponse({"released": src.id})
 
     async def gdal(request: Request):
         check_admin(request)
-        body = await request.json()
+        body = gdalenv.validate(await json_object(request))
         await run(gdalenv.apply, body, [src.path for src in registry.all()])
         engine.invalidate_all()
         generation["n"] += 1
@@ -295,15 +333,12 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
     async def tile(request: Request):
         check_token(request)
         p = request.path_params
-        try:
-            z, x, y = int(p["z"]), int(p["x"]), int(p["y"])
-        except ValueError:
-            return error(f"malformed tile address {p['z']}/{p['x']}/{p['y']}: z, x, y must be integers", 400, "StyleError")
+        z, x, y = (_tile_number(p[k]) for k in ("z", "x", "y"))
         if not (0 <= z <= 30) or not (0 <= x < 2**z) or not (0 <= y < 2**z):
-            return error(f"tile {z}/{x}/{y} does not exist (0 <= x, y < 2**z, z <= 30)", 400, "StyleError")
+            raise StyleError(f"tile {z}/{x}/{y} does not exist (0 <= x, y < 2**z, z <= 30)")
         fmt = FORMATS.get(p["fmt"].lower())
         if fmt is None:
-            return error(f"unsupported tile format {p['fmt']!r}: use png, jpg or webp", 400, "StyleError")
+            raise StyleError(f"unsupported tile format {p['fmt'][:20]!r}: use png, jpg or webp")
         src = source_of(request)
         params = dict(request.query_params)
         version = params.pop("v", None)  # not a style parameter: the state of the file
@@ -367,12 +402,14 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
 
     def _lonlat(value, name):
         try:
+            if isinstance(value, bool):
+                raise TypeError
             v = float(value)
-        except (TypeError, ValueError):
-            raise StyleError(f"{name} must be a number in degrees (EPSG:4326), got {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise StyleError(f"{name} must be a number in degrees (EPSG:4326), got {str(value)[:40]!r}") from None
         lim = 180 if name == "lon" else 90
         if not math.isfinite(v) or abs(v) > (lim if name == "lat" else 360):
-            raise StyleError(f"{name}={value!r} is out of range")
+            raise StyleError(f"{name}={str(value)[:40]!r} is out of range")
         return v
 
     async def point(request: Request):
@@ -388,21 +425,20 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
 
     async def points(request: Request):
         check_token(request)
-        try:
-            body = await request.json()
-        except Exception:
-            return error("request body must be JSON", 400, "StyleError")
+        body = await json_object(request)
         lon = _lonlat(body.get("lon"), "lon")
         lat = _lonlat(body.get("lat"), "lat")
         layers = body.get("layers") or []
-        if not isinstance(layers, list):
-            return error("'layers' must be a list of {id, style}", 400, "StyleError")
+        if not isinstance(layers, list) or not all(isinstance(item, dict) for item in layers):
+            raise BadRequestError("'layers' must be a list of objects {\"id\": ..., \"style\": {...}}")
         resolved = []
         for item in layers:
-            src = registry.get(str(item.get("id")))
+            sid = item.get("id")
+            src = registry.get(sid) if isinstance(sid, str) else None
             if src is None:
-                raise UnknownSourceError(f"unknown source id {item.get('id')!r}")
-            resolved.append((src, {k: str(v) for k, v in (item.get("style") or {}).items()}))
+                raise UnknownSourceError(f"unknown source id {str(sid)[:64]!r}")
+            mark_sources(request.scope, _source_names(src))
+            resolved.append((src, {k: str(v) for k, v in _object_field(item, "style").items()}))
 
         def work():
             out = []
@@ -410,26 +446,14 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
                 try:
                     r = _point(src, params, lon, lat)
                 except LeafmapTilesError as exc:  # one failing source must not hide the others
-                    r = {"inside": None, "values": None, "error": str(exc), "kind": type(exc).__name__}
+                    r = {"inside": None, "values": None, "error": scrub(str(exc), _source_names(src)),
+                         "kind": type(exc).__name__}
                 r["id"] = src.id
                 out.append(r)
             return out
 
         remote = any(is_remote(src.path) for src, _ in resolved)
         return JSONResponse({"lon": lon, "lat": lat, "results": await run(work, remote=remote)})
-
-    async def on_leafmap_error(request: Request, exc: LeafmapTilesError):
-        resp = error(str(exc), _status_for(exc), type(exc).__name__)
-        if isinstance(exc, RenderDeadlineError):
-            resp.headers["Retry-After"] = "1"
-        return resp
-
-    async def on_http_error(request: Request, exc: HTTPException):
-        return error(exc.detail or "error", exc.status_code, "HTTPError")
-
-    async def on_any_error(request: Request, exc: Exception):
-        log.exception("unexpected error on %s", request.url.path)
-        return error(f"internal error: {type(exc).__name__}: {exc}", 500, "TileServerError")
 
     routes = [
         Route("/health", health),
@@ -451,9 +475,12 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             pool.close()
             remote_pool.close()
 
+    # every failure is answered by ErrorMiddleware (inside Starlette's ServerErrorMiddleware,
+    # which would re-raise to uvicorn and so close the keep-alive connection)
     app = Starlette(
         routes=routes,
-        exception_handlers={LeafmapTilesError: on_leafmap_error, HTTPException: on_http_error, Exception: on_any_error},
+        middleware=[Middleware(ErrorMiddleware, logger=log)],
+        exception_handlers={HTTPException: http_exception_handler},
         lifespan=lifespan,
     )
     app.state.engine = engine

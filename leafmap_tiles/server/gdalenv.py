@@ -25,12 +25,44 @@ DEFAULTS = {
 }
 
 
-def set_defaults() -> None:
-    """Process-wide GDAL defaults of the server process (its own environment)."""
+#: glibc malloc arenas of a server process (``MALLOC_ARENA_MAX`` overrides): glibc makes
+#: one arena per thread, and with GDAL reads in many threads the freed memory stays
+#: fragmented and the RSS only grows; two arenas keep it bounded.
+MALLOC_ARENAS = 2
+
+
+def set_defaults(cachemax_mb: int | None = None) -> None:
+    """Process-wide GDAL defaults of a server process (its own environment; values
+    the user set win), the same for the session server and ``leafmap-tiles serve``.
+    ``cachemax_mb`` sets GDAL's block cache (``GDAL_CACHEMAX``, default 512 MB)."""
+    if cachemax_mb is not None:
+        os.environ["GDAL_CACHEMAX"] = str(int(cachemax_mb))
     for k, v in DEFAULTS.items():
         if v == "":
             continue
         os.environ.setdefault(k, v)
+
+
+def limit_malloc_arenas(n: int | None = None) -> bool:
+    """Limit glibc's malloc arenas of this process to ``n`` (default
+    ``MALLOC_ARENA_MAX`` or :data:`MALLOC_ARENAS`) with ``mallopt(M_ARENA_MAX)``;
+    call it before the worker threads start.  False where glibc is not the allocator."""
+    import ctypes
+    import ctypes.util
+
+    if n is None:
+        try:
+            n = int(os.environ.get("MALLOC_ARENA_MAX", "") or MALLOC_ARENAS)
+        except ValueError:
+            n = MALLOC_ARENAS
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(-8, int(n)))  # M_ARENA_MAX
 
 
 # Credentials by host ("name" = any port, or "name:port"; see leafmap_tiles._hosts),
@@ -93,6 +125,26 @@ def protected(path) -> bool:
     from leafmap_tiles._hosts import host_matches
 
     return any(host_matches(url, key) for url in _urls(path) for key in list(_ever))
+
+
+def validate(body) -> dict:
+    """``body`` of a ``/gdal`` request checked for the shape :func:`apply` reads;
+    raises :class:`~leafmap_tiles.errors.BadRequestError` otherwise."""
+    from leafmap_tiles.errors import BadRequestError
+
+    creds = body.get("credentials") or []
+    hosts = body.get("clear_hosts") or []
+    if not isinstance(creds, list) or not all(
+        isinstance(c, dict)
+        and isinstance(c.get("host") or c.get("prefix"), str)
+        and isinstance(c.get("username"), str)
+        and isinstance(c.get("password"), str)
+        for c in creds
+    ):
+        raise BadRequestError('"credentials" must be a list of {"host", "username", "password"} strings')
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
+        raise BadRequestError('"clear_hosts" must be a list of host names')
+    return body
 
 
 def apply(body: dict, paths=()) -> None:

@@ -149,15 +149,17 @@ class Scheduler:
                 await asyncio.wait({job.future, started}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 started.cancel()
-            try:
-                return await asyncio.wait_for(asyncio.shield(job.future), deadline)
-            except asyncio.TimeoutError:
-                job.future.add_done_callback(_consume)
-                self._cancel(job, "late")
-                raise RenderDeadlineError(
-                    f"the tile was not rendered within {deadline:g} s (server busy or source slow); "
-                    "it is asked again when the map next needs it"
-                ) from None
+            # asyncio.wait, not wait_for: a job that raised a TimeoutError of its own (e.g.
+            # SourceTimeoutError, a remote host that did not answer) is not a missed deadline
+            done, _ = await asyncio.wait({job.future}, timeout=deadline)
+            if done:
+                return job.future.result()
+            job.future.add_done_callback(_consume)
+            self._cancel(job, "late")
+            raise RenderDeadlineError(
+                f"the tile was not rendered within {deadline:g} s (server busy or source slow); "
+                "it is asked again when the map next needs it"
+            )
         finally:
             if watcher is not None:
                 watcher.cancel()

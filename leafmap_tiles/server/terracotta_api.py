@@ -16,11 +16,13 @@ Routes (``{keys}`` are key values separated by ``/``, in key order)::
     GET  /swagger.json, /apidoc
 
 Only datasets that the key store lists are read: a URL names key values, never a
-path.  Errors are JSON ``{"message": ...}``: 400 for any bad input (Terracotta
-answers some of them with 500), 404 for an unknown dataset, 500 with a message
-(without the file path) when a listed file cannot be read.  Handlers run in a
-thread pool; the store, the rio-tiler readers (one per worker thread) and the
-metadata cache are safe to use from all of them.
+path.  Errors are JSON ``{"message": ..., "error": <class name>}`` with the status of
+:data:`leafmap_tiles.server.errors.STATUS`, on a connection that stays open: 400 for
+any bad input (Terracotta answers some of them with 500), 404 for an unknown
+dataset, 500 with a message naming the dataset (never the file path) when a listed
+file cannot be read, 502/504 when its remote host is unreachable or too slow.
+Handlers run in a thread pool; the store, the rio-tiler readers (one per worker
+thread) and the metadata cache are safe to use from all of them.
 
 Differences from Terracotta are listed in ``docs/terracotta.md``; the rendering
 itself is :mod:`leafmap_tiles.render.terracotta`.
@@ -47,24 +49,29 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from leafmap_tiles.errors import (
+    AuthenticationError,
     DatasetNotFoundError,
     InvalidKeyError,
     InvalidSourceError,
     LeafmapTilesError,
     SourceNotFoundError,
     SourceTimeoutError,
+    SourceUnreachableError,
     StoreError,
     StyleError,
 )
 from leafmap_tiles.render import RenderEngine
 from leafmap_tiles.render import expression as tc_expression
 from leafmap_tiles.render import terracotta as tcr
+from leafmap_tiles.server.errors import ErrorMiddleware, http_exception_handler, read_body
 
 log = logging.getLogger("leafmap_tiles.server.terracotta")
 
 MAX_POST_METADATA_KEYS = 100
 MAX_TILE_SIDE = 2048
 MAX_ZOOM = 30
+MAX_INT = 2**53  # limit, page: larger values cannot be an SQL LIMIT/OFFSET
+MAX_KEY_LENGTH = 1024
 METADATA_TTL = 10.0
 DEFAULT_LIMIT = 100
 _PERCENTILE = re.compile(r"^p\d+$")
@@ -78,6 +85,22 @@ class BadRequest(StyleError):
 
 class UnreadableDataset(LeafmapTilesError):
     """A dataset listed in the store whose file cannot be read (HTTP 500)."""
+
+
+def _dataset_error(keys, exc: LeafmapTilesError) -> LeafmapTilesError:
+    """What the client is told when the file of dataset ``keys`` failed: the same
+    class for a remote host that is slow, unreachable or refuses access (504, 502,
+    401), :class:`UnreadableDataset` (500) for a missing or corrupt file; the
+    message names the dataset, never the file."""
+    name = "/".join(keys)
+    log.debug("dataset %s cannot be read: %s", name, exc)
+    if isinstance(exc, SourceTimeoutError):
+        return SourceTimeoutError(f"dataset {name}: its remote host did not answer in time; try again later")
+    if isinstance(exc, SourceUnreachableError):
+        return SourceUnreachableError(f"dataset {name}: its remote host cannot be reached; try again later")
+    if isinstance(exc, AuthenticationError):
+        return AuthenticationError(f"dataset {name}: its remote host refused access (credentials of the server)")
+    return UnreadableDataset(f"dataset {name} cannot be read (its file is missing or corrupt)")
 
 
 # --------------------------------------------------------------------------- parsing
@@ -97,13 +120,17 @@ def _json_param(params: dict, name: str) -> Any:
         return None
     try:
         return json.loads(val)
-    except json.JSONDecodeError:
-        raise BadRequest(f"Could not decode value {val} for {name} as JSON") from None
+    except (ValueError, RecursionError):
+        raise BadRequest(f"Could not decode value {val[:100]} for {name} as JSON") from None
 
 
 def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise BadRequest(f"{name}: {value!r} is not a finite number")
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(float(value))
+    except OverflowError:  # an integer beyond float range
+        ok = False
+    if not ok:
+        raise BadRequest(f"{name}: {str(value)[:40]} is not a finite number")
     return float(value)
 
 
@@ -191,13 +218,15 @@ def _bool(value: str, name: str) -> bool:
     raise BadRequest(f"{name}: not a valid boolean: {value!r}")
 
 
-def _int(value: str, name: str, minimum: int = 0) -> int:
-    try:
-        out = int(value)
-    except ValueError:
-        raise BadRequest(f"{name}: not a valid integer: {value!r}") from None
+def _int(value: str, name: str, minimum: int = 0, maximum: int = MAX_INT) -> int:
+    text = value.strip()
+    if len(text) > 20 or not text.lstrip("+-").isdigit():
+        raise BadRequest(f"{name}: not a valid integer (at most {maximum}): {value[:40]!r}")
+    out = int(text)
     if out < minimum:
         raise BadRequest(f"{name}: must be greater than or equal to {minimum}, got {out}")
+    if out > maximum:
+        raise BadRequest(f"{name}: must be at most {maximum}, got {out}")
     return out
 
 
@@ -208,7 +237,10 @@ def _list_value(value: str) -> str | list[str]:
 
 
 def _split_keys(keys: str) -> list[str]:
-    return [k for k in keys.split("/") if k]
+    out = [k for k in keys.split("/") if k]
+    if any(len(k) > MAX_KEY_LENGTH for k in out):
+        raise InvalidKeyError(f"key values must be at most {MAX_KEY_LENGTH} characters long")
+    return out
 
 
 def _tile_address(request: Request) -> tuple[int, int, int]:
@@ -228,8 +260,12 @@ class _Datasets:
     """Key store access with a short-lived cache of ``(path, metadata)`` per dataset."""
 
     def __init__(self, store) -> None:
+        from cachetools import LRUCache
+
+        from leafmap_tiles.render.engine import _default_cache_entries
+
         self.store = store
-        self._cache: dict[tuple[str, ...], tuple[float, str, dict]] = {}
+        self._cache: LRUCache = LRUCache(max(16, _default_cache_entries()))
         self._lock = threading.Lock()
 
     @property
@@ -253,13 +289,11 @@ class _Datasets:
         path = next(iter(found.values()))
         try:  # computed here for datasets ingested with --skip-metadata
             metadata = self.store.get_metadata(list(keys))
-        except (SourceNotFoundError, InvalidSourceError, SourceTimeoutError) as exc:
-            log.warning("dataset %s cannot be read: %s", keys, exc)
-            raise UnreadableDataset(f"dataset {'/'.join(keys)} cannot be read (its file is missing or corrupt)") from None
+        except (SourceNotFoundError, InvalidSourceError, SourceTimeoutError, SourceUnreachableError,
+                AuthenticationError) as exc:
+            raise _dataset_error(keys, exc) from None
         with self._lock:
-            if len(self._cache) > 4096:
-                self._cache.clear()
-            self._cache[tkeys] = (now, path, metadata)
+            self._cache[tkeys] = (now, path, metadata)  # an LRU: bounded
         return path, metadata
 
 
@@ -344,7 +378,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     )
 
     from leafmap_tiles.server.app import default_deadlines
-    from leafmap_tiles.server.scheduler import ClientGoneError, RenderDeadlineError, Scheduler
+    from leafmap_tiles.server.scheduler import ClientGoneError, Scheduler
 
     renders = Scheduler(pool._max_workers, default_deadlines()[0], name="tc-render")
 
@@ -354,14 +388,11 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     async def run_tile(request: Request, work):
         """A tile render: newest first, dropped if the client left, 503 past the
         deadline, fair across datasets (:mod:`leafmap_tiles.server.scheduler`)."""
-        try:
+        try:  # RenderDeadlineError: 503 with Retry-After (leafmap_tiles.server.errors)
             return png(await renders.run(request.path_params.get("keys", ""), work, request=request))
         except ClientGoneError:
-            return error("the client closed the connection before the tile was rendered", 503)
-        except RenderDeadlineError as exc:
-            resp = error(str(exc), 503)
-            resp.headers["Retry-After"] = "1"
-            return resp
+            return JSONResponse({"message": "the client closed the connection before the tile was rendered",
+                                 "error": "ClientGone"}, status_code=503)
 
     def png(body: bytes) -> Response:
         return Response(body, media_type="image/png")
@@ -372,8 +403,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         except tcr.OutsideData:
             raise
         except LeafmapTilesError as exc:
-            log.warning("dataset %s cannot be read: %s", keys, exc)
-            raise UnreadableDataset(f"dataset {'/'.join(keys)} cannot be read (its file is missing or corrupt)") from None
+            raise _dataset_error(keys, exc) from None
 
     # ------------------------------------------------------------ metadata routes
     async def keys_route(request: Request):
@@ -415,9 +445,10 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
 
     async def multiple_metadata_route(request: Request):
         columns = _columns(_first_params(request))
+        raw = await read_body(request)
         try:
-            body = await request.json()
-        except Exception:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
             raise BadRequest("Request body must be a JSON object") from None
         if not isinstance(body, dict):
             raise BadRequest("Request body must be a JSON object")
@@ -607,26 +638,6 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     async def health(request: Request):
         return JSONResponse({"status": "ok", "renders": renders.stats()})
 
-    # ------------------------------------------------------------ errors
-    def error(message: str, status: int) -> JSONResponse:
-        return JSONResponse({"message": message}, status_code=status)
-
-    async def on_not_found(request: Request, exc: DatasetNotFoundError):
-        return error(str(exc), 404)
-
-    async def on_bad(request: Request, exc: Exception):
-        return error(str(exc), 400)
-
-    async def on_unreadable(request: Request, exc: UnreadableDataset):
-        return error(str(exc), 500)
-
-    async def on_http(request: Request, exc):
-        return error(getattr(exc, "detail", None) or "error", getattr(exc, "status_code", 500))
-
-    async def on_any(request: Request, exc: Exception):
-        log.exception("unexpected error on %s", request.url.path)
-        return error(f"internal error: {type(exc).__name__}", 500)
-
     tile = "{z:int}/{x:int}/{y:int}.png"
     routes = [
         Route("/keys", keys_route),
@@ -650,18 +661,15 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     ]
     from starlette.exceptions import HTTPException
 
+    # every failure is answered by ErrorMiddleware (status table of leafmap_tiles.server.errors),
+    # inside the CORS middleware so that error answers carry its headers too
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"])],
-        exception_handlers={
-            DatasetNotFoundError: on_not_found,
-            StoreError: on_bad,
-            StyleError: on_bad,
-            UnreadableDataset: on_unreadable,
-            HTTPException: on_http,
-            LeafmapTilesError: on_bad,
-            Exception: on_any,
-        },
+        middleware=[
+            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"]),
+            Middleware(ErrorMiddleware, logger=log),
+        ],
+        exception_handlers={HTTPException: http_exception_handler},
     )
     app.state.store = store
     app.state.engine = engine

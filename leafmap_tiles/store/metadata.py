@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -108,11 +109,14 @@ def compute_metadata(
 
     path = os.fspath(path)
     _check_local_path(path)
+    from ..gdal_errors import classify
+
+    t0 = time.monotonic()
     with rasterio.Env(**RIO_ENV_OPTIONS):
         try:
             src = rasterio.open(path)
-        except rasterio.errors.RasterioIOError as exc:
-            raise InvalidSourceError(f"Cannot read raster {path}: {exc}") from exc
+        except rasterio.errors.RasterioIOError as exc:  # 401, timeout, corrupt...: the specific error
+            raise classify(path, exc, "open", elapsed=time.monotonic() - t0) from exc
         with src:
             if src.crs is None or src.transform.is_identity:
                 raise InvalidSourceError(
@@ -122,6 +126,7 @@ def compute_metadata(
             bounds = warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
             if use_chunks is None and max_shape is None:
                 use_chunks = src.width * src.height > IN_MEMORY_MAX_PIXELS
+            t0 = time.monotonic()
             try:
                 if use_chunks:
                     # GDAL's block cache (5% of RAM by default) would hold most of
@@ -131,7 +136,7 @@ def compute_metadata(
                 else:
                     stats = _stats_in_memory(src, max_shape)
             except rasterio.errors.RasterioIOError as exc:
-                raise InvalidSourceError(f"Cannot read raster {path}: {exc}") from exc
+                raise classify(path, exc, "read", elapsed=time.monotonic() - t0) from exc
             if stats is None:
                 raise InvalidSourceError(f"Raster file {path} does not contain any valid data")
             columns = stats.pop("_columns")

@@ -1,0 +1,127 @@
+"""The one classifier of GDAL/rasterio/HTTP failures: every reader of a raster
+(:mod:`leafmap_tiles.render.engine`, :mod:`leafmap_tiles.render.terracotta`) turns
+what GDAL raised into one of the specific errors of :mod:`leafmap_tiles.errors`:
+
+=============================  ==============================================================
+``AuthenticationError``        HTTP 401/403
+``SourceNotFoundError``        HTTP 404, or a local file that does not exist
+``SourceTimeoutError``         no (complete) answer within GDAL's timeout: a hanging host,
+                               a host sending a few bytes per second
+``SourceUnreachableError``     connection refused/reset, unknown host, HTTP 5xx/429
+``InvalidSourceError``         not a raster format, truncated or corrupt pixel data
+=============================  ==============================================================
+
+GDAL reports a timeout during a *read* only as ``TIFFFillTile: Read error ... got 0
+bytes``, the same words as a truncated file.  For a remote source a failure that
+took at least about the HTTP timeout (``elapsed``) is therefore a timeout, not a
+corrupt file.  rasterio chains the earlier GDAL errors of one call as ``__cause__``;
+the whole chain is read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from leafmap_tiles.errors import (
+    REMOTE_PREFIXES,
+    AuthenticationError,
+    InvalidSourceError,
+    LeafmapTilesError,
+    SourceNotFoundError,
+    SourceTimeoutError,
+    SourceUnreachableError,
+)
+from leafmap_tiles.errors import check_local_path as check_local  # noqa: F401  (re-export)
+
+#: The error classes that mean "the network or the remote host failed", not the file:
+#: a source failing with one of them is retried later (see :mod:`leafmap_tiles.render.remote`).
+NETWORK_ERRORS = (SourceTimeoutError, SourceUnreachableError)
+
+
+def is_remote(path) -> bool:
+    """Whether ``path`` (a string, or a tuple of them for a mosaic) names any URL or
+    GDAL ``/vsi`` path rather than a local file."""
+    if isinstance(path, (tuple, list)):
+        return any(is_remote(p) for p in path)
+    return isinstance(path, str) and path.startswith(REMOTE_PREFIXES)
+
+
+_HTTP_CODE = re.compile(r"HTTP (?:response )?code[: ]+(\d{3})", re.I)
+_TIMEOUT_WORDS = ("timed out", "timeout", "operation too slow")
+_UNREACHABLE_WORDS = (
+    "connection refused", "couldn't connect", "could not connect", "failed to connect",
+    "could not resolve", "couldn't resolve", "connection reset", "recv failure", "send failure",
+    "empty reply", "ssl connect error", "network is unreachable", "no route to host",
+)
+
+
+def http_timeout() -> float:
+    """The shorter of GDAL's HTTP connect and transfer timeouts in seconds, as this
+    process set them (``GDAL_HTTP_CONNECTTIMEOUT``, ``GDAL_HTTP_TIMEOUT``; 30 s when unset)."""
+    values = []
+    for key in ("GDAL_HTTP_TIMEOUT", "GDAL_HTTP_CONNECTTIMEOUT"):
+        try:
+            values.append(float(os.environ.get(key, "")))
+        except ValueError:
+            pass
+    return min(values) if values else 30.0
+
+
+def _chain(exc: BaseException) -> list[str]:
+    out, seen = [], set()
+    while exc is not None and id(exc) not in seen and len(out) < 20:
+        seen.add(id(exc))
+        out.append(str(exc).strip())
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
+def classify(path, exc: BaseException, during: str = "open", elapsed: float | None = None) -> LeafmapTilesError:
+    """The specific error for an exception raised while opening (``during="open"``)
+    or reading (``"read"``) ``path``.
+
+    Args:
+        path: the local path or URL that was read (named in the message).
+        exc: what rasterio/rio-tiler/GDAL raised; a :class:`LeafmapTilesError` is returned as is.
+        during: ``"open"`` or ``"read"``; a read failure that matches nothing else is
+            a truncated or corrupt file.
+        elapsed: seconds the failed call took; for a remote source, a failure after
+            about the HTTP timeout (:func:`http_timeout`) is a :class:`SourceTimeoutError`.
+    """
+    if isinstance(exc, LeafmapTilesError):
+        return exc
+    messages = _chain(exc) or [type(exc).__name__]
+    msg = " | ".join(messages)
+    low = msg.lower()
+    detail = messages[-1] if "see previous" in messages[0].lower() else messages[0]
+    remote = is_remote(path)
+    m = _HTTP_CODE.search(msg)
+    code = int(m.group(1)) if m else None
+    if code in (401, 403) or ("401" in msg and "unauthorized" in low) or "access denied" in low:
+        return AuthenticationError(
+            f"{path}: the server refused access (HTTP {code or 401}). Log in to the data provider first "
+            "(e.g. leafmap_tiles.providers.terrascope.login()) or check the credentials."
+        )
+    if code == 404 or (remote and ("404" in msg or "not found" in low)):
+        return SourceNotFoundError(f"{path}: the server answered HTTP 404 (not found)")
+    if any(w in low for w in _TIMEOUT_WORDS):
+        return SourceTimeoutError(f"{path}: no answer from the server within the timeout ({detail})")
+    if remote and code is not None and (code >= 500 or code == 429):
+        return SourceUnreachableError(f"{path}: the server answered HTTP {code}; try again later")
+    if remote and any(w in low for w in _UNREACHABLE_WORDS):
+        return SourceUnreachableError(f"{path}: cannot reach the server ({detail})")
+    if remote and elapsed is not None and elapsed >= 0.9 * http_timeout():
+        return SourceTimeoutError(
+            f"{path}: no complete answer from the server within the timeout "
+            f"({elapsed:.0f} s; GDAL reported: {detail})"
+        )
+    if remote and code is not None:
+        return InvalidSourceError(f"{path}: the server answered HTTP {code}")
+    if "not recognized as" in low or "not a supported file format" in low:
+        return InvalidSourceError(f"{path} is not a raster format that GDAL can read ({detail})")
+    if during == "read" or any(k in low for k in ("tiffread", "ireadblock", "read error", "truncat", "cannot read", "failed to read")):
+        return InvalidSourceError(
+            f"{path}: pixel data cannot be read, the file is truncated or corrupt ({detail})"
+        )
+    return InvalidSourceError(f"{path}: cannot open as a raster ({detail})")

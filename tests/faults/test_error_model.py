@@ -1,0 +1,146 @@
+"""The parts of the error model alone: the GDAL classifier, the status table, path
+scrubbing, the rate-limited log and the remote back-off (a fake clock: no waiting)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from leafmap_tiles.errors import (
+    AuthenticationError,
+    BadRequestError,
+    DatasetNotFoundError,
+    InvalidSourceError,
+    SourceNotFoundError,
+    SourceTimeoutError,
+    SourceUnreachableError,
+    StyleError,
+    UnknownSourceError,
+)
+from leafmap_tiles.render.errors import classify
+from leafmap_tiles.render.remote import RemoteHealth
+from leafmap_tiles.server.errors import RateLimitedLog, scrub, status_for
+
+URL = "http://example.invalid/a.tif"
+READ_FAIL = "TIFFFillTile:Read error at row 256, col 256, tile 63; got 0 bytes, expected 4782"
+
+
+def _chained(outer: str, inner: str) -> Exception:
+    """An exception as rasterio 1.4 raises it: the GDAL errors of the call chained."""
+    try:
+        try:
+            raise RuntimeError(inner)
+        except RuntimeError as cause:
+            raise OSError(outer) from cause
+    except OSError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("path, exc, elapsed, cls", [
+    # a read that GDAL reports like a truncated file, but took the HTTP timeout: a timeout
+    (URL, _chained("Read failed. See previous exception for details.", READ_FAIL), 6.0, SourceTimeoutError),
+    # the same words quickly, or on a local file: a corrupt file
+    (URL, _chained("Read failed. See previous exception for details.", READ_FAIL), 0.1, InvalidSourceError),
+    ("/data/a.tif", _chained("Read failed. See previous exception for details.", READ_FAIL), 60.0, InvalidSourceError),
+    (URL, OSError("CURL error: Operation timed out after 3005 milliseconds with 0 bytes received"), 3.0,
+     SourceTimeoutError),
+    (URL, OSError("CURL error: Failed to connect to 127.0.0.1 port 1: Connection refused"), 0.0,
+     SourceUnreachableError),
+    (URL, OSError("CURL error: Recv failure: Connection reset by peer"), 0.0, SourceUnreachableError),
+    (URL, OSError("CURL error: Could not resolve host: example.invalid"), 0.0, SourceUnreachableError),
+    (URL, OSError("HTTP response code: 503"), 0.0, SourceUnreachableError),
+    (URL, OSError("HTTP response code: 401"), 0.0, AuthenticationError),
+    (URL, OSError("HTTP response code: 404"), 0.0, SourceNotFoundError),
+    ("/data/a.tif", OSError("'/data/a.tif' not recognized as being in a supported file format."), 0.0,
+     InvalidSourceError),
+])
+def test_classify(path, exc, elapsed, cls, monkeypatch):
+    monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "10")
+    monkeypatch.setenv("GDAL_HTTP_CONNECTTIMEOUT", "5")
+    err = classify(path, exc, "read", elapsed=elapsed)
+    assert type(err) is cls, (err, cls)
+    assert path in str(err)  # the kernel sees which file; servers scrub it for the browser
+    if cls is InvalidSourceError and "Read error" in READ_FAIL and path == URL:
+        assert "got 0 bytes" in str(err)  # the root cause, not "see previous exception"
+
+
+def test_status_table():
+    assert status_for(BadRequestError("x")) == 400
+    assert status_for(StyleError("x")) == 400
+    assert status_for(UnknownSourceError("x")) == 404
+    assert status_for(DatasetNotFoundError("x")) == 404
+    assert status_for(AuthenticationError("x")) == 401
+    assert status_for(SourceTimeoutError("x")) == 504
+    assert status_for(SourceUnreachableError("x")) == 502
+    # a file the request names (registration) vs one the server already serves
+    assert status_for(InvalidSourceError("x"), registering=True) == 400
+    assert status_for(InvalidSourceError("x")) == 500
+    assert status_for(SourceNotFoundError("x")) == 500
+    assert status_for(KeyError("bug")) == 500
+
+
+def test_scrub():
+    names = {"/home/u/x.tif": "source s1"}
+    assert scrub("/home/u/x.tif: pixel data cannot be read (TIFFFillTile: x.tif)", names) == \
+        "source s1: pixel data cannot be read (TIFFFillTile: <file>)"
+    assert scrub("/vsicurl/http://a.b/c.tif: no answer") == "<url>: no answer"
+    assert scrub("https://user@host.example/path/c.tif?x=1 failed") == "<url> failed"
+    assert scrub("cannot open /srv/data/rasters/a_1 now") == "cannot open <file> now"
+    assert scrub(r"C:\data\x.tif is bad") == "<file> is bad"
+    assert scrub("rel/dir/a_1.tif cannot") == "<file> cannot"
+    for keep in ("tile 3/4/5 does not exist", "see /colormap for names", "dataset a/2 cannot be read",
+                 "listed by /swagger.json", "nodata=-1 is not valid for uint8"):
+        assert scrub(keep) == keep
+
+
+def test_rate_limited_log(caplog):
+    now = [0.0]
+    log = RateLimitedLog(logging.getLogger("leafmap_tiles.test"), burst=3, window=10.0, clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, logger="leafmap_tiles.test")
+    written = [log(logging.WARNING, f"line {i}") for i in range(10)]
+    assert written == [True] * 3 + [False] * 7
+    now[0] = 10.0
+    assert log(logging.WARNING, "later")
+    msgs = [r.getMessage() for r in caplog.records]
+    assert msgs == ["line 0", "line 1", "line 2", "later (7 similar line(s) left out)"]
+
+
+def test_remote_backoff_probe_and_recovery(monkeypatch):
+    cleared = []
+    monkeypatch.setattr("leafmap_tiles.render.remote.clear_gdal_cache", cleared.append)
+    monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "10")
+    monkeypatch.setenv("GDAL_HTTP_CONNECTTIMEOUT", "5")
+    now = [100.0]
+    h = RemoteHealth(first=1.0, maximum=30.0, clock=lambda: now[0])
+    h.check(URL)  # never failed: passes
+    h.failed(URL, SourceTimeoutError(f"{URL}: no answer"))
+    assert cleared == [URL]
+    with pytest.raises(SourceTimeoutError, match="next retry in 1 s"):
+        h.check(URL)
+    now[0] += 1.0
+    h.check(URL)  # the probe, after GDAL's cache for the URL was cleared
+    assert cleared == [URL, URL]
+    with pytest.raises(SourceTimeoutError):
+        h.check(URL)  # others wait for the probe
+    h.failed(URL, SourceUnreachableError(f"{URL}: refused"))  # probe failed: 2 s back-off
+    now[0] += 1.5
+    with pytest.raises(SourceUnreachableError):
+        h.check(URL)
+    now[0] += 0.5
+    h.check(URL)  # probe
+    now[0] += 2 * 5.0 + 1.0  # its outcome never reported: another caller may probe
+    h.check(URL)
+    h.ok(URL)
+    h.check(URL)
+    h.check(URL)
+    assert h.failing() == []
+    for _ in range(10):
+        h.failed(URL, SourceTimeoutError("x"))
+    now[0] += 29.0
+    with pytest.raises(SourceTimeoutError):
+        h.check(URL)  # capped at 30 s
+    now[0] += 1.0
+    h.check(URL)
+    h.reset(URL)
+    assert h.failing() == []
