@@ -353,12 +353,24 @@ def test_serve_remote_dataset_hang_then_recover(host, short_timeouts, tmp_path, 
 
 
 def test_layer_with_too_long_tile_urls_is_refused_before_the_map_changes(m):
+    """A style that would make tile URLs longer than browsers load is refused before
+    anything changes.  A {value: colour} colormap of thousands of classes is not such a
+    style any more: it is registered with the server (issue 13) and its URL is short."""
+    import requests
+
     before = list(m.layers)
     registered = list(m.server.source_ids) if m.server is not None else []
+    long_expression = "+".join(["b1"] * 3000)  # 8,999 characters
     with pytest.raises(StyleError, match="tile URLs would be .* characters long"):
-        m.add_raster(str(DATA / "nlcd.tif"), colormap={i: "#ff0000" for i in range(3000)})
+        m.add_raster(str(DATA / "nlcd.tif"), expression=long_expression)
     assert list(m.layers) == before
     assert (list(m.server.source_ids) if m.server is not None else []) == registered
-    # a categorical colormap of a usual size still works
-    lyr = m.add_raster(str(DATA / "nlcd.tif"), colormap={11: "#466b9f", 21: "#dec5c5", 41: "#68ab5f"})
-    assert len(lyr.url) < 8000
+    # 3,000 classes: a registered colormap, a short URL, tiles that load
+    lyr = m.add_raster(str(DATA / "nlcd.tif"), colormap={i: "#ff0000" for i in range(3000)})
+    assert len(lyr.url) < 2000
+    z = int(m.zoom)
+    import morecantile
+
+    t = morecantile.tms.get("WebMercatorQuad").tile(m.center[1], m.center[0], z)
+    r = requests.get(lyr.url.format(z=t.z, x=t.x, y=t.y), timeout=60)
+    assert r.status_code == 200 and r.content[:4] == b"\x89PNG"
