@@ -108,6 +108,21 @@ class Map(ipyleaflet.Map):
             raise RuntimeError("this Map was closed; create a new Map()")
         if layer_name is not None and not isinstance(layer_name, str):
             raise TypeError(f"layer_name must be a string, got {type(layer_name).__name__}")
+        from leafmap_tiles.providers.assets import is_item
+
+        stac_keys = {k: style.pop(k) for k in ("assets", "unscale", "resolution") if k in style}
+        if is_item(source) or (isinstance(source, (list, tuple)) and source and all(is_item(s) for s in source)):
+            from leafmap_tiles.providers.assets import item_layer
+
+            layer = item_layer(source, server=self.server, name=layer_name and self._unique_name(layer_name),
+                               indexes=indexes, colormap=colormap, vmin=vmin, vmax=vmax, nodata=nodata,
+                               visible=visible, opacity=opacity, attribution=attribution, **stac_keys, **style)
+            if layer_name is None:
+                layer.name = self._unique_name(layer.name)
+            return layer
+        if stac_keys:
+            raise TypeError(f"{', '.join(sorted(stac_keys))}= apply to STAC items (a pystac.Item), "
+                            f"not to a {type(source).__name__}")
         if hasattr(source, "raster_source"):  # e.g. a collection's item asset
             source, extra = source.raster_source()
             nodata = extra["nodata"] if nodata is None else nodata
@@ -128,8 +143,14 @@ class Map(ipyleaflet.Map):
         Args:
             source: local path, ``http(s)://``/``s3://`` URL, open rasterio dataset,
                 numpy array (with ``crs=`` and ``transform=`` keywords; shape (rows, cols)
-                or (bands, rows, cols); dtype kept, NaN is nodata) or xarray DataArray
-                with a rioxarray CRS.
+                or (bands, rows, cols); dtype kept, NaN is nodata), xarray DataArray
+                with a rioxarray CRS, or a STAC item (``pystac.Item`` or its dict; a
+                list of same-date items is one mosaic) with ``assets=["red", "nir"]``:
+                the assets are read as the bands of one raster, each with its own
+                nodata and ``raster:scale``/``raster:offset`` (``unscale=False`` keeps
+                stored values), coarser assets resampled to the finest
+                (``resolution="lowest"`` for the coarsest); ``expression`` and the
+                inspector use the asset names: ``"(nir-red)/(nir+red)"``.
             indexes: 1-based band index (int) or ``[r, g, b]``; default bands 1-3 of a
                 multi-band raster, band 1 otherwise.
             colormap: matplotlib name (``"RdYlGn"``, ``"viridis_r"``), a
