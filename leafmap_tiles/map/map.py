@@ -249,15 +249,20 @@ class Map(ipyleaflet.Map):
         :class:`~leafmap_tiles.map.time_slider.TimeSlider`.
 
         ``layers``: ``{label: TileLayer}``, a list of TileLayers, a list of sources
-        (paths, URLs, arrays ... as for :meth:`add_raster`, styled with ``**style``)
-        or ``{label: source}``.  Labels default to the dict keys, else to the date in
+        (paths, URLs, arrays ... as for :meth:`add_raster`, styled with ``**style``),
+        ``{label: source}``, a folder (``"rasters/"``: its ``.tif``/``.tiff``/``.vrt``
+        files in name order) or a glob pattern (``"rasters/*_ndvi.tif"``), or a list
+        of STAC items (one frame per date, same-date items mosaicked; ``assets=``
+        and ``expression=`` as for :meth:`add_raster`).  Labels default to the dict keys, else to the date in
         each file or layer name (``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYY``).  The inputs
         are not changed (layers given are restored when the slider closes).  Play
         advances every ``time_interval`` seconds and loops; one timer thread, stopped
         by ``slider.close()`` or ``m.close()``.  Clicking the map then plots the
         pixel's time series; ``slider.values_at(lon, lat)`` returns it."""
         from leafmap_tiles.map.time_slider import add_time_slider
+        from leafmap_tiles.map.sources import slider_input
 
+        layers, style = slider_input(self, layers, style)
         ts = add_time_slider(self, layers, labels=labels, time_interval=time_interval, position=position,
                              slider_length=slider_length, zoom_to_layer=zoom_to_layer, **style)
         self._time_sliders.append(ts)

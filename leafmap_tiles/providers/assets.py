@@ -125,7 +125,7 @@ def item_sources(items: Sequence, assets, server, expression=None, unscale: bool
         for ours, theirs in zip(expr.split(";"), expression.split(";")):
             band_labels[ours.strip()] = theirs.strip()
     indexes = None
-    if expr is None and len(names) > 1 and len(labels) == len(unique):
+    if expr is None and len(names) == 3 and len(labels) == len(unique):
         indexes = [unique.index(n) + 1 for n in names]  # the bands in the order asked
     return {"path": paths if len(paths) > 1 else paths[0], "expression": expr, "band_labels": band_labels,
             "nodata": None, "scale": None, "offset": None, "protected": protected, "assets": names,
