@@ -112,7 +112,10 @@ def render(result: dict) -> str:
         if not row["inside"]:
             parts.append(" <i>outside</i>")
             continue
-        cells = ", ".join(f"{html.escape(b)}: {html.escape(_values.format_value(v))}" for b, v in row["values"])
+        names = getattr(row["layer"], "class_names", None) or {}  # categorical data: "3 (Forest)"
+        cells = ", ".join(f"{html.escape(b)}: {html.escape(_values.format_value(v))}"
+                          + (f" ({html.escape(str(names[v]))})" if v is not None and v in names else "")
+                          for b, v in row["values"])
         parts.append(f"<br>&nbsp;&nbsp;{cells}")
     parts.append("</div>")
     return "".join(parts)
