@@ -36,10 +36,33 @@ m2
 '''
 
 
+NAIP = DATA / "naip" / "m_4709963_se_14_1_20200831.tif"
+STAC_CELL = f'''\
+import tempfile, rasterio
+from pathlib import Path
+tmp = Path(tempfile.mkdtemp())
+with rasterio.open({str(NAIP)!r}) as src:
+    prof = dict(driver="GTiff", count=1, crs=src.crs, transform=src.transform, width=src.width,
+                height=src.height, dtype="uint8", nodata=0)
+    for name, b in (("red", 1), ("nir", 4)):
+        with rasterio.open(tmp / f"{{name}}.tif", "w", **prof) as d:
+            d.write(src.read(b), 1)
+item = {{"type": "Feature", "stac_version": "1.0.0", "id": "naip", "bbox": None, "geometry": None,
+        "properties": {{"datetime": "2020-08-31T00:00:00Z"}}, "links": [],
+        "assets": {{k: {{"href": str(tmp / f"{{k}}.tif"), "roles": ["data"]}} for k in ("red", "nir")}}}}
+m3 = Map(basemap="OpenTopoMap", scale_control=True, basemap_control=True)
+ndvi = m3.add_raster(item, assets=["red", "nir"], expression="(nir-red)/(nir+red)", colormap="RdYlGn",
+                     vmin=-0.2, vmax=0.9, layer_name="NDVI")
+m3.add_colorbar(ndvi, label="NDVI")
+info(m3, ndvi)
+m3
+'''
+
+
 @pytest.fixture(scope="module")
 def page(lab_for, open_notebook):
     lab = lab_for("local")
-    name = lab.write_notebook("split_restyle.ipynb", [PRELUDE, SPLIT_CELL, RESTYLE_CELL])
+    name = lab.write_notebook("split_restyle.ipynb", [PRELUDE, SPLIT_CELL, RESTYLE_CELL, STAC_CELL])
     return open_notebook(lab, name)
 
 
@@ -128,3 +151,15 @@ def test_style_editor_restyles_the_layer_in_place(page):
     n_layers = nb.map_locator(cell).locator(".leaflet-layer").count()
     assert n_layers == 1  # the same layer, not a second one
     print(f"restyle screenshots: {before['screenshot']} -> {after['screenshot']}")
+
+
+def test_ndvi_of_two_assets_in_the_browser(page):
+    """A STAC item's red and NIR assets (separate files) drawn as NDVI: the map's centre
+    shows the server's tile of that layer (basemap blocked: only 127.0.0.1 is reachable)."""
+    nb, cell = page, 3
+    info = nb.map_info(cell)
+    out = nb.check_centre(cell, info, "stac-ndvi")
+    assert "expression=%28b2-b1%29%2F%28b2%2Bb1%29" in out["tile"]["src"]
+    kinds = nb.map_locator(cell).locator(".leaflet-control-scale, .leaflet-control-fullscreen, select")
+    assert kinds.count() >= 3  # scale bar, fullscreen button, basemap picker
+    print(f"NDVI screenshot: {out['screenshot']}")
