@@ -33,7 +33,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from leafmap_tiles.errors import (
-    REMOTE_PREFIXES,
     AuthenticationError,
     LeafmapTilesError,
     SourceIsDirectoryError,

@@ -193,3 +193,16 @@ def test_protected_asset_tiles_are_never_cached(m, logged_in):
     url = lyr.url.replace("{z}", str(t.z)).replace("{x}", str(t.x)).replace("{y}", str(t.y))
     r = requests.get(url, timeout=30)
     assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+
+
+def test_add_stac_layer_with_an_item_url(m, logged_in, bands_stac_api):
+    url = f"{bands_stac_api.url}/collections/{BANDS_COLLECTION}/items/NAIP_BANDS_20180716"
+    lyr = m.add_stac_layer(url=url, assets=["red", "green", "blue"], name="naip rgb")
+    ref = m.add_raster(logged_in["NAIP_BANDS_20180716"], assets=["red", "green", "blue"])
+    assert lyr.name == "naip rgb" and lyr.metadata["stac"]["assets"] == ["red", "green", "blue"]
+    w, s, e, n = lyr.info["bounds"]
+    t = TMS.tile((w + e) / 2, (s + n) / 2, 16)
+    assert m.server.tile(lyr.source_id, t.z, t.x, t.y, lyr.style) == m.server.tile(ref.source_id, t.z, t.x, t.y, ref.style)
+    ndvi = m.add_stac_layer(item=logged_in["NAIP_BANDS_20180716"], assets=["red", "nir"], expression=NDVI,
+                            rescale="-0.2,0.9", colormap_name="rdylgn")
+    assert ndvi.style["colormap"] == "RdYlGn" and ndvi.stretch == {"vmin": [-0.2], "vmax": [0.9]}
