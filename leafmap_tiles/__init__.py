@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Map", "TileServer", "__version__"]
+__all__ = ["Map", "TileServer", "linked_maps", "__version__"]
 
 
 def __getattr__(name):  # lazy: importing the package must not import ipyleaflet
@@ -17,6 +17,10 @@ def __getattr__(name):  # lazy: importing the package must not import ipyleaflet
         from leafmap_tiles.map import Map
 
         return Map
+    if name == "linked_maps":
+        from leafmap_tiles.map.split import linked_maps
+
+        return linked_maps
     if name == "TileServer":
         from leafmap_tiles.client import TileServer
 

@@ -232,12 +232,25 @@ def style_of_layer(layer) -> dict:
 def add_colorbar(m, layer=None, colormap=None, vmin=None, vmax=None, label=None, position="bottomright",
                  orientation="horizontal", scale=None, offset=None, class_names=None, **kwargs) -> Colorbar:
     """Body of :meth:`Map.add_colorbar` (see there)."""
+    explicit_colormap, explicit, explicit_scale = colormap, (vmin, vmax), scale is not None or offset is not None
     owner = None
     if layer is not None and hasattr(layer, "frames_for_colorbar"):
         owner = layer
         layer = layer.frames_for_colorbar()
-    if layer is not None:
+    if layer is not None and class_names is None and getattr(layer, "class_names", None):
+        from leafmap_tiles.map.legend import class_names_of
+
+        class_names = class_names_of(layer)
+    if layer is not None and colormap is None and getattr(layer, "palette", False) \
+            and getattr(layer, "colormap", None) is None:
+        from leafmap_tiles.map.legend import palette_entries
+
+        colormap = palette_entries(layer)  # the file's colour table: a legend of the classes present
+    if layer is not None and isinstance(colormap, dict):
+        derived = {"colormap": colormap, "vmin": None, "vmax": None, "scale": None, "offset": None}
+    elif layer is not None:
         derived = style_of_layer(layer)
+    if layer is not None:
         colormap = derived["colormap"] if colormap is None else colormap
         vmin = derived["vmin"] if vmin is None else vmin
         vmax = derived["vmax"] if vmax is None else vmax
@@ -253,4 +266,10 @@ def add_colorbar(m, layer=None, colormap=None, vmin=None, vmax=None, label=None,
         owner.attach_control(cb.control)
         if label and not getattr(owner, "value_label", None):
             owner.value_label = label  # the series plot's y axis says the same
+    elif layer is not None and hasattr(layer, "colorbars"):
+        # redrawn by layer.restyle(); arguments given here stay, the rest follows the layer
+        cb.bound = dict(colormap=explicit_colormap, vmin=explicit[0], vmax=explicit[1], label=label,
+                        orientation=orientation, scale=scale if explicit_scale else None,
+                        offset=offset if explicit_scale else None, class_names=class_names, **kwargs)
+        layer.colorbars.append(cb)
     return cb

@@ -168,7 +168,26 @@ def add_dataset(m, store, keys=None, zoom_to_layer: bool = True, **kwargs):
     kv, path = find(store, keys, **key_values)
     metadata = store.get_metadata(list(kv))
     layer = create_layer(m, store, kv, path, style, _stretch(style, [metadata]))
+    layer.class_names = categories(metadata)
     return m.put_on_map(layer, zoom_to_layer)
+
+
+def categories(metadata: Mapping[str, Any]) -> dict | None:
+    """``{value: class name}`` from a dataset's Terracotta ``categories`` metadata
+    (``{"metadata": {"categories": {name: value}}}``, as in Terracotta's
+    categorical-data guide), else None."""
+    extra = (metadata or {}).get("metadata") or {}
+    cats = extra.get("categories") if isinstance(extra, Mapping) else None
+    if not isinstance(cats, Mapping) or not cats:
+        return None
+    out = {}
+    for name, value in cats.items():
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            continue
+        out[int(v) if v.is_integer() else v] = str(name)
+    return out or None
 
 
 def dataset_layers(m, store, **kwargs) -> dict[str, Any]:
@@ -195,6 +214,7 @@ def dataset_layers(m, store, **kwargs) -> dict[str, Any]:
             if st.get("layer_name"):
                 st["layer_name"] = f"{st['layer_name']} {kv[idx]}"
             layers[kv[idx]] = create_layer(m, store, tuple(kv), path, st, stretch)
+            layers[kv[idx]].class_names = categories(metadatas[list(found).index(kv)])
     except Exception:
         for layer in layers.values():
             layer.release()

@@ -173,14 +173,20 @@ def render(result: dict) -> str:
         suffix = f" {html.escape(units)}" if units else ""
         vals = row["values"]
         layer = row["layer"]
+        names = getattr(layer, "class_names", None) or {}  # categorical data: "3 (Forest)"
+
+        def shown(v):
+            text = html.escape(_values.format_value(v))
+            return text + (f" ({html.escape(str(names[v]))})" if v is not None and v in names else "")
+
         expression = (getattr(layer, "style", None) or {}).get("expression")
         if len(vals) == 1 and (expression or row.get("quantity")):
             v = vals[0][1]
             q = row.get("quantity")
             lead = f"{html.escape(q)}: " if q else ""
-            parts.append(f": {lead}{html.escape(_values.format_value(v))}{suffix if v is not None else ''}</div>")
+            parts.append(f": {lead}{shown(v)}{suffix if v is not None else ''}</div>")
             continue
-        cells = ", ".join(f"{html.escape(b)}: {html.escape(_values.format_value(v))}" for b, v in vals)
+        cells = ", ".join(f"{html.escape(b)}: {shown(v)}" for b, v in vals)
         parts.append(f"<br>&nbsp;&nbsp;{cells}{suffix}</div>")
     parts.append("</div>")
     return "".join(parts)

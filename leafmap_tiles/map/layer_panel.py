@@ -23,6 +23,7 @@ class LayerPanel:
         self.box = ipywidgets.VBox([self.toggle, self.list], layout=ipywidgets.Layout(align_items="flex-end"))
         self.control = WidgetControl(widget=self.box, position=position)
         self.rows: dict = {}
+        self.editors: dict = {}
         self.toggle.observe(self._on_toggle, names="value")
         m.observe(self._rebuild, names="layers")
         self._rebuild()
@@ -61,12 +62,25 @@ class LayerPanel:
         sl = ipywidgets.FloatSlider(value=layer.opacity, min=0.0, max=1.0, step=0.05, readout=False,
                                     tooltip="opacity", layout=ipywidgets.Layout(width="100px"))
         links = (ipywidgets.link((cb, "value"), (layer, "visible")), ipywidgets.link((sl, "value"), (layer, "opacity")))
+        if getattr(layer, "source_id", None) is not None:  # our raster: style editor, zoom, remove
+            from leafmap_tiles.map.style_editor import StyleEditor
+
+            ed = StyleEditor(self.map, layer)
+            self.editors[layer.model_id] = ed
+            box = ipywidgets.VBox([ipywidgets.HBox([cb, sl, ed.gear, ed.zoom, ed.remove]), ed.box])
+            return (layer, cb, sl, box, links)
         return (layer, cb, sl, ipywidgets.HBox([cb, sl]), links)
 
-    @staticmethod
-    def _drop_row(row) -> None:
+    def editor(self, layer):
+        """The :class:`~leafmap_tiles.map.style_editor.StyleEditor` of a raster layer."""
+        return self.editors[layer.model_id]
+
+    def _drop_row(self, row) -> None:
         for link in row[4]:
             link.unlink()
+        ed = self.editors.pop(row[0].model_id, None)
+        if ed is not None:
+            ed.close()
         for w in row[1:4]:
             w.close()
 

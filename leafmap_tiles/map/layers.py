@@ -47,6 +47,20 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         self.offset = None
         self.metadata: dict = {}
         self.registration = server.registration(source_id) if server is not None else None
+        self.colorbars: list = []  # colorbars drawn from this layer (redrawn by restyle)
+        self.class_names: dict | None = None  # {value: name} of categorical data
+        self.band_labels: dict | None = None  # {"b1": "red", ...}: names the inspector shows
+
+    def restyle(self, colormap=None, vmin=None, vmax=None, indexes=None, expression=None, **style) -> None:
+        """Change how this layer is drawn, in place (same layer, new tile URL): any of
+        ``colormap``, ``vmin``/``vmax``, ``indexes``, ``expression``, ``stretch``,
+        ``nodata``, ``resampling`` (as for ``Map.add_raster``; for a STAC layer the
+        expression names its assets).  What is not given stays; a new ``indexes`` or
+        ``expression`` drops the old ``vmin``/``vmax`` unless given.  Colorbars drawn
+        from this layer are redrawn.  Raises ``StyleError`` (the layer unchanged)."""
+        from leafmap_tiles.map.restyle import restyle
+
+        restyle(self, colormap=colormap, vmin=vmin, vmax=vmax, indexes=indexes, expression=expression, **style)
 
     def refresh_url(self) -> None:
         """Rebuild the URL (after the server had to move to another port, or a style change)."""

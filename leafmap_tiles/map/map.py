@@ -26,10 +26,16 @@ class Map(ipyleaflet.Map):
     tile-server process (started on first use).
     """
 
-    def __init__(self, basemap="default", layer_control: bool = True, inspector: bool = True, **kwargs):
+    def __init__(self, basemap="default", layer_control: bool = True, inspector: bool = True,
+                 fullscreen_control: bool = True, scale_control: bool = False, basemap_control: bool = False,
+                 height=None, width=None, **kwargs):
         kwargs.setdefault("scroll_wheel_zoom", True)
         if basemap is None:
             kwargs["layers"] = ()
+        elif isinstance(basemap, str) and basemap != "default":
+            from leafmap_tiles.map.basemaps import basemap_layer
+
+            kwargs["basemap"] = basemap_layer(basemap)  # leafmap/xyzservices names: "OpenTopoMap"
         elif basemap != "default":
             kwargs["basemap"] = basemap
         # plain attributes first: close() (also run by the widget's __del__) must work
@@ -40,11 +46,26 @@ class Map(ipyleaflet.Map):
         self._time_sliders: list = []
         self.layer_control = None
         self.inspector = None
+        self.basemap_picker = None
+        self._side_layers: list = []  # raster layers shown by a split map, not in self.layers
         super().__init__(**kwargs)  # a bad trait (zoom="x", basemap=...) raises its TraitError here
+        for dim, value in (("height", height), ("width", width)):
+            if value is not None:
+                setattr(self.layout, dim, f"{value}px" if isinstance(value, (int, float)) else str(value))
         if not self.layout.height:
             # room for the slider, colorbar and inspector panels around the map's centre
             self.layout.height = view.DEFAULT_HEIGHT
         try:
+            if fullscreen_control:
+                self.add(ipyleaflet.FullScreenControl())
+            if scale_control:
+                self.add(ipyleaflet.ScaleControl(position="bottomleft", imperial=False))
+            if basemap_control:
+                from leafmap_tiles.map.basemaps import BasemapPicker
+
+                self.basemap_picker = BasemapPicker(self)
+                self.add(self.basemap_picker.control)
+                self._close_hooks.append(self.basemap_picker.close)
             self.observe(self._on_layers_change, names="layers")
             if layer_control:
                 from leafmap_tiles.map.layer_panel import LayerPanel
@@ -111,6 +132,21 @@ class Map(ipyleaflet.Map):
             raise RuntimeError("this Map was closed; create a new Map()")
         if layer_name is not None and not isinstance(layer_name, str):
             raise TypeError(f"layer_name must be a string, got {type(layer_name).__name__}")
+        from leafmap_tiles.providers.assets import is_item
+
+        stac_keys = {k: style.pop(k) for k in ("assets", "unscale", "resolution") if k in style}
+        if is_item(source) or (isinstance(source, (list, tuple)) and source and all(is_item(s) for s in source)):
+            from leafmap_tiles.providers.assets import item_layer
+
+            layer = item_layer(source, server=self.server, name=layer_name and self._unique_name(layer_name),
+                               indexes=indexes, colormap=colormap, vmin=vmin, vmax=vmax, nodata=nodata,
+                               visible=visible, opacity=opacity, attribution=attribution, **stac_keys, **style)
+            if layer_name is None:
+                layer.name = self._unique_name(layer.name)
+            return layer
+        if stac_keys:
+            raise TypeError(f"{', '.join(sorted(stac_keys))}= apply to STAC items (a pystac.Item), "
+                            f"not to a {type(source).__name__}")
         if hasattr(source, "raster_source"):  # e.g. a collection's item asset
             source, extra = source.raster_source()
             nodata = extra["nodata"] if nodata is None else nodata
@@ -131,8 +167,14 @@ class Map(ipyleaflet.Map):
         Args:
             source: local path, ``http(s)://``/``s3://`` URL, open rasterio dataset,
                 numpy array (with ``crs=`` and ``transform=`` keywords; shape (rows, cols)
-                or (bands, rows, cols); dtype kept, NaN is nodata) or xarray DataArray
-                with a rioxarray CRS.
+                or (bands, rows, cols); dtype kept, NaN is nodata), xarray DataArray
+                with a rioxarray CRS, or a STAC item (``pystac.Item`` or its dict; a
+                list of same-date items is one mosaic) with ``assets=["red", "nir"]``:
+                the assets are read as the bands of one raster, each with its own
+                nodata and ``raster:scale``/``raster:offset`` (``unscale=False`` keeps
+                stored values), coarser assets resampled to the finest
+                (``resolution="lowest"`` for the coarsest); ``expression`` and the
+                inspector use the asset names: ``"(nir-red)/(nir+red)"``.
             indexes: 1-based band index (int) or ``[r, g, b]``; default bands 1-3 of a
                 multi-band raster, band 1 otherwise.
             colormap: matplotlib name (``"RdYlGn"``, ``"viridis_r"``), a
@@ -225,6 +267,111 @@ class Map(ipyleaflet.Map):
         self.add(layer)
         return layer
 
+    # ------------------------------------------------- leafmap-compatible names
+    def add_basemap(self, basemap="HYBRID", show: bool = True, **kwargs) -> ipyleaflet.TileLayer:
+        """Add a basemap on top of the layers (as leafmap does) and return it:
+        ``basemap`` is a leafmap/xyzservices name (``"OpenTopoMap"``,
+        ``"Esri.WorldImagery"``, ``"HYBRID"`` ...), an ``xyzservices.TileProvider`` or an
+        XYZ URL template; ``show`` its visibility; ``**kwargs`` go to the TileLayer.
+        Raises ``StyleError`` for an unknown name (listing the closest)."""
+        from leafmap_tiles.map.basemaps import basemap_layer
+
+        layer = basemap_layer(basemap, visible=bool(show), **kwargs)
+        if layer in self.layers:
+            return layer
+        names = {getattr(l, "name", None) for l in self.layers}
+        if layer.name in names and any(getattr(l, "url", None) == layer.url for l in self.layers):
+            return next(l for l in self.layers if getattr(l, "url", None) == layer.url)
+        self.add(layer)
+        return layer
+
+    def set_basemap(self, basemap) -> ipyleaflet.TileLayer | None:
+        """Replace the base layer (the bottom one) by ``basemap`` (as
+        :meth:`add_basemap`; ``None`` removes it) and return the new one."""
+        from leafmap_tiles.map.basemaps import basemap_layer
+
+        new = None if basemap is None else basemap_layer(basemap)
+        layers = [l for l in self.layers if not getattr(l, "base", False)]
+        if new is not None:
+            new.base = True
+            layers.insert(0, new)
+        self.layers = tuple(layers)
+        return new
+
+    def add_cog_layer(self, url, name="Untitled", attribution="", opacity=1.0, shown=True, bands=None,
+                      titiler_endpoint=None, zoom_to_layer=True, **kwargs) -> RasterTileLayer:
+        """leafmap's ``add_cog_layer``: a COG URL or path drawn by our tile server (no
+        TiTiler needed; ``titiler_endpoint`` is ignored).  ``bands``: 1-based band
+        numbers; leafmap's ``rescale="0,255"`` and ``colormap_name=`` are understood;
+        other keywords as for :meth:`add_raster`."""
+        from leafmap_tiles.map.compat import leafmap_style
+
+        style = leafmap_style(kwargs)
+        return self.add_raster(url, indexes=bands if bands is not None else style.pop("indexes", None),
+                               layer_name=None if name == "Untitled" else name,
+                               attribution=attribution or None, opacity=opacity, visible=shown,
+                               zoom_to_layer=zoom_to_layer, **style)
+
+    def add_stac_layer(self, url=None, collection=None, item=None, assets=None, bands=None,
+                       titiler_endpoint=None, name="STAC Layer", attribution="", opacity=1.0, shown=True,
+                       fit_bounds=True, **kwargs) -> RasterTileLayer:
+        """leafmap's ``add_stac_layer``: ``url`` (a STAC item's JSON URL/path) or
+        ``item`` (a ``pystac.Item``), ``assets`` (or leafmap's older ``bands``) such as
+        ``["red", "green", "blue"]`` or ``["red", "nir"]`` with
+        ``expression="(nir-red)/(nir+red)"``; leafmap's ``rescale``/``colormap_name``
+        are understood.  Assets are read as bands of one raster (see
+        :meth:`add_raster`).  ``collection`` with an item id needs a STAC API: give the
+        ``pystac.Item`` instead.  Raises ``TypeError`` when neither url nor item is given."""
+        from leafmap_tiles.map.compat import leafmap_style
+
+        source = item if item is not None and not isinstance(item, str) else url
+        if source is None or (isinstance(item, str) and url is None):
+            raise TypeError("add_stac_layer needs url= (a STAC item's JSON) or item= (a pystac.Item)")
+        if isinstance(source, str):
+            from leafmap_tiles.providers.assets import as_item
+
+            source = as_item(source)
+        style = leafmap_style(kwargs)
+        return self.add_raster(source, assets=assets if assets is not None else bands,
+                               layer_name=None if name == "STAC Layer" else name,
+                               attribution=attribution or None, opacity=opacity, visible=shown,
+                               zoom_to_layer=fit_bounds, **style)
+
+    def split_map(self, left_layer="OpenTopoMap", right_layer="Esri.WorldImagery", left_args=None, right_args=None,
+                  left_label=None, right_label=None, left_position="bottomleft", right_position="bottomright",
+                  add_close_button=False, **kwargs):
+        """Compare two layers with a draggable divider (leafmap's ``split_map``) and
+        return the :class:`~leafmap_tiles.map.split.SplitMap`.  Each side is a layer, a
+        basemap name, a raster path/URL/STAC item (styled with ``left_args`` /
+        ``right_args``, as for :meth:`add_raster`), or a date label of a time slider
+        on this map (that frame).  ``left_label``/``right_label`` are shown at
+        ``left_position``/``right_position``."""
+        from leafmap_tiles.map.split import split_map
+
+        return split_map(self, left_layer, right_layer, left_args=left_args, right_args=right_args,
+                         left_label=left_label, right_label=right_label, left_position=left_position,
+                         right_position=right_position, add_close_button=add_close_button, **kwargs)
+
+    def add_legend(self, title="Legend", legend_dict=None, labels=None, colors=None, position="bottomright",
+                   builtin_legend=None, layer_name=None, layer=None, **kwargs):
+        """A legend of coloured boxes (leafmap's ``add_legend``): ``legend_dict``
+        ``{label: colour}`` or ``labels`` + ``colors`` (names, ``"#rrggbb"`` or RGB
+        tuples); with ``layer=`` (or ``layer_name=``) of a paletted/categorical raster,
+        its classes (values present, with the layer's class names).  Returns the
+        :class:`~leafmap_tiles.map.colorbar.Colorbar` that draws it."""
+        from leafmap_tiles.map.legend import add_legend
+
+        return add_legend(self, title=title, legend_dict=legend_dict, labels=labels, colors=colors,
+                          position=position, builtin_legend=builtin_legend, layer_name=layer_name,
+                          layer=layer, **kwargs)
+
+    def find_layer(self, name: str):
+        """The layer called ``name`` on this map, else None (as leafmap's)."""
+        for layer in self.layers:
+            if getattr(layer, "name", None) == name:
+                return layer
+        return None
+
     # ------------------------------------------------------- time, legends
     def add_time_slider(self, layers, labels=None, time_interval: float = 1.0, position: str = "bottomright",
                         slider_length: str = "150px", zoom_to_layer: bool = False, preload: int | None = None,
@@ -233,8 +380,11 @@ class Map(ipyleaflet.Map):
         :class:`~leafmap_tiles.map.time_slider.TimeSlider`.
 
         ``layers``: ``{label: TileLayer}``, a list of TileLayers, a list of sources
-        (paths, URLs, arrays ... as for :meth:`add_raster`, styled with ``**style``)
-        or ``{label: source}``.  Labels default to the dict keys, else to the date in
+        (paths, URLs, arrays ... as for :meth:`add_raster`, styled with ``**style``),
+        ``{label: source}``, a folder (``"rasters/"``: its ``.tif``/``.tiff``/``.vrt``
+        files in name order) or a glob pattern (``"rasters/*_ndvi.tif"``), or a list
+        of STAC items (one frame per date, same-date items mosaicked; ``assets=``
+        and ``expression=`` as for :meth:`add_raster`).  Labels default to the dict keys, else to the date in
         each file or layer name (``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYY``).  The inputs
         are not changed (layers given are restored when the slider closes).  Play
         advances every ``time_interval`` seconds and loops, each frame on screen that
@@ -246,7 +396,9 @@ class Map(ipyleaflet.Map):
         the map then plots the pixel's time series; ``slider.values_at(lon, lat)``
         returns it."""
         from leafmap_tiles.map.time_slider import add_time_slider
+        from leafmap_tiles.map.sources import slider_input
 
+        layers, style = slider_input(self, layers, style)
         ts = add_time_slider(self, layers, labels=labels, time_interval=time_interval, position=position,
                              slider_length=slider_length, zoom_to_layer=zoom_to_layer, preload=preload, **style)
         self._time_sliders.append(ts)
@@ -313,7 +465,7 @@ class Map(ipyleaflet.Map):
                 hook()
             except Exception:
                 pass
-        for layer in list(self.layers):
+        for layer in list(self.layers) + self._side_layers:
             if isinstance(layer, RasterTileLayer) and not _on_another_map(layer, self):
                 layer.release()
         _open_maps.discard(self)

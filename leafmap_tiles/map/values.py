@@ -46,7 +46,8 @@ def band_values(layer, result: dict) -> list[tuple[str, object]]:
     bands = result.get("bands") or [f"b{i + 1}" for i in range(len(result.get("values") or []))]
     for band, raw in zip(bands, result.get("values") or []):
         s, o = scale_offset(layer, band, result)
-        out.append((band, physical(raw, s, o)))
+        label = (getattr(layer, "band_labels", None) or {}).get(band, band)  # e.g. a STAC asset name
+        out.append((label, physical(raw, s, o)))
     return out
 
 

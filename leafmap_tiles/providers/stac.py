@@ -653,10 +653,12 @@ def time_layer_sources(items: Iterable, asset_key: str) -> dict[str, dict]:
 
 def create_time_layers(
     items: Iterable,
-    asset_key: str,
-    colormap: str = "RdYlGn",
+    asset_key: str | None = None,
+    colormap: str | None = "RdYlGn",
     vmin: float | None = None,
     vmax: float | None = None,
+    assets: Sequence[str] | str | None = None,
+    expression: str | None = None,
     **style,
 ) -> dict:
     """``{date: RasterTileLayer}`` for ``Map.add_time_slider``, one layer per date
@@ -666,9 +668,26 @@ def create_time_layers(
     (``layer.scale``/``layer.offset``) for colorbars in physical units.  Protected
     assets (hosts with credentials) are never cached by the browser.
 
+    ``assets=["red", "nir"]`` with ``expression="(nir-red)/(nir+red)"`` reads several
+    assets of each item as the bands of one raster (each asset's nodata, scale/offset
+    applied, so the expression is in physical units; ``vmin``/``vmax`` too); see
+    :mod:`leafmap_tiles.providers.assets` (``unscale=``, ``resolution=``).  Three
+    assets without an expression give an RGB composite (use ``colormap=None``).
+
     Raises the errors of ``Map.add_raster`` (e.g. ``AuthenticationError`` before
     login) before any layer is returned."""
     from leafmap_tiles.map.layers import make_raster_layer
+
+    if assets is not None or expression is not None:
+        from leafmap_tiles.providers import assets as _assets
+
+        names = _assets.asset_names(assets if assets is not None else asset_key)
+        if len(names) > 1 and expression is None and colormap == "RdYlGn":
+            colormap = None  # an RGB composite has no colormap
+        return _assets.time_layers(items, assets=names, expression=expression, colormap=colormap,
+                                   vmin=vmin, vmax=vmax, **style)
+    if asset_key is None:
+        raise TypeError("create_time_layers needs asset_key= (one asset) or assets=[...]")
 
     layers = {}
     try:

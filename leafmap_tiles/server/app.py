@@ -192,8 +192,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         return await (remote_pool if remote else pool).run(key, fn, *args, deadline=None, urgent=True)
 
     def is_remote(path) -> bool:
-        paths = path if isinstance(path, tuple) else (path,)
-        return any(p.startswith(REMOTE_PREFIXES) for p in paths)
+        return gdalenv.is_remote(path)  # also a VRT whose members are URLs
 
     def check_token(request: Request) -> None:
         if not hmac.compare_digest(request.path_params.get("token", ""), token):

@@ -88,7 +88,53 @@ def _url_prefix(url: str) -> str | None:
 
 
 def _urls(path) -> list[str]:
-    return [p for p in (path if isinstance(path, tuple) else (path,)) if isinstance(p, str)]
+    out = []
+    for p in (path if isinstance(path, tuple) else (path,)):
+        if isinstance(p, str):
+            out.extend(vrt_members(p) if p.lower().endswith(".vrt") else [p])
+    return out
+
+
+_vrt_cache: dict[tuple, list[str]] = {}
+
+
+def vrt_members(path: str) -> list[str]:
+    """The files a local VRT reads (its ``SourceFilename`` elements, made absolute when
+    relative to the VRT), e.g. the asset URLs of a stacked STAC item; ``[path]`` when
+    it cannot be read as a VRT.  Cached per file state."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [path]
+    key = (path, st.st_mtime_ns, st.st_size)
+    hit = _vrt_cache.get(key)
+    if hit is not None:
+        return hit
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return [path]
+    out = []
+    for el in root.iter("SourceFilename"):
+        name = (el.text or "").strip()
+        if el.get("relativeToVRT") == "1" and not name.startswith("/vsi"):
+            name = os.path.join(os.path.dirname(path), name)
+        if name and name not in out:
+            out.append(name)
+    if len(_vrt_cache) > 1024:
+        _vrt_cache.clear()
+    _vrt_cache[key] = out
+    return out
+
+
+def is_remote(path) -> bool:
+    """Whether reading ``path`` (a path, a mosaic tuple, or a VRT of such) goes over
+    the network: then it is rendered on the remote pool, with its longer deadline."""
+    from leafmap_tiles.errors import REMOTE_PREFIXES
+
+    return any(p.startswith(REMOTE_PREFIXES) for p in _urls(path))
 
 
 def _host_for(url: str) -> str | None:

@@ -60,7 +60,11 @@ def test_inspector_can_be_switched_off():
         assert m.inspector is None and m.layer_control is None
         m.add_raster(data("bahamas_rgb.tif"))
         click(m, -77.8, 24.5)
-        assert len(m.controls) == 2  # zoom and attribution only
+        import ipyleaflet
+
+        # zoom, attribution and the fullscreen button (on by default, as in leafmap): no values box
+        assert [type(c) for c in m.controls] == [ipyleaflet.ZoomControl, ipyleaflet.AttributionControl,
+                                                 ipyleaflet.FullScreenControl]
     finally:
         m.close()
 

@@ -317,8 +317,9 @@ def item_dict(spec: ItemSpec, info: dict, href: str) -> dict:
     }
 
 
-def write_static_catalog(root: Path, items: list[dict]) -> Path:
+def write_static_catalog(root: Path, items: list[dict], collection_id: str = COLLECTION) -> Path:
     """A best-practice-layout static catalog: catalog.json -> collection -> items."""
+    COLLECTION = collection_id  # noqa: N806  (the collection written below)
     root.mkdir(parents=True, exist_ok=True)
     col_dir = root / COLLECTION
     col_dir.mkdir(exist_ok=True)
@@ -535,3 +536,121 @@ def terrascope_local(stac_api, terrascope_auth, monkeypatch):
     terrascope_auth._reset_client()
     yield terrascope_auth
     terrascope_auth._reset_client()
+
+
+# ---------------------------------------------------------------- multi-asset items (bands as COGs)
+
+BANDS_COLLECTION = "naip-bands"
+# NIR is stored at 10 m (2x2 mean of NAIP's 5 m band 4) as uint16 DN with its own
+# nodata and a scale/offset given by STAC only: physical = DN * NIR_SCALE + NIR_OFFSET
+NIR_SCALE, NIR_OFFSET, NIR_NODATA = 0.025, -25.0, 65535
+NIR_HOLE = (slice(0, 10), slice(0, 10))  # a 10x10 block of NIR pixels set to nodata (red valid there)
+# (item id, NAIP date, part): two dates, the second as two neighbouring halves on one date
+BAND_ITEMS = [("NAIP_BANDS_20180716", "20180716", "full"),
+              ("NAIP_BANDS_20200831_W", "20200831", "west"),
+              ("NAIP_BANDS_20200831_E", "20200831", "east")]
+
+
+@dataclass
+class BandAssets:
+    folder: Path                     # served at <asset server>/ndvi/bands/
+    files: dict = field(default_factory=dict)   # item id -> {asset: path}
+    window: dict = field(default_factory=dict)  # item id -> rasterio Window of the NAIP file
+
+
+def _write_band_cogs(folder: Path, item_id: str, naip_date: str, part: str) -> tuple[dict, object]:
+    import numpy as np
+    import rasterio
+    from rasterio.shutil import copy as rio_copy
+    from rasterio.windows import Window
+
+    with rasterio.open(naip_path(naip_date)) as src:
+        half = src.width // 2
+        window = {"full": Window(0, 0, src.width, src.height), "west": Window(0, 0, half, src.height),
+                  "east": Window(half, 0, src.width - half, src.height)}[part]
+        bands = src.read(window=window)
+        transform = src.window_transform(window)
+        crs = src.crs
+    out = {}
+    base = {"driver": "GTiff", "count": 1, "crs": crs}
+    for name, b in (("red", 0), ("green", 1), ("blue", 2)):
+        prof = dict(base, dtype="uint8", width=bands.shape[2], height=bands.shape[1], transform=transform, nodata=0)
+        out[name] = folder / f"{item_id}_{name}.tif"
+        tmp = out[name].with_suffix(".tmp.tif")
+        with rasterio.open(tmp, "w", **prof) as dst:
+            dst.write(bands[b], 1)
+        rio_copy(tmp, out[name], driver="COG", BLOCKSIZE=64, COMPRESS="DEFLATE", OVERVIEWS="AUTO")
+        tmp.unlink()
+    nir = bands[3].astype("float64")
+    h2, w2 = nir.shape[0] // 2, nir.shape[1] // 2
+    nir10 = nir[:h2 * 2, :w2 * 2].reshape(h2, 2, w2, 2).mean(axis=(1, 3))
+    dn = np.round((nir10 - NIR_OFFSET) / NIR_SCALE).astype("uint16")
+    dn[NIR_HOLE] = NIR_NODATA
+    prof = dict(base, dtype="uint16", width=w2, height=h2, transform=transform * transform.scale(2), nodata=NIR_NODATA)
+    out["nir"] = folder / f"{item_id}_nir.tif"
+    tmp = out["nir"].with_suffix(".tmp.tif")
+    with rasterio.open(tmp, "w", **prof) as dst:
+        dst.write(dn, 1)
+    rio_copy(tmp, out["nir"], driver="COG", BLOCKSIZE=64, COMPRESS="DEFLATE", OVERVIEWS="AUTO")
+    tmp.unlink()
+    return out, window
+
+
+@pytest.fixture(scope="session")
+def band_assets(ndvi_assets) -> BandAssets:
+    """Separate single-band COGs (red, green, blue at 5 m; NIR at 10 m, uint16 with
+    STAC-only scale/offset and its own nodata) cut from the NAIP rasters, in the
+    folder the nginx asset server protects."""
+    folder = ndvi_assets.root / "ndvi" / "bands"
+    folder.mkdir(exist_ok=True)
+    assets = BandAssets(folder)
+    for item_id, date, part in BAND_ITEMS:
+        assets.files[item_id], assets.window[item_id] = _write_band_cogs(folder, item_id, date, part)
+    return assets
+
+
+def band_item_dict(item_id: str, date: str, files: dict, base_url: str) -> dict:
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    assets = {}
+    for name, path in files.items():
+        with rasterio.open(path) as ds:
+            bbox = list(transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21))
+            asset = {"href": f"{base_url}/ndvi/bands/{path.name}", "roles": ["data"],
+                     "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                     "proj:shape": [ds.height, ds.width], "proj:transform": list(ds.transform)[:6]}
+        if name == "nir":
+            asset["raster:bands"] = [{"nodata": NIR_NODATA, "scale": NIR_SCALE, "offset": NIR_OFFSET,
+                                      "data_type": "uint16", "spatial_resolution": 10}]
+        else:
+            asset["raster:bands"] = [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 5}]
+        assets[name] = asset
+        if name == "red":
+            item_bbox = bbox
+    w, s, e, n = item_bbox
+    when = f"{date[:4]}-{date[4:6]}-{date[6:]}T17:00:00Z"
+    return {
+        "type": "Feature", "stac_version": "1.0.0",
+        "stac_extensions": ["https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+                            "https://stac-extensions.github.io/projection/v1.1.0/schema.json"],
+        "id": item_id, "collection": BANDS_COLLECTION, "bbox": [w, s, e, n],
+        "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
+        "properties": {"datetime": when, "proj:epsg": 26914}, "links": [], "assets": assets,
+    }
+
+
+@pytest.fixture(scope="session")
+def bands_stac_api(band_assets, asset_server, tmp_path_factory) -> StacApi:
+    """A second real STAC API (stac-fastapi-static) holding multi-asset items whose
+    red/green/blue/nir assets are separate COGs behind the nginx asset server (Basic auth)."""
+    if not (STAC_VENV / "bin" / "python").exists():
+        pytest.skip(f"STAC API server venv {STAC_VENV} is absent: run `bash scripts/setup_stac_server.sh`")
+    tmp = tmp_path_factory.mktemp("stac_bands")
+    items = {i: band_item_dict(i, d, band_assets.files[i], asset_server.base_url) for i, d, _ in BAND_ITEMS}
+    catalog = write_static_catalog(tmp / "catalog", list(items.values()), collection_id=BANDS_COLLECTION)
+    proc, url = _start_stac_api(catalog, tmp)
+    try:
+        yield StacApi(url, items, asset_server)
+    finally:
+        stop(proc)
