@@ -154,7 +154,10 @@ def error_response(scope, exc: BaseException, log: RateLimitedLog | None = None)
         kind, message = type(exc).__name__, str(exc)
     else:  # a bug: name it, but never its text (it may hold anything)
         kind, message = "TileServerError", f"internal error ({type(exc).__name__}); see the server log"
-    message = scrub(message, scope.get("leafmap_tiles.paths"))
+    if not scope.get("leafmap_tiles.registering"):
+        # a registration is an admin route: only the kernel calls it, with the path it
+        # names itself, and the user must learn which file failed
+        message = scrub(message, scope.get("leafmap_tiles.paths"))
     if status >= 500 and log is not None:
         where = ""
         tb = exc.__traceback__

@@ -374,3 +374,16 @@ def test_layer_with_too_long_tile_urls_is_refused_before_the_map_changes(m):
     t = morecantile.tms.get("WebMercatorQuad").tile(m.center[1], m.center[0], z)
     r = requests.get(lyr.url.format(z=t.z, x=t.x, y=t.y), timeout=60)
     assert r.status_code == 200 and r.content[:4] == b"\x89PNG"
+
+
+def test_a_file_that_is_not_a_raster_is_named_in_the_kernel_error(m, tmp_path):
+    """Error bodies to the browser carry no paths, but a registration is the kernel's own
+    request: the user is told which file cannot be read (e.g. one of a slider's folder)."""
+    from leafmap_tiles.errors import InvalidSourceError
+
+    bad = tmp_path / "2000.tif"
+    bad.write_text("not a raster")
+    before = list(m.layers)
+    with pytest.raises(InvalidSourceError, match="2000.tif"):
+        m.add_raster(str(bad))
+    assert list(m.layers) == before
