@@ -196,5 +196,20 @@ def test_background_sources_render_after_the_others():
         await asyncio.gather(*held)
         sched.close()
 
-    asyncio.run(scenario())
+    # in a thread of its own: a session-wide Playwright (browser tests) may keep an event
+    # loop running in this thread, where asyncio.run() refuses to start
+    errors: list[BaseException] = []
+
+    def runner():
+        try:
+            asyncio.run(scenario())
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=runner)
+    t.start()
+    t.join(120)
+    assert not t.is_alive(), "scenario hung"
+    if errors:
+        raise errors[0]
     assert order.index("b") < order.index("a"), order
