@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 import requests
 
 from leafmap_tiles.errors import TileServerError, from_name
-from leafmap_tiles.client.urls import browser_base
+from leafmap_tiles.client import urls
 
 START_TIMEOUT = 60.0
 # HTTP credentials that GDAL would send to every host; AWS keys stay (GDAL sends them to S3 only).
@@ -345,9 +345,17 @@ class TileServer:
             self._request("POST", "gdal", json=body, restart=False)
 
     # ---------------------------------------------------------------- URLs
+    @property
+    def route(self) -> "urls.Route":
+        """How the browser reaches this server (a :class:`leafmap_tiles.client.urls.Route`:
+        ``kind`` ``"explicit"``, ``"proxy"``, ``"comm"`` or ``"direct"``, and why);
+        see :mod:`leafmap_tiles.client.urls` for the order."""
+        return urls.route(self.client_prefix)
+
     def browser_base(self) -> str:
+        """URL base (no trailing slash) of this server as the browser must use it."""
         self.start()
-        return browser_base(self.port, self.client_prefix)
+        return self.route.base(self.port)
 
     def tile_url(self, source_id: str, style: dict | None = None, fmt: str = "png") -> str:
         """Leaflet URL template ``.../tiles/<id>/{z}/{x}/{y}.png?<style>`` as the

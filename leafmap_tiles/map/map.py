@@ -71,14 +71,17 @@ class Map(ipyleaflet.Map):
 
     @staticmethod
     def _bridge(server) -> None:
-        """Front ends without a jupyter-server (VS Code, Colab): when the user enabled
-        jupyter-loopback's comm bridge, route our loopback URLs through it."""
+        """Front ends without our jupyter-server proxy (VS Code, Colab, Voila): when the
+        server's route is ``"comm"`` (:mod:`leafmap_tiles.client.urls`), or the user
+        enabled jupyter-loopback's comm bridge, route our loopback URLs through it."""
         try:
             import jupyter_loopback
         except ImportError:  # pragma: no cover
             return
         if not jupyter_loopback.is_comm_bridge_enabled():
-            return
+            if server.route.kind != "comm":
+                return
+            jupyter_loopback.enable_comm_bridge()  # shows its (empty) widget in this cell
         port = server.start().port
         if getattr(server, "_bridged_port", None) != port:
             jupyter_loopback.intercept_localhost(port)
