@@ -87,6 +87,20 @@ class Map(ipyleaflet.Map):
             jupyter_loopback.intercept_localhost(port)
             server._bridged_port = port
 
+    def _repr_mimebundle_(self, **kwargs):
+        # with the comm bridge on, a view of it goes out just before the map, in the same
+        # output: front ends that give each output its own frame (Colab) then intercept
+        # this map's tile URLs too (the bridge's view patches the frame it renders in)
+        if self._server is not None and not self._closed:
+            try:
+                import jupyter_loopback
+
+                if jupyter_loopback.is_comm_bridge_enabled():
+                    jupyter_loopback.enable_comm_bridge()
+            except Exception:  # never let the bridge break the map's display
+                pass
+        return super()._repr_mimebundle_(**kwargs)
+
     def _on_server_moved(self, server) -> None:
         frames = [f for ts in self._time_sliders for f in ts.layers]
         for layer in list(self.layers) + frames:
