@@ -107,7 +107,7 @@ def detect_route(environ: Mapping[str, str] | None = None, *, runtime_dirs: list
     in_kernel = bool(env.get("JPY_PARENT_PID") or env.get("JPY_SESSION_NAME"))
     why_not = "not started by a jupyter-server"
     if in_kernel:
-        info = kernel_server_info(env, runtime_dirs)
+        info = kernel_server_info(environ, runtime_dirs)
         if info is not None:
             base_url = _slashed(str(info.get("base_url") or "/"))
             if info.get("sock"):  # a unix socket: only a proxy in front of it reaches it
