@@ -6,8 +6,9 @@ leafmap_tiles vs titiler, localtileserver and terracotta, same files, same run.
 For every raster in ../shared/data (naip, landsat_annual, cog/, misc/, large/) and a
 numpy array source (the NAIP scene as a 4-band uint8 array, nodata 0; ours only, the
 peers cannot serve arrays), each server answers the tile at the raster's centre at its
-native zoom (median of 5) and at every zoom from native-1 down to native-10 (or 0),
-median of 3, one request at a time.  A request still unanswered after ``--timeout``
+native zoom (after one warm-up request: the median of it and 4 neighbours) and at every
+zoom from native-1 down to native-10 (or 0), once each (no tile is asked twice, so no
+server's tile cache answers), one request at a time.  A request still unanswered after ``--timeout``
 seconds counts as that many seconds (a lower bound) and the server's further-out zooms
 of that file are skipped (they only get slower).  Servers: ours = the session server
 (``TileServer``, default style with the stretch it computed); ``ours-serve`` =
@@ -281,16 +282,15 @@ def timed(port: int, path: str, timeout: float) -> tuple[float, int]:
 
 def measure(srv, key, desc, timeout: float) -> dict:
     lon, lat, native = desc["lon"], desc["lat"], desc["native"]
-    nat = [timed(srv.port, srv.path(key, *tile_at(lon, lat, native)), timeout) for _ in range(6)][1:]
-    out = {"native_s": statistics.median(t for t, _ in nat), "native_status": nat[-1][1], "far": {}}
+    z0, x0, y0 = tile_at(lon, lat, native)
+    timed(srv.port, srv.path(key, z0, x0, y0), timeout)  # warm-up: opens the file
+    # five distinct tiles (a server's tile cache, e.g. terracotta's, never answers them)
+    nat = [timed(srv.port, srv.path(key, z0, x0 + dx, y0 + dy), timeout)
+           for dx, dy in ((0, 0), (1, 0), (0, 1), (-1, 0), (0, -1))]
+    out = {"native_s": statistics.median(t for t, _ in nat), "native_status": nat[0][1], "far": {}}
     for z in range(native - 1, max(-1, native - DEPTH - 1), -1):
-        runs = []
-        for _ in range(3):  # median of 3; a timed-out tile is not asked again
-            t, status = timed(srv.port, srv.path(key, *tile_at(lon, lat, z)), timeout)
-            runs.append((t, status))
-            if status == -1:
-                break
-        t, status = (runs[-1] if runs[-1][1] == -1 else (statistics.median(r[0] for r in runs), runs[-1][1]))
+        # one request per zoom: each tile is asked once, so no cache answers it
+        t, status = timed(srv.port, srv.path(key, *tile_at(lon, lat, z)), timeout)
         out["far"][z] = {"s": t, "status": status}
         if status == -1:
             out["timed_out_at"] = z
@@ -310,8 +310,10 @@ def storm(srv, files, descs, timeout: float) -> dict | None:
     if not storm_keys or other is None:
         return None
     d = descs[other]
-    native_path = srv.path(other, *tile_at(d["lon"], d["lat"], d["native"]))
-    idle = statistics.median(timed(srv.port, native_path, timeout)[0] for _ in range(6))
+    z0, x0, y0 = tile_at(d["lon"], d["lat"], d["native"])
+    timed(srv.port, srv.path(other, z0, x0, y0), timeout)
+    idle = statistics.median(timed(srv.port, srv.path(other, z0, x0 + dx, y0), timeout)[0] for dx in (1, 2, 3, 4, 5))
+    native_path = srv.path(other, z0, x0 - 1, y0 + 1)  # not asked before
     socks = []
     for i in range(16):
         key = storm_keys[i % len(storm_keys)]

@@ -83,6 +83,14 @@ def main() -> None:
             ctx = browser.new_context(viewport=VIEWPORT)
             page = ctx.new_page()
             nbp = NotebookPage(page, lab, [], out)
+            timings: list[tuple[str, float, float]] = []  # (url, wall start, ms to response end)
+
+            def finished(req):
+                if "/tiles/" in req.url:
+                    t = req.timing
+                    timings.append((req.url, time.perf_counter(), t.get("responseEnd", -1)))
+
+            page.on("requestfinished", finished)
             nbp.open_and_run("zoom.ipynb")
             import json
 
@@ -103,9 +111,14 @@ def main() -> None:
                     dt = time.perf_counter() - t0
                 except Exception:
                     n, dt = 0, float("inf")
-                steps.append({"zoom": z, "s": dt, "tiles": n})
+                import re
+
+                at_z = [ms for url, _, ms in timings if re.search(f"/tiles/[^/]+/{z}/", url) and ms >= 0]
+                steps.append({"zoom": z, "s": dt, "tiles": n, "requests": len(at_z),
+                              "request_ms_max": max(at_z) if at_z else None})
                 nbp.map_locator(0).screenshot(path=str(out / f"zoom_{z:02d}.png"))
-                print(f"  zoom {z:2d}: {n} tiles drawn in {dt:.2f} s", flush=True)
+                print(f"  zoom {z:2d}: {n} tiles drawn in {dt:.2f} s ({len(at_z)} tile requests at this zoom, "
+                      f"slowest {max(at_z) if at_z else 0:.0f} ms)", flush=True)
             failed = [f for f in nbp.failed if "/tiles/" in f]
             browser.close()
     finally:

@@ -250,7 +250,8 @@ class TileServer:
 
     def register(self, path: str, style: dict | None = None, defaults: dict | None = None, protected: bool = False) -> dict:
         """Register ``path`` with ``style`` (validated against the file) and return the
-        server's answer: ``{"id", "info", "style", "statistics", "stretch", "palette"}``.
+        server's answer: ``{"id", "info", "style", "statistics", "stretch", "palette",
+        "version"}`` (``version``: the state of local files, None for URLs).
         Raises the specific error (missing file, bad style, 401 ...) before anything is
         registered."""
         body = {"path": path, "style": style or {}, "defaults": defaults or {}, "protected": protected}
@@ -340,6 +341,19 @@ class TileServer:
             _credentials.pop(h, None)
         self._post_gdal({"clear_hosts": list(hosts)})
 
+    def set_background(self, owner: str, source_ids) -> None:
+        """Tell the running server that ``source_ids`` (registered ids) render after
+        every other source's tiles, on behalf of ``owner`` (any string; a later call
+        with the same owner replaces its set, an empty list clears it).  A time slider
+        uses it for the hidden frames it preloads.  Does nothing if the server is not
+        running; failures are ignored (it is only an ordering hint)."""
+        if not self.alive():
+            return
+        try:
+            self._request("POST", "background", restart=False, json={"owner": owner, "ids": list(source_ids)})
+        except Exception:
+            pass
+
     def _post_gdal(self, body: dict) -> None:
         if self.alive():
             self._request("POST", "gdal", json=body, restart=False)
@@ -357,10 +371,16 @@ class TileServer:
         self.start()
         return self.route.base(self.port)
 
-    def tile_url(self, source_id: str, style: dict | None = None, fmt: str = "png") -> str:
-        """Leaflet URL template ``.../tiles/<id>/{z}/{x}/{y}.png?<style>`` as the
-        browser must request it."""
-        q = urlencode({k: v for k, v in (style or {}).items() if v is not None})
+    def tile_url(self, source_id: str, style: dict | None = None, fmt: str = "png",
+                 version: str | None = None) -> str:
+        """Leaflet URL template ``.../tiles/<id>/{z}/{x}/{y}.png?<style>[&v=<version>]``
+        as the browser must request it.  ``version`` (from :meth:`register` or
+        :meth:`info`: the state of the source's files) makes the URL cacheable: the
+        server sends such tiles with a long ``max-age`` while the files are unchanged."""
+        params = {k: v for k, v in (style or {}).items() if v is not None}
+        if version:
+            params["v"] = version
+        q = urlencode(params)
         url = f"{self.browser_base()}/{self.token}/tiles/{source_id}/{{z}}/{{x}}/{{y}}.{fmt}"
         return url + (f"?{q}" if q else "")
 

@@ -251,4 +251,6 @@ def add_colorbar(m, layer=None, colormap=None, vmin=None, vmax=None, label=None,
     m.add(cb.control)
     if owner is not None:
         owner.attach_control(cb.control)
+        if label and not getattr(owner, "value_label", None):
+            owner.value_label = label  # the series plot's y axis says the same
     return cb

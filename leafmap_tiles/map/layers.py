@@ -20,12 +20,20 @@ class RasterTileLayer(ipyleaflet.TileLayer):
     ``nodata``, ``scales``/``offsets`` ...); ``stretch`` (``{"vmin": [...], "vmax":
     [...]}`` actually used); ``colormap`` (what the user gave); ``scale``/``offset``
     (physical units for colorbars, e.g. from STAC ``raster:scale``);
-    ``release_on_remove`` (release the source when the layer leaves its map).
+    ``release_on_remove`` (release the source when the layer leaves its map);
+    ``version`` (the state of the source's files, part of the URL so that browsers may
+    cache tiles; None for remote sources).
+
+    ``bounds`` (the ipyleaflet option) is the source's footprint: the browser asks only
+    for tiles that intersect it.
     """
 
     def __init__(self, *, server, source_id: str, style: dict, info: dict, stretch: dict | None = None,
-                 colormap=None, statistics=None, palette: bool = False, **kwargs):
+                 colormap=None, statistics=None, palette: bool = False, version: str | None = None,
+                 **kwargs):
+        kwargs.setdefault("bounds", leaflet_bounds(info.get("bounds")))
         super().__init__(**kwargs)
+        self.version = version
         self.server = server
         self.source_id = source_id
         self.style = dict(style)
@@ -41,8 +49,20 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         self.registration = server.registration(source_id) if server is not None else None
 
     def refresh_url(self) -> None:
-        """Rebuild the URL (after the server had to move to another port)."""
-        self.url = self.server.tile_url(self.source_id, self.style)
+        """Rebuild the URL (after the server had to move to another port, or a style change)."""
+        self.url = self.server.tile_url(self.source_id, self.style, version=self.version)
+
+    def refresh(self) -> bool:
+        """Show the file's current content after it was rewritten at the same path: asks
+        the server for the source's version and, when it changed, gives the layer a new
+        URL (the browser swaps each tile once its new image has loaded).  Returns whether
+        the URL changed.  Tile URLs carry the version so that browsers may cache them."""
+        version = self.server.info(self.source_id).get("version")
+        if version == self.version:
+            return False
+        self.version = version
+        self.refresh_url()
+        return True
 
     def release(self) -> None:
         """Release the server-side source; tiles of this layer answer 404 afterwards
@@ -67,6 +87,24 @@ class RasterTileLayer(ipyleaflet.TileLayer):
     def bounds_4326(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) in EPSG:4326 (west > east across the antimeridian)."""
         return tuple(self.info["bounds"])  # type: ignore[return-value]
+
+
+def leaflet_bounds(bounds) -> list | None:
+    """Leaflet's ``[[south, west], [north, east]]`` for (west, south, east, north)
+    EPSG:4326 bounds; across the antimeridian (west > east) the latitude band over all
+    longitudes (Leaflet compares wrapped tile bounds with one box of longitudes).  None
+    when unknown or not finite."""
+    import math
+
+    if not bounds or len(bounds) != 4:
+        return None
+    w, s, e, n = (float(v) for v in bounds)
+    if not all(math.isfinite(v) for v in (w, s, e, n)) or s > n:
+        return None
+    s, n = max(s, -90.0), min(n, 90.0)
+    if w > e or e - w >= 360.0:
+        return [[s, -180.0], [n, 180.0]]
+    return [[s, w], [n, e]]
 
 
 def default_layer_name(source) -> str:
@@ -139,7 +177,8 @@ def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, 
         statistics=reg.get("statistics"),
         palette=reg.get("palette", False),
         colormap=colormap,
-        url=server.tile_url(reg["id"], reg["style"]),
+        version=reg.get("version"),
+        url=server.tile_url(reg["id"], reg["style"], version=reg.get("version")),
         name=name or default_layer_name(source),
         opacity=float(opacity),
         visible=bool(visible),

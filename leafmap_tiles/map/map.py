@@ -41,6 +41,9 @@ class Map(ipyleaflet.Map):
         self.layer_control = None
         self.inspector = None
         super().__init__(**kwargs)  # a bad trait (zoom="x", basemap=...) raises its TraitError here
+        if not self.layout.height:
+            # room for the slider, colorbar and inspector panels around the map's centre
+            self.layout.height = view.DEFAULT_HEIGHT
         try:
             self.observe(self._on_layers_change, names="layers")
             if layer_control:
@@ -182,14 +185,15 @@ class Map(ipyleaflet.Map):
 
     def put_on_map(self, layer: RasterTileLayer, zoom_to_layer: bool = True) -> RasterTileLayer:
         """Add a registered raster layer (its source is released if that fails) and
-        optionally fit the view to its bounds."""
+        optionally fit the view to its bounds first, so that the browser's first tile
+        requests are those of the final view."""
+        if zoom_to_layer:
+            self.zoom_to_bounds(layer.info["bounds"])
         try:
             self.add(layer)
         except Exception:
             layer.release()
             raise
-        if zoom_to_layer:
-            self.zoom_to_bounds(layer.info["bounds"], max_zoom=int(layer.info.get("maxzoom", 18)))
         return layer
 
     def add_dataset(self, store, keys=None, zoom_to_layer=True, **key_values_and_style) -> RasterTileLayer:
@@ -240,7 +244,8 @@ class Map(ipyleaflet.Map):
 
     # ------------------------------------------------------- time, legends
     def add_time_slider(self, layers, labels=None, time_interval: float = 1.0, position: str = "bottomright",
-                        slider_length: str = "150px", zoom_to_layer: bool = False, **style):
+                        slider_length: str = "150px", zoom_to_layer: bool = False, preload: int | None = None,
+                        **style):
         """Step through ``layers`` with a slider and Play/Pause buttons; returns the
         :class:`~leafmap_tiles.map.time_slider.TimeSlider`.
 
@@ -249,13 +254,18 @@ class Map(ipyleaflet.Map):
         or ``{label: source}``.  Labels default to the dict keys, else to the date in
         each file or layer name (``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYY``).  The inputs
         are not changed (layers given are restored when the slider closes).  Play
-        advances every ``time_interval`` seconds and loops; one timer thread, stopped
-        by ``slider.close()`` or ``m.close()``.  Clicking the map then plots the
-        pixel's time series; ``slider.values_at(lon, lat)`` returns it."""
+        advances every ``time_interval`` seconds and loops, each frame on screen that
+        long once its tiles are drawn (Play waits for them); one timer thread, stopped
+        by ``slider.close()`` or ``m.close()``.  Frame changes never blank the map: the
+        old frame stays until the new one's tiles are in, and the browser loads the
+        frames ahead (all of them for series of up to ``preload`` frames, default 24;
+        else 3 on each side).  ``zoom_to_layer`` fits the view to all frames.  Clicking
+        the map then plots the pixel's time series; ``slider.values_at(lon, lat)``
+        returns it."""
         from leafmap_tiles.map.time_slider import add_time_slider
 
         ts = add_time_slider(self, layers, labels=labels, time_interval=time_interval, position=position,
-                             slider_length=slider_length, zoom_to_layer=zoom_to_layer, **style)
+                             slider_length=slider_length, zoom_to_layer=zoom_to_layer, preload=preload, **style)
         self._time_sliders.append(ts)
         self._close_hooks.append(ts.close)
         return ts
@@ -289,10 +299,14 @@ class Map(ipyleaflet.Map):
                             class_names=class_names, **kwargs)
 
     def zoom_to_bounds(self, bounds, max_zoom: int = 22) -> None:
-        """Centre and zoom the map on (west, south, east, north) EPSG:4326 bounds."""
-        center, zoom = view.fit(bounds, max_zoom=max_zoom)
-        self.center = center
-        self.zoom = zoom
+        """Centre and zoom the map on (west, south, east, north) EPSG:4326 bounds so that
+        they fill the map (zooming past the raster's native resolution when it is small;
+        tiles are then upscaled).  The map's size is taken from its layout when given in
+        px (``layout.width``/``layout.height``), else :data:`view.DEFAULT_SIZE`."""
+        center, zoom = view.fit(bounds, size=view.map_size(self), max_zoom=max_zoom)
+        with self.hold_sync():
+            self.center = center
+            self.zoom = zoom
 
     def _on_layers_change(self, change) -> None:
         old = {l.model_id: l for l in change["old"] if isinstance(l, RasterTileLayer)}

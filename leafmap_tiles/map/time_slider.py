@@ -15,6 +15,7 @@ import io
 import os
 import re
 import threading
+import time
 
 import ipyleaflet
 import ipywidgets
@@ -184,20 +185,39 @@ class TimeSlider:
     ``control`` (the WidgetControl holding them).  ``layers``/``labels`` list the
     frames in order; ``group`` is the FrameGroup on the map; ``current_layer`` is the
     frame shown.  ``values_at(lon, lat)`` gives the pixel's series over all frames.
+
+    How frames change without blanking the map: the frames stay in ``group`` in one
+    fixed order (the browser keeps a layer only while its position in the group is
+    unchanged); the frame shown has the group's opacity, the others opacity 0, so the
+    browser loads their tiles ahead.  Series of up to ``preload`` frames are loaded
+    whole; longer ones get the ``window`` frames on each side of the one shown (added
+    at the end of the group as they are needed, never reordered).  Once the browser
+    reports tile loads, the frame shown before stays drawn until the new one's tiles
+    have loaded (``drawn_index``), and Play waits for that before counting
+    ``time_interval``: it never outruns the tiles.
     """
 
+    PRELOAD = 24  # whole series up to this many frames
+    WINDOW = 3  # frames on each side of the one shown, for longer series
+    MAX_IN_GROUP = 48  # frames kept in the browser for long series
+    MAX_WAIT = 15.0  # s that Play waits for a frame's tiles before moving on anyway
+
     def __init__(self, m, labels, frames, created, time_interval=1.0, position="bottomright",
-                 slider_length="150px", name="Time slider"):
+                 slider_length="150px", name="Time slider", preload: int | None = None):
         self.map = m
         self.labels = list(labels)
         self.layers = list(frames)
         self._created = list(created)
         self.time_interval = float(time_interval)
+        self.preload = self.PRELOAD if preload is None else int(preload)
         self._lock = threading.RLock()
+        self._drawn_cond = threading.Condition(self._lock)
         self._closed = False
         self._extra_controls: list = []
         self.series: list | None = None
         self.series_point: tuple | None = None
+        self.value_label: str | None = None
+        self.units: str | None = None
         self._saved = [(l.opacity, l.visible, getattr(l, "release_on_remove", None)) if l.has_trait("opacity") else None
                        for l in self.layers]
         for layer in self.layers:
@@ -208,6 +228,15 @@ class TimeSlider:
                 m.remove(layer)
         self.name = name
         self.group = FrameGroup(name=name, layers=())
+        # browser state: frames whose tiles for the current view have loaded, the frame
+        # known to be drawn, and whether a browser reports loads at all (not headless)
+        self._loaded: set[int] = set()
+        self.drawn_index: int | None = None
+        self.browser_reports_loads = False
+        self._in_group: list[int] = []
+        self._load_handlers = []
+        for i, layer in enumerate(self.layers):
+            self._watch_loads(i, layer)
         n = len(self.layers)
         self.slider = ipywidgets.IntSlider(value=0, min=0, max=n - 1, step=1, readout=False,
                                            continuous_update=True, layout=ipywidgets.Layout(width=slider_length))
@@ -218,10 +247,15 @@ class TimeSlider:
         self.close_button = ipywidgets.Button(icon="times", tooltip="Remove the time slider", **btn)
         self.widget = ipywidgets.HBox([self.play_button, self.pause_button, self.slider, self.label, self.close_button])
         self.control = WidgetControl(widget=self.widget, position=position)
-        self.series_image = ipywidgets.Image(format="png")
-        self.series_control = WidgetControl(widget=self.series_image, position="bottomleft")
+        from leafmap_tiles.map.panel import Panel
+
+        self.series_image = ipywidgets.Image(format="png", layout=ipywidgets.Layout(width="330px"))
+        self.series_panel = Panel(f"{name}: time series", self.series_image, position="topright",
+                                  on_close=self._on_series_closed)
+        self.series_control = self.series_panel.control
         self._ticker = Ticker(self._advance, lambda: self.time_interval, name="leafmap_tiles-time-slider")
         self.index = -1
+        self._owner = f"slider-{id(self):x}"
         self._show(0)
         self.slider.observe(self._on_value, names="value")
         self.group.observe(self._on_group_style, names=["opacity", "visible"])
@@ -246,32 +280,127 @@ class TimeSlider:
 
     @property
     def visible_layers(self) -> list:
-        """Frames drawn with a non-zero opacity (exactly the current one while visible)."""
+        """Frames drawn with a non-zero opacity: the current one while visible, and for
+        a moment the one shown before it, until the browser has the new one's tiles."""
         return [l for l in self.group.layers if l.visible and l.opacity > 0]
 
     def _neighbours(self, k: int) -> list[int]:
         n = len(self.layers)
         return [j for j in dict.fromkeys([(k - 1) % n, (k + 1) % n]) if j != k]
 
+    def _near(self, k: int) -> list[int]:
+        """Frames to keep loaded in the browser while ``k`` is shown: all of a short
+        series, else ``k`` and ``WINDOW`` frames on each side (looping)."""
+        n = len(self.layers)
+        if n <= self.preload:
+            return list(range(n))
+        w = self.WINDOW
+        return list(dict.fromkeys([k] + [(k + d) % n for d in range(1, w + 1)] + [(k - d) % n for d in range(1, w + 1)]))
+
+    def _update_group(self, k: int) -> None:
+        """Put the frames near ``k`` in the group: appended, never reordered, so that the
+        browser keeps every layer it already has.  A long series drops far frames from
+        the end of the group only (removing from the end keeps the others too)."""
+        near = self._near(k)
+        order = list(self._in_group)
+        if len(self.layers) <= self.preload:
+            order = list(range(len(self.layers)))  # whole series, in frame order
+        else:
+            order += [j for j in near if j not in order]
+            keep = set(near) | ({self.drawn_index} if self.drawn_index is not None else set())
+            while len(order) > self.MAX_IN_GROUP and order[-1] not in keep:
+                order.pop()
+        if order != self._in_group:
+            self._in_group = order
+            self.group.layers = tuple(self.layers[j] for j in order)
+
+    def _frame_ready(self, k: int) -> bool:
+        return k in self._loaded
+
     def _show(self, k: int) -> None:
         with self._lock:
             if self._closed:
                 return
+            self._update_group(k)
             cur = self.layers[k]
-            near = [self.layers[j] for j in self._neighbours(k)]
             # show the new frame before hiding the old one: no blank map between them
             cur.visible = self.group.visible
             cur.opacity = self.group.opacity
-            for layer in near:
-                layer.visible = True
-                layer.opacity = 0.0
-            keep = {l.model_id for l in near} | {cur.model_id}
-            for layer in self.group.layers:
-                if layer.model_id not in keep:
-                    layer.opacity = 0.0
-            self.group.layers = tuple(near) + (cur,)
+            keep = {k}
+            ready = not self.browser_reports_loads or self._frame_ready(k)
+            old = self.drawn_index
+            if not ready and old is not None and old != k and old in self._in_group:
+                keep.add(old)  # the old frame stays drawn until the new one's tiles are in
+            for j in self._in_group:
+                if j not in keep:
+                    self.layers[j].opacity = 0.0
             self.index = k
             self.label.value = self.labels[k]
+            if ready:
+                self.drawn_index = k
+                self._drawn_cond.notify_all()
+        self._prioritise(keep)
+
+    def _prioritise(self, shown) -> None:
+        """The hidden frames' tiles render after those of the frames shown (and of every
+        other layer): a zoom or pan draws the current frame first, the rest preload."""
+        hidden: dict = {}
+        for j in self._in_group:
+            layer = self.layers[j]
+            srv, sid = getattr(layer, "server", None), getattr(layer, "source_id", None)
+            if srv is not None and sid and j not in shown:
+                hidden.setdefault(id(srv), (srv, []))[1].append(sid)
+        servers = {id(getattr(l, "server", None)): getattr(l, "server", None) for l in self.layers}
+        for key, srv in servers.items():
+            if srv is not None and hasattr(srv, "set_background"):
+                srv.set_background(self._owner, hidden.get(key, (srv, []))[1])
+
+    # ------------------------------------------------------------ browser
+    def _watch_loads(self, i: int, layer) -> None:
+        """Follow the browser's ``loading``/``load`` reports of frame ``i``."""
+        if not hasattr(layer, "on_load") or not layer.has_trait("loading"):
+            return
+
+        def on_load(**_):
+            self._on_frame_loaded(i)
+
+        def on_loading(change):
+            if change["new"]:
+                with self._lock:
+                    self._loaded.discard(i)
+
+        layer.on_load(on_load)
+        layer.observe(on_loading, names="loading")
+        self._load_handlers.append((layer, on_load, on_loading))
+
+    def _on_frame_loaded(self, i: int) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self.browser_reports_loads = True
+            self._loaded.add(i)
+            if i == self.index and self.drawn_index != i:
+                old = self.drawn_index
+                self.drawn_index = i
+                if old is not None and old != i:
+                    self.layers[old].opacity = 0.0
+                self._drawn_cond.notify_all()
+
+    def wait_drawn(self, timeout: float | None = None, while_playing: bool = False) -> bool:
+        """Block until the browser has drawn the current frame's tiles (True), or
+        ``timeout`` s passed / the slider closed / (with ``while_playing``) Play was
+        paused (False).  Without a browser reporting tile loads (headless) it returns
+        True at once."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._drawn_cond:
+            while not self._closed and (not while_playing or self._ticker.playing):
+                if not self.browser_reports_loads or self.drawn_index == self.index:
+                    return True
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._drawn_cond.wait(0.1 if left is None else min(left, 0.1))
+        return False
 
     def _on_value(self, change) -> None:
         self._show(int(change["new"]))
@@ -279,9 +408,10 @@ class TimeSlider:
     def _on_group_style(self, change) -> None:
         with self._lock:
             if not self._closed:
-                cur = self.current_layer
-                cur.visible = self.group.visible
-                cur.opacity = self.group.opacity
+                for j in {self.index, self.drawn_index} - {None}:
+                    if j == self.index or self.layers[j].opacity > 0:
+                        self.layers[j].visible = self.group.visible
+                        self.layers[j].opacity = self.group.opacity
 
     def frames_for_colorbar(self):
         """The frame whose style the slider's one colorbar shows (all frames share it)."""
@@ -310,8 +440,12 @@ class TimeSlider:
         self._ticker.pause()
 
     def _advance(self) -> None:
-        if not self._closed:
-            self.slider.value = (self.slider.value + 1) % len(self.layers)
+        """One Play step: the next frame, then wait (in the timer thread) until the
+        browser has drawn it, so that each frame is on screen ``time_interval`` s."""
+        if self._closed:
+            return
+        self.slider.value = (self.slider.value + 1) % len(self.layers)
+        self.wait_drawn(self.MAX_WAIT, while_playing=True)
 
     # ------------------------------------------------------------ values
     def values_at(self, lon: float, lat: float) -> list[tuple[str, object]]:
@@ -331,15 +465,34 @@ class TimeSlider:
             out.append((label, value))
         return out
 
+    @property
+    def quantity(self) -> str:
+        """What the series' values are, for the plot's y axis and the inspector: the
+        ``value_label`` given (e.g. ``slider.value_label = "NDVI"``; a colorbar's
+        ``label`` sets it too), else the expression or band of the frames; with
+        ``units`` (``slider.units``, else the frames' ``units`` metadata) in brackets."""
+        layer = self.layers[0]
+        text = self.value_label
+        if not text:
+            style = getattr(layer, "style", None) or {}
+            text = style.get("expression") or (f"band {style['indexes']}" if style.get("indexes") else "band 1")
+        units = self.units or (getattr(layer, "metadata", None) or {}).get("units")
+        return f"{text} [{units}]" if units else text
+
     def show_time_series(self, lon: float, lat: float, results=None) -> list[tuple[str, object]]:
-        """Plot the pixel's series (dates on the x axis, gaps for nodata) in a panel on
-        the map and return it.  ``results``: point answers already fetched."""
+        """Plot the pixel's series (dates on the x axis, gaps for nodata, values in
+        physical units) in a closable, collapsible panel (top right, or where the
+        inspector puts it) and return it.  ``results``: point answers already fetched."""
         series = self.series_from(results) if results is not None else self.values_at(lon, lat)
         self.series, self.series_point = series, (lon, lat)
-        self.series_image.value = plot_series(series, title=f"{self.name} at {lon:.5f}, {lat:.5f}")
-        if not self._closed and self.series_control not in self.map.controls:
-            self.map.add(self.series_control)
+        self.series_image.value = plot_series(series, ylabel=self.quantity)
+        self.series_panel.set_title(f"{self.name} at lat {lat:.5f}, lon {lon:.5f}")
+        if not self._closed:
+            self.series_panel.show(self.map)
         return series
+
+    def _on_series_closed(self) -> None:
+        self.series, self.series_point = None, None
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -362,6 +515,9 @@ class TimeSlider:
                 return
             self._closed = True
         self._ticker.stop()
+        for srv in {id(getattr(l, "server", None)): getattr(l, "server", None) for l in self.layers}.values():
+            if srv is not None and hasattr(srv, "set_background"):
+                srv.set_background(self._owner, [])  # its frames are no longer preloads
         m = self.map
         try:
             m.unobserve(self._on_map_change, names=["layers", "controls"])
@@ -383,6 +539,12 @@ class TimeSlider:
             if getattr(layer, "release_on_remove", False) or created:
                 if layer not in m.layers and hasattr(layer, "release"):
                     layer.release()
+        for layer, on_load, on_loading in self._load_handlers:
+            layer.on_load(on_load, remove=True)
+            layer.unobserve(on_loading, names="loading")
+        self._load_handlers = []
+        with self._drawn_cond:
+            self._drawn_cond.notify_all()
         for w in (self.slider, self.label, self.play_button, self.pause_button, self.close_button, self.widget):
             w.close()
         unregister = getattr(m, "_forget_time_slider", None)
@@ -390,9 +552,10 @@ class TimeSlider:
             unregister(self)
 
 
-def plot_series(series, title: str | None = None) -> bytes:
-    """PNG of ``[(label, value), ...]``: dates on the x axis when every label is a
-    date, else the labels; ``None`` values are gaps."""
+def plot_series(series, title: str | None = None, ylabel: str | None = None) -> bytes:
+    """PNG (330 x 190 px) of ``[(label, value), ...]``: dates on the x axis when every
+    label is a date, else the labels; ``None`` values are gaps; ``ylabel`` names the
+    values (with units)."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -400,23 +563,31 @@ def plot_series(series, title: str | None = None) -> bytes:
     labels = [s[0] for s in series]
     ys = np.array([np.nan if v is None else float(v) for _, v in series], dtype="float64")
     dates = [parse_date(l) for l in labels]
-    fig = Figure(figsize=(4.2, 2.4), dpi=100)
+    fig = Figure(figsize=(3.3, 1.9), dpi=100)
     FigureCanvasAgg(fig)
     fig.patch.set_facecolor((1, 1, 1, 0.9))
     ax = fig.add_subplot(111)
     if all(d is not None for d in dates):
         xs = np.array(dates, dtype="datetime64[D]")
         ax.plot(xs, ys, "-o", ms=3)
-        fig.autofmt_xdate()
+        import matplotlib.dates as mdates
+
+        loc = mdates.AutoDateLocator(minticks=3, maxticks=7)
+        ax.xaxis.set_major_locator(loc)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+        ax.set_xlabel("date", fontsize=7)
     else:
         xs = np.arange(len(labels))
         ax.plot(xs, ys, "-o", ms=3)
         ax.set_xticks(xs, labels, rotation=45, ha="right")
+        ax.set_xlabel("frame", fontsize=7)
+    if ylabel:
+        ax.set_ylabel(ylabel if len(ylabel) <= 28 else ylabel[:27] + "…", fontsize=7)
     if title:
         ax.set_title(title, fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
+    fig.tight_layout(pad=0.4)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", facecolor=fig.get_facecolor())
     return buf.getvalue()
@@ -441,7 +612,7 @@ def _check_slider_args(time_interval, position, slider_length) -> None:
 
 
 def add_time_slider(m, layers, labels=None, time_interval=1.0, position="bottomright", slider_length="150px",
-                    zoom_to_layer=False, name="Time slider", **style) -> TimeSlider:
+                    zoom_to_layer=False, name="Time slider", preload=None, **style) -> TimeSlider:
     """Body of :meth:`Map.add_time_slider` (see there).  Arguments are checked before
     anything is registered or changed on the map; if building the slider fails, the
     frames it created are released and the layers it was given are put back."""
@@ -449,16 +620,23 @@ def add_time_slider(m, layers, labels=None, time_interval=1.0, position="bottomr
     labels, frames, created = build_frames(m, layers, labels, style)
     before = list(m.layers)
     controls_before = list(m.controls)
+    view_before = (list(m.center), m.zoom)
+    if zoom_to_layer:  # before the frames reach the browser: its first requests are for this view
+        bounds = [f.info["bounds"] for f in frames if getattr(f, "info", None)]
+        if bounds:
+            m.zoom_to_bounds(union_bounds(bounds))
     saved = [(l, getattr(l, "release_on_remove", None)) for l in frames]
     try:
         ts = TimeSlider(m, labels, frames, created, time_interval=time_interval, position=position,
-                        slider_length=slider_length, name=m._unique_name(name))
+                        slider_length=slider_length, name=m._unique_name(name), preload=preload)
     except Exception:
         for layer, flag in saved:
             if flag is not None:
                 layer.release_on_remove = flag
         m.layers = tuple(before)
         m.controls = tuple(controls_before)
+        with m.hold_sync():
+            m.center, m.zoom = view_before
         for layer, made in zip(frames, created):
             if made:  # the real error is re-raised below, whatever happens here
                 try:
@@ -466,13 +644,20 @@ def add_time_slider(m, layers, labels=None, time_interval=1.0, position="bottomr
                 except Exception:
                     pass
         raise
-    if zoom_to_layer:
-        bounds = [f.info["bounds"] for f in frames if getattr(f, "info", None)]
-        if bounds:
-            w = min(b[0] for b in bounds)
-            s = min(b[1] for b in bounds)
-            e = max(b[2] for b in bounds)
-            n = max(b[3] for b in bounds)
-            maxz = max(int(f.info.get("maxzoom", 18)) for f in frames if getattr(f, "info", None))
-            m.zoom_to_bounds((w, s, e, n), max_zoom=maxz)
     return ts
+
+
+def union_bounds(bounds) -> tuple[float, float, float, float]:
+    """(west, south, east, north) EPSG:4326 covering every (w, s, e, n) of ``bounds``
+    (west > east when a member crosses the antimeridian, and then the union too)."""
+    s = min(b[1] for b in bounds)
+    n = max(b[3] for b in bounds)
+    # longitudes as intervals on [w, e] with e possibly > 180 (antimeridian)
+    spans = [(b[0], b[2] + 360.0 if b[2] < b[0] else b[2]) for b in bounds]
+    w = min(a for a, _ in spans)
+    e = max(b for _, b in spans)
+    if e - w >= 360.0:
+        return (-180.0, s, 180.0, n)
+    if e > 180.0:
+        return (w, s, e - 360.0, n)
+    return (w, s, e, n)

@@ -72,8 +72,28 @@ def query(layers, lon: float, lat: float) -> list[dict | None]:
 
 
 def format_value(v) -> str:
+    """A value as a person reads it: ``"nodata"`` for None, integers as they are,
+    floats to 4 significant digits (``0.3981``, ``1234``), one decimal from 10 000 up
+    (``12345.7``)."""
     if v is None:
         return "nodata"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
     if isinstance(v, float):
-        return f"{v:.6g}"
+        if not math.isfinite(v):
+            return "nodata"
+        if v == int(v) and abs(v) < 1e15:
+            return str(int(v))
+        if abs(v) >= 1e4:
+            return f"{v:.1f}"
+        return f"{v:.4g}"
     return str(v)
+
+
+def units_of(layer) -> str | None:
+    """The units of ``layer``'s values when known: its ``units`` attribute or
+    ``metadata["units"]`` (e.g. from STAC ``raster:bands[].unit``), else None."""
+    units = getattr(layer, "units", None) or (getattr(layer, "metadata", None) or {}).get("units")
+    return str(units) if units else None

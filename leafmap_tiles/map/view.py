@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import math
 
-DEFAULT_SIZE = (800, 400)  # px, a notebook map; the browser refits to its real size
+DEFAULT_HEIGHT = "600px"  # a Map's default height: room for the slider, colorbar and panels
+DEFAULT_SIZE = (800, 600)  # px, a notebook map (about the width of a JupyterLab cell)
+
+
+def map_size(m) -> tuple[int, int]:
+    """(width, height) px of map ``m`` from its layout when given in px, else the
+    default for the missing value."""
+    out = list(DEFAULT_SIZE)
+    for i, attr in enumerate(("width", "height")):
+        value = str(getattr(m.layout, attr, None) or "").strip()
+        if value.endswith("px"):
+            try:
+                out[i] = max(int(float(value[:-2])), 64)
+            except ValueError:
+                pass
+    return out[0], out[1]
 
 
 def _merc_y(lat: float) -> float:

@@ -7,11 +7,17 @@ the browser; admin routes also need header ``X-Leafmap-Tiles-Key``)::
     POST   /{token}/sources          (admin)          register {"path", "style"?, "defaults"?, "id"?}
     DELETE /{token}/sources/{id}     (admin)          release
     POST   /{token}/gdal             (admin)          set/clear GDAL config and credentials
+    POST   /{token}/background       (admin)          {"owner", "ids"}: sources rendered after all others
     POST   /{token}/colormaps        (admin)          register {"colormap": spec} -> {"id": "cm:<hex>"}
-    GET    /{token}/tiles/{id}/{z}/{x}/{y}.{png|jpg|webp}?<style>
+    GET    /{token}/tiles/{id}/{z}/{x}/{y}.{png|jpg|webp}?<style>[&v=<version>]
     GET    /{token}/info/{id}?<style>
     GET    /{token}/point/{id}?lon=&lat=&<style>
     POST   /{token}/points                            batch {"lon", "lat", "layers": [{"id", "style"}]}
+
+Tile caching: a tile URL whose ``v`` equals the source's current version (see
+:func:`tile_version`; the register and info answers carry it) names bytes that never
+change, so it is sent with a long ``max-age``; other URLs get ``no-cache`` + ETag
+(revalidated on every use); protected sources ``no-store``.
 
 Errors are JSON ``{"message": ..., "error": <class name>}``: 400 bad input, 403 bad
 token/key, 404 unknown id or route, never a traceback.
@@ -95,6 +101,19 @@ def default_deadlines() -> tuple[float, float]:
 def _given(style) -> dict:
     """Style parameters that were given (None values dropped)."""
     return {k: v for k, v in (style or {}).items() if v is not None}
+
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def tile_version(path) -> str | None:
+    """Version of a source's bytes for tile URLs: a hash of the (mtime, size, inode) of
+    every local file of ``path``; None when any member is a URL (its state is unknown
+    here, so its tiles are revalidated instead)."""
+    sig = file_signature(path)
+    if sig is None or (isinstance(path, tuple) and any(s is None for s in sig)):
+        return None
+    return hashlib.sha1(repr(sig).encode()).hexdigest()[:12]
 
 
 def _as_path(path):
@@ -217,6 +236,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
                 "statistics": stats,
                 "stretch": {"vmin": list(vmin), "vmax": list(vmax)},
                 "palette": engine.uses_palette(info, style),
+                "version": tile_version(path),
             }
         )
 
@@ -252,6 +272,26 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         generation["n"] += 1
         return JSONResponse({"ok": True, "generation": generation["n"]})
 
+    background: dict[str, set] = {}  # owner (e.g. a time slider) -> ids of its hidden frames
+
+    async def set_background(request: Request):
+        """Sources whose tiles render after all others: ``{"owner": str, "ids": [...]}``
+        replaces that owner's set (an empty list clears it)."""
+        check_admin(request)
+        try:
+            body = await request.json()
+            owner, ids = str(body["owner"]), [str(i) for i in body.get("ids") or []]
+        except Exception:
+            return error("body must be JSON {\"owner\": str, \"ids\": [source ids]}", 400, "StyleError")
+        if ids:
+            background[owner] = set(ids)
+        else:
+            background.pop(owner, None)
+        keys = set().union(*background.values()) if background else set()
+        pool.set_background(keys)
+        remote_pool.set_background(keys)
+        return JSONResponse({"background": len(keys)})
+
     async def tile(request: Request):
         check_token(request)
         p = request.path_params
@@ -266,6 +306,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             return error(f"unsupported tile format {p['fmt']!r}: use png, jpg or webp", 400, "StyleError")
         src = source_of(request)
         params = dict(request.query_params)
+        version = params.pop("v", None)  # not a style parameter: the state of the file
         etag = '"' + hashlib.sha1(
             f"{src.id}|{generation['n']}|{file_signature(src.path)}|{z}/{x}/{y}.{fmt}|{sorted(params.items())}".encode()
         ).hexdigest()[:32] + '"'
@@ -273,6 +314,8 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         # revalidated on every use (ETag: source, file state, style): a file rewritten at
         # the same path, or a new login, never shows stale tiles from the browser cache
         cache = "no-store" if protected else "no-cache"
+        if not protected and version is not None and version == tile_version(src.path):
+            cache = IMMUTABLE  # the URL names the file's current state: never stale
         if not protected and request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache})
 
@@ -299,6 +342,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             info = engine.info(src.path, style.nodata)
             d = info.to_json()
             d["id"] = src.id
+            d["version"] = tile_version(src.path)
             d["statistics"] = engine.statistics(src.path, style)
             d.pop("path", None)  # never give the browser a path or URL
             return d
@@ -392,6 +436,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         Route("/{token}/sources", register, methods=["POST"]),
         Route("/{token}/sources/{source_id}", release, methods=["DELETE"]),
         Route("/{token}/gdal", gdal, methods=["POST"]),
+        Route("/{token}/background", set_background, methods=["POST"]),
         Route("/{token}/colormaps", register_colormap, methods=["POST"]),
         Route("/{token}/tiles/{source_id}/{z}/{x}/{y}.{fmt}", tile),
         Route("/{token}/info/{source_id}", info_route),

@@ -103,9 +103,16 @@ class Scheduler:
         self._seq = itertools.count()
         self._closed = False
         self._idle = 0
+        self._background: frozenset = frozenset()
         self._stats = {"rendered": 0, "abandoned": 0, "late": 0, "failed": 0}
 
     # ----------------------------------------------------------------- kernel side
+    def set_background(self, keys) -> None:
+        """Sources whose jobs go after every other source's (e.g. the hidden frames a
+        time slider preloads, so that the frame shown renders first)."""
+        with self._cond:
+            self._background = frozenset(keys)
+
     def stats(self) -> dict:
         """Counters: ``rendered`` (jobs run), ``abandoned`` (dropped: client gone
         before its render started), ``late`` (answered 503: render past the deadline),
@@ -175,7 +182,8 @@ class Scheduler:
             if self._closed:
                 raise RuntimeError("scheduler is closed")
             self._pending[job.key].append(job)
-            cap = self.workers + (2 if self._running.get(job.key, 0) == 0 else 1)
+            first = self._running.get(job.key, 0) == 0 and job.key not in self._background
+            cap = self.workers + (2 if first else 1)
             if self._idle == 0 and len(self._threads) < cap:
                 t = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
                 self._threads.append(t)
@@ -202,7 +210,8 @@ class Scheduler:
     # ----------------------------------------------------------------- workers
     def _pick(self):
         """The next job: urgent first; else among sources below their share of
-        threads, the one with the fewest running jobs, its oldest job."""
+        threads, foreground sources before background ones, then the one with the
+        fewest running jobs, its oldest job."""
         best = None
         best_rank = None
         busy = sum(self._running.values())
@@ -215,7 +224,7 @@ class Scheduler:
                 continue
             if running and busy >= self.workers + 1 and not job.urgent:
                 continue  # the last thread is kept for sources with nothing running
-            rank = (not job.urgent, running, job.seq)
+            rank = (not job.urgent, key in self._background, running, job.seq)
             if best_rank is None or rank < best_rank:
                 best, best_rank = key, rank
         if best is None:

@@ -148,8 +148,10 @@ def test_array_temp_file_removed_with_its_layer(m):
 
 
 def test_tiles_revalidate_and_change_with_the_file(m, tmp_path):
-    """Browsers revalidate tiles (no-cache + ETag): 304 while the file is unchanged,
-    new bytes once it was rewritten at the same path."""
+    """Tile URLs carry the file's version: a long max-age while the file is unchanged
+    (issue 12); after a rewrite at the same path that URL is revalidated (no-cache)
+    and serves the new bytes, and ``layer.refresh()`` gives the layer a new URL.  A URL
+    without the version is revalidated as before (no-cache + ETag: 304 while unchanged)."""
     path = tmp_path / "result.tif"
     _write(path, 10, 100)
     layer = m.add_raster(str(path), vmin=0, vmax=255)
@@ -157,12 +159,40 @@ def test_tiles_revalidate_and_change_with_the_file(m, tmp_path):
 
     t = morecantile.tms.get("WebMercatorQuad").tile(10.5, 49.5, 8)
     url = _tile_url(layer, t.z, t.x, t.y)
+    assert "v=" in url and layer.version
     first = requests.get(url, timeout=30)
     assert (decode(first.content)[..., 3] > 0).any()
-    assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
-    again = requests.get(url, headers={"If-None-Match": first.headers["etag"]}, timeout=30)
+    assert first.status_code == 200 and first.headers["cache-control"] == "public, max-age=31536000, immutable"
+    bare = url.replace(f"&v={layer.version}", "").replace(f"?v={layer.version}", "?")
+    plain = requests.get(bare, timeout=30)
+    assert plain.status_code == 200 and plain.headers["cache-control"] == "no-cache"
+    assert plain.content == first.content
+    again = requests.get(bare, headers={"If-None-Match": plain.headers["etag"]}, timeout=30)
     assert again.status_code == 304
     _write(path, 200, 100)
     os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 1_000_000))
-    changed = requests.get(url, headers={"If-None-Match": first.headers["etag"]}, timeout=30)
+    changed = requests.get(bare, headers={"If-None-Match": plain.headers["etag"]}, timeout=30)
     assert changed.status_code == 200 and changed.content != first.content
+    stale = requests.get(url, timeout=30)  # the old version's URL: not cacheable any more
+    assert stale.headers["cache-control"] == "no-cache" and stale.content == changed.content
+    old_url = layer.url
+    assert layer.refresh() is True and layer.url != old_url
+    fresh = requests.get(_tile_url(layer, t.z, t.x, t.y), timeout=30)
+    assert fresh.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert fresh.content == changed.content
+    assert layer.refresh() is False  # unchanged since
+
+
+def test_layers_ask_only_for_tiles_in_their_footprint(m):
+    from leafmap_tiles.map.layers import leaflet_bounds
+
+    layer = m.add_raster(data("cog.tif"))
+    w, s, e, n = layer.info["bounds"]
+    assert layer.bounds == [[s, w], [n, e]]
+    # across the antimeridian (west > east): the latitude band over all longitudes
+    dateline = m.add_raster(data("cog_dateline.tif"))
+    dw, ds, de, dn = dateline.info["bounds"]
+    assert dw > de
+    assert dateline.bounds == [[ds, -180.0], [dn, 180.0]]
+    assert leaflet_bounds(None) is None and leaflet_bounds([0, 1, 2]) is None
+    assert leaflet_bounds([float("nan"), 0, 1, 1]) is None

@@ -162,3 +162,37 @@ def test_busy_source_leaves_a_thread_for_another(gated):
     for s in (held, queued):
         s.recv(1)
         s.close()
+
+
+def test_background_sources_render_after_the_others():
+    """Jobs of sources marked background (a slider's hidden frames) wait while jobs of
+    other sources are queued, whatever their order of arrival."""
+    import asyncio
+
+    from leafmap_tiles.server.scheduler import Scheduler
+
+    order: list[str] = []
+    gates = {k: threading.Event() for k in ("g1", "g2", "g3")}
+
+    def job(key):
+        if key in gates:
+            gates[key].wait(60)
+        order.append(key)
+        return key
+
+    async def scenario():
+        sched = Scheduler(workers=1, deadline=None)
+        sched.set_background({"a"})
+        held = [asyncio.ensure_future(sched.run(k, job, k)) for k in ("g1", "g2", "g3")]
+        await asyncio.get_running_loop().run_in_executor(None, wait_for, lambda: sched.stats()["running"] == 3)
+        late = [asyncio.ensure_future(sched.run("a", job, "a")), asyncio.ensure_future(sched.run("b", job, "b"))]
+        await asyncio.get_running_loop().run_in_executor(None, wait_for, lambda: sched.stats()["queued"] == 2)
+        gates["g1"].set()
+        await asyncio.gather(*late)
+        for g in gates.values():
+            g.set()
+        await asyncio.gather(*held)
+        sched.close()
+
+    asyncio.run(scenario())
+    assert order.index("b") < order.index("a"), order

@@ -21,14 +21,19 @@ def test_notebook_02_runs():
     # the field's NDVI, as rasterio reads it (tests/map/test_values_at.py checks the arithmetic)
     for line in ["2009-08-18 0.398", "2012-07-31 0.503", "2014-07-20 -0.075", "2020-08-31 0.597"]:
         assert line in text
-    assert "series panel on the map: True" in text and "closed" in text
+    assert "series panel on the map: True" in text
+    # it ends playing, with the live map on screen (no m.close(): after "Run All" the user sees the map)
+    assert "playing: True" in text
+    assert not any(line.strip().startswith("m.close()") for c in nb.cells if c.cell_type == "code"
+                   for line in c.source.splitlines())
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 1  # the matplotlib plot of the series
     widgets = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     models = [state[o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]]["model_name"] for o in widgets]
-    # the map; and (a kernel without a jupyter-server: the comm route, leafmap_tiles.client.urls)
-    # views of jupyter-loopback's comm bridge, an anywidget that shows nothing
-    assert models.count("LeafletMapModel") == 1, models
+    # the map, after the slider is added and again at the end; and (a kernel without a
+    # jupyter-server: the comm route, leafmap_tiles.client.urls) views of jupyter-loopback's
+    # comm bridge, an anywidget that shows nothing
+    assert models.count("LeafletMapModel") == 2, models
     assert set(models) <= {"LeafletMapModel", "AnyModel"}, models

@@ -64,14 +64,104 @@ def test_back_to_frame_zero_and_callers_dict_unchanged(m, frames):
     assert all(l.source_id in m.server.source_ids for l in frames.values())
 
 
-def test_neighbours_are_preloaded_at_opacity_zero(m, frames):
+def test_frames_stay_in_the_group_in_one_order(m, frames):
+    """The whole (short) series is in the group, in frame order, whatever frame is
+    shown: the browser keeps a layer only while its position is unchanged, so a step
+    must not reorder them (it used to put (prev, next, current) in, rebuilding all)."""
     ts = m.add_time_slider(frames)
+    order = [l.model_id for l in ts.group.layers]
+    assert order == [f.model_id for f in frames.values()]
+    for k in (1, 3, 0, 2):
+        ts.slider.value = k
+        assert [l.model_id for l in ts.group.layers] == order
+        assert {l.name: l.opacity for l in ts.group.layers} == {
+            f.name: (1.0 if i == k else 0.0) for i, f in enumerate(frames.values())}
+
+
+def _browser_loaded(layer):
+    """What the browser sends when a tile layer's tiles have loaded."""
+    layer.set_trait("loading", False)
+    layer._handle_leaflet_event(None, {"event": "load"}, [])
+
+
+def _browser_loading(layer):
+    layer.set_trait("loading", True)
+
+
+def test_old_frame_stays_until_the_new_one_is_drawn(m, frames):
+    ts = m.add_time_slider(frames)
+    f = list(frames.values())
+    assert not ts.browser_reports_loads  # headless: frames switch at once
+    _browser_loaded(f[0])
+    assert ts.browser_reports_loads and ts.drawn_index == 0
+    # frame 1 has not loaded yet: frame 0 stays drawn under/over it
     ts.slider.value = 1
-    on_map = {l.name: l.opacity for l in ts.group.layers}
-    assert on_map == {frames["date0"].name: 0.0, frames["date2"].name: 0.0, frames["date1"].name: 1.0}
-    assert ts.group.layers[-1] is frames["date1"]  # drawn on top
-    ts.slider.value = 3  # last frame: the next one is frame 0 (play loops)
-    assert {l.name for l in ts.group.layers} == {frames[k].name for k in ("date2", "date3", "date0")}
+    assert ts.index == 1 and ts.drawn_index == 0
+    assert f[1].opacity == 1.0 and f[0].opacity == 1.0
+    assert f[2].opacity == 0.0 and f[3].opacity == 0.0
+    assert not ts.wait_drawn(timeout=0.05)
+    _browser_loaded(f[1])
+    assert ts.drawn_index == 1 and f[0].opacity == 0.0 and f[1].opacity == 1.0
+    assert ts.wait_drawn(timeout=0)
+    # frames loaded ahead (at opacity 0) switch at once
+    _browser_loaded(f[3])
+    ts.slider.value = 3
+    assert ts.drawn_index == 3 and [l.opacity for l in f] == [0.0, 0.0, 0.0, 1.0]
+    # a new view (pan/zoom): tiles of every frame load again; 3 stays until 2 is in
+    for layer in f:
+        _browser_loading(layer)
+    ts.slider.value = 2
+    assert [l.opacity for l in f] == [0.0, 0.0, 1.0, 1.0]
+    # quick steps while loading: only the last frame drawn and the one asked for are shown
+    ts.slider.value = 0
+    assert [l.opacity for l in f] == [1.0, 0.0, 0.0, 1.0] and ts.drawn_index == 3
+    _browser_loaded(f[2])  # too late: frame 2 is not shown any more
+    assert [l.opacity for l in f] == [1.0, 0.0, 0.0, 1.0]
+    _browser_loaded(f[0])
+    assert [l.opacity for l in f] == [1.0, 0.0, 0.0, 0.0] and ts.drawn_index == 0
+
+
+def test_play_waits_for_the_frame_to_be_drawn(m, frames):
+    import time
+
+    ts = m.add_time_slider(frames, time_interval=0.01)
+    f = list(frames.values())
+    _browser_loaded(f[0])
+    for layer in f[1:]:
+        _browser_loading(layer)
+    ts.play()
+    _wait_for_index(ts, 1)
+    time.sleep(0.3)  # 30 intervals: Play must still wait for frame 1's tiles
+    assert ts.slider.value == 1 and ts.drawn_index == 0
+    _browser_loaded(f[1])
+    _wait_for_index(ts, 2)  # drawn: Play goes on
+    ts.pause()
+    ts.close()
+    assert _slider_threads() == []
+
+
+def test_long_series_keeps_a_window_appended_never_reordered(m):
+    from leafmap_tiles.map.time_slider import TimeSlider
+
+    files = naip_files()
+    ts = m.add_time_slider(files, preload=4, **STYLE)  # 10 frames > 4: a window
+    w = TimeSlider.WINDOW
+    n = len(files)
+
+    def in_group():
+        return [ts.layers.index(l) for l in ts.group.layers]
+
+    first = in_group()
+    assert sorted(first) == sorted({0, *range(1, w + 1), *(n - d for d in range(1, w + 1))})
+    seen = list(first)
+    for k in (1, 2, 5, 6):
+        ts.slider.value = k
+        now = in_group()
+        assert now[:len(seen)] == seen  # the frames already in the browser keep their place
+        assert {k, (k + 1) % n, (k - 1) % n} <= set(now)
+        assert [ts.layers[j].opacity for j in now] == [1.0 if j == k else 0.0 for j in now]
+        seen = now
+    assert len(seen) <= TimeSlider.MAX_IN_GROUP
 
 
 def test_group_opacity_and_visibility_apply_to_the_frame_shown(m, frames):
