@@ -109,8 +109,11 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"browser screenshots ({len(shots)}) in {path}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(browser_requirements):
+    # per module, not per session: Playwright's sync API keeps an asyncio loop marked
+    # running in the main thread while it is started, so every later test of the
+    # session calling asyncio.run() (tests/core/test_render_scheduling.py) would fail
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -361,11 +364,11 @@ def _allow_loopback_only(blocked: list, only_port: int | None = None):
     return handler
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def open_notebook(browser, artefacts):
     """``open_notebook(lab, name)``: a fresh browser context (only 127.0.0.1 reachable),
     the notebook opened in JupyterLab with all its cells run.  Returns a
-    :class:`NotebookPage`; contexts are closed at the end of the session."""
+    :class:`NotebookPage`; contexts are closed at the end of the module."""
     contexts = []
 
     def open_(lab: JupyterLab, name: str) -> NotebookPage:
