@@ -136,8 +136,11 @@ class JupyterLab:
     extension in it (as on a server started before the package was installed)."""
 
     def __init__(self, jupyter_lab: str, root: Path, base_url: str = "/", kernel_env: dict | None = None,
-                 app: str = "lab", extension: bool = True, block_loopback: bool = False, **_):
+                 app: str = "lab", extension: bool = True, block_loopback: bool = False, view: str = "",
+                 **_):
         self.root = root
+        # view="voila": notebooks opened through the server's Voila extension (/voila/render/...)
+        self.view = view
         # the browser may reach no 127.0.0.1 port but this server's (as when the browser
         # is on another machine than the kernel)
         self.block_loopback = block_loopback
@@ -241,6 +244,8 @@ class JupyterLab:
         return name
 
     def notebook_url(self, name: str) -> str:
+        if self.view == "voila":
+            return f"{self.url}voila/render/{name}?token={self.token}"
         if self.app == "notebook":
             return f"{self.url}notebooks/{name}?token={self.token}"
         return f"{self.url}lab/tree/{name}?token={self.token}&reset"
@@ -271,6 +276,7 @@ class Voila(JupyterLab):
     def __init__(self, jupyter_lab: str, root: Path, kernel_env: dict | None = None, block_loopback: bool = False, **_):
         self.root = root
         self.app = "voila"
+        self.view = "voila"
         self.extension = False
         self.block_loopback = block_loopback
         self.base_url = "/"

@@ -17,7 +17,8 @@ HUB_BASE = "/user/test/"
 # browser reaches no 127.0.0.1 port but the front end's own (as a browser on another
 # machine than the kernel): "remote" JupyterLab with base URL "/" and no Hub variable
 # (SSH tunnel, Docker, a VM); "notebook7" Jupyter Notebook 7; "voila" a standalone Voila
-# server (no jupyter-server extension: comm bridge); "comm" JupyterLab without our
+# server (no jupyter-server extension: comm bridge); "voila-ext" the notebook rendered by
+# Voila's extension of a Jupyter server (/voila/render/..., proxy path); "comm" JupyterLab without our
 # extension (tiles can only come over the comm bridge).  ``route`` is the route the
 # kernel must find (leafmap_tiles.client.urls).
 SCENARIOS = {
@@ -26,6 +27,7 @@ SCENARIOS = {
     "remote": {"base_url": "/", "kernel_env": {}, "block_loopback": True, "route": "proxy"},
     "notebook7": {"app": "notebook", "base_url": "/", "kernel_env": {}, "block_loopback": True, "route": "proxy"},
     "voila": {"app": "voila", "kernel_env": {}, "block_loopback": True, "route": "comm"},
+    "voila-ext": {"view": "voila", "base_url": "/", "kernel_env": {}, "block_loopback": True, "route": "proxy"},
     "comm": {"base_url": "/", "kernel_env": {}, "extension": False, "block_loopback": True, "route": "comm"},
 }
 
@@ -68,7 +70,7 @@ class NotebookPage:
     def __init__(self, page, lab, blocked: list, artefacts: Path):
         self.page = page
         self.lab = lab
-        self.voila = getattr(lab, "app", "lab") == "voila"
+        self.voila = getattr(lab, "view", "") == "voila"
         self.blocked = blocked
         self.artefacts = artefacts
         self.requests: list[str] = []

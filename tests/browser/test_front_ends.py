@@ -1,7 +1,8 @@
 """Tiles in every front end with no set-up (issue 14), in Chromium: JupyterLab whose
 browser cannot reach the kernel's loopback ports (only the Jupyter server's), Jupyter
 Notebook 7 (same), a standalone Voila server (no jupyter-server extension: the comm
-bridge), and JupyterLab without our extension (tiles only over the comm bridge).
+bridge), Voila as an extension of a Jupyter server (the proxy path), and JupyterLab
+without our extension (tiles only over the comm bridge).
 
 In each, with nothing set by the user: the route the kernel found is the expected one,
 the tiles of ``add_raster`` are drawn (the pixels at the map's centre are those of the
@@ -36,13 +37,13 @@ m
 '''
 CELLS = [PRELUDE, f"show({str(RGB)!r})", SLIDER_CELL]
 RASTER_CELL, SLIDER = 1, 2
-FRONT_ENDS = ["remote", "notebook7", "voila", "comm"]
+FRONT_ENDS = ["remote", "notebook7", "voila", "voila-ext", "comm"]
 
 
 @pytest.fixture(scope="module", params=FRONT_ENDS)
 def page(request, lab_for, open_notebook):
     scenario = request.param
-    if SCENARIOS[scenario].get("app") == "voila":
+    if SCENARIOS[scenario].get("view") == "voila" or SCENARIOS[scenario].get("app") == "voila":
         pytest.importorskip("voila")
     if SCENARIOS[scenario].get("app") == "notebook":
         pytest.importorskip("notebook")
