@@ -13,12 +13,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch "$stamp"
 fi
-# The package's jupyter-server extension (the proxy path for JupyterHub/Binder) is enabled
-# by etc/jupyter/jupyter_server_config.d/leafmap_tiles.json, installed as data-files by a
-# wheel install.  An editable install never installs data-files (setuptools' PEP 660
-# editable wheels carry only the import hook), so put the same file where a wheel would.
-conf_d=.venv/etc/jupyter/jupyter_server_config.d
-if ! cmp -s jupyter-config/jupyter_server_config.d/leafmap_tiles.json "$conf_d/leafmap_tiles.json"; then
-  mkdir -p "$conf_d"
-  cp jupyter-config/jupyter_server_config.d/leafmap_tiles.json "$conf_d/leafmap_tiles.json"
-fi
+# The package's jupyter-server extension (the proxy path the browser uses in JupyterLab,
+# Notebook 7, JupyterHub, Binder) is enabled by etc/jupyter/jupyter_server_config.d/
+# leafmap_tiles.json, which `pip install -e .` installs itself (_build_backend adds it to
+# the editable wheel); nothing to copy by hand.

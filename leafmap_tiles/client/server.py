@@ -26,8 +26,8 @@ from urllib.parse import urlencode
 
 import requests
 
+from leafmap_tiles.client import urls
 from leafmap_tiles.errors import StyleError, TileServerError, from_name
-from leafmap_tiles.client.urls import browser_base
 
 START_TIMEOUT = 60.0
 # HTTP credentials that GDAL would send to every host; AWS keys stay (GDAL sends them to S3 only).
@@ -363,9 +363,17 @@ class TileServer:
             self._request("POST", "gdal", json=body, restart=False)
 
     # ---------------------------------------------------------------- URLs
+    @property
+    def route(self) -> "urls.Route":
+        """How the browser reaches this server (a :class:`leafmap_tiles.client.urls.Route`:
+        ``kind`` ``"explicit"``, ``"proxy"``, ``"comm"`` or ``"direct"``, and why);
+        see :mod:`leafmap_tiles.client.urls` for the order."""
+        return urls.route(self.client_prefix)
+
     def browser_base(self) -> str:
+        """URL base (no trailing slash) of this server as the browser must use it."""
         self.start()
-        return browser_base(self.port, self.client_prefix)
+        return self.route.base(self.port)
 
     def tile_url(self, source_id: str, style: dict | None = None, fmt: str = "png",
                  version: str | None = None) -> str:
@@ -391,7 +399,7 @@ class TileServer:
         Call it before registering, so that nothing changes for such a layer."""
         q = urlencode({k: v for k, v in (style or {}).items() if v is not None})
         # the longest base the browser may use: proxy prefix, token, a source id, z/x/y
-        base = len(browser_base(65535, self.client_prefix)) + len(self.token) + 64
+        base = len(self.route.base(65535)) + len(self.token) + 64
         _check_url_length(base + len(q), style)
 
     def local_url(self, path: str = "") -> str:

@@ -95,18 +95,35 @@ class Map(ipyleaflet.Map):
 
     @staticmethod
     def _bridge(server) -> None:
-        """Front ends without a jupyter-server (VS Code, Colab): when the user enabled
-        jupyter-loopback's comm bridge, route our loopback URLs through it."""
+        """Front ends without our jupyter-server proxy (VS Code, Colab, Voila): when the
+        server's route is ``"comm"`` (:mod:`leafmap_tiles.client.urls`), or the user
+        enabled jupyter-loopback's comm bridge, route our loopback URLs through it."""
         try:
             import jupyter_loopback
         except ImportError:  # pragma: no cover
             return
         if not jupyter_loopback.is_comm_bridge_enabled():
-            return
+            if server.route.kind != "comm":
+                return
+            jupyter_loopback.enable_comm_bridge()  # shows its (empty) widget in this cell
         port = server.start().port
         if getattr(server, "_bridged_port", None) != port:
             jupyter_loopback.intercept_localhost(port)
             server._bridged_port = port
+
+    def _repr_mimebundle_(self, **kwargs):
+        # with the comm bridge on, a view of it goes out just before the map, in the same
+        # output: front ends that give each output its own frame (Colab) then intercept
+        # this map's tile URLs too (the bridge's view patches the frame it renders in)
+        if self._server is not None and not self._closed:
+            try:
+                import jupyter_loopback
+
+                if jupyter_loopback.is_comm_bridge_enabled():
+                    jupyter_loopback.enable_comm_bridge()
+            except Exception:  # never let the bridge break the map's display
+                pass
+        return super()._repr_mimebundle_(**kwargs)
 
     def _on_server_moved(self, server) -> None:
         frames = [f for ts in self._time_sliders for f in ts.layers]

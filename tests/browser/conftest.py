@@ -33,6 +33,26 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 VIEWPORT = {"width": 1280, "height": 1600}
+# Test-side observation only: the comm bridge (jupyter-loopback) replaces an image's
+# loopback URL with a blob: URL of the bytes it fetched over the comm; to tell which
+# layer a tile belongs to, remember the URL that was asked for in ``data-requested-src``.
+# Wraps whatever ``src`` setter gets installed on HTMLImageElement.prototype.
+TILE_SRC_RECORDER = """
+(() => {
+  const define = Object.defineProperty;
+  Object.defineProperty = function (obj, prop, desc) {
+    if (typeof HTMLImageElement !== 'undefined' && obj === HTMLImageElement.prototype && prop === 'src'
+        && desc && typeof desc.set === 'function') {
+      const inner = desc.set;
+      desc = Object.assign({}, desc, {set(v) {
+        if (typeof v === 'string' && !v.startsWith('blob:')) this.setAttribute('data-requested-src', v);
+        return inner.call(this, v);
+      }});
+    }
+    return define.call(this, obj, prop, desc);
+  };
+})();
+"""
 LAB_START_TIMEOUT = 90.0
 
 
@@ -89,8 +109,11 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"browser screenshots ({len(shots)}) in {path}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(browser_requirements):
+    # per module, not per session: Playwright's sync API keeps an asyncio loop marked
+    # running in the main thread while it is started, so every later test of the
+    # session calling asyncio.run() (tests/core/test_render_scheduling.py) would fail
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -108,10 +131,21 @@ def _free_port() -> int:
 
 
 class JupyterLab:
-    """A JupyterLab server this test session started (and stops)."""
+    """A JupyterLab (``app="lab"``) or Jupyter Notebook 7 (``app="notebook"``) server this
+    test session started (and stops); ``extension=False`` disables our jupyter-server
+    extension in it (as on a server started before the package was installed)."""
 
-    def __init__(self, jupyter_lab: str, root: Path, base_url: str = "/", kernel_env: dict | None = None):
+    def __init__(self, jupyter_lab: str, root: Path, base_url: str = "/", kernel_env: dict | None = None,
+                 app: str = "lab", extension: bool = True, block_loopback: bool = False, view: str = "",
+                 **_):
         self.root = root
+        # view="voila": notebooks opened through the server's Voila extension (/voila/render/...)
+        self.view = view
+        # the browser may reach no 127.0.0.1 port but this server's (as when the browser
+        # is on another machine than the kernel)
+        self.block_loopback = block_loopback
+        self.app = app
+        self.extension = extension
         self.base_url = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
         self.token = secrets.token_hex(16)
         self.port = _free_port()
@@ -131,18 +165,28 @@ class JupyterLab:
             "JUPYTER_CONFIG_DIR": str(root / "jupyter-config"),  # no user config of this machine
             "PYTHONUNBUFFERED": "1",
         })
+        if not extension:  # the user's config (JUPYTER_CONFIG_DIR) outranks the installed one
+            (root / "jupyter-config").mkdir(exist_ok=True)
+            (root / "jupyter-config" / "jupyter_server_config.json").write_text(
+                '{"ServerApp": {"jpserver_extensions": {"leafmap_tiles._jupyter": false}}}')
+        # no "get notified about Jupyter news?" toast over the page's bottom right
+        notif = root / "lab-settings" / "@jupyterlab" / "apputils-extension"
+        notif.mkdir(parents=True, exist_ok=True)
+        (notif / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
         self.log_path = root / "jupyterlab.log"
         self._log = open(self.log_path, "wb")
+        exe = jupyter_lab if app == "lab" else str(Path(jupyter_lab).with_name("jupyter-notebook"))
+        app_class = "LabApp" if app == "lab" else "JupyterNotebookApp"
         cmd = [
-            jupyter_lab, "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+            exe, "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={notebooks}",
             f"--ServerApp.base_url={self.base_url}",
-            "--LabApp.expose_app_in_browser=True",
-            "--LabApp.news_url=None",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            f"--{app_class}.expose_app_in_browser=True",
         ]
+        if app == "lab":
+            cmd += ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
         self.proc = subprocess.Popen(cmd, cwd=notebooks, env=env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -175,13 +219,16 @@ class JupyterLab:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"JupyterLab did not answer within {LAB_START_TIMEOUT:.0f} s:\n{self.log_tail()}")
             time.sleep(0.2)
-        # our jupyter-server extension must be active: its proxy's probe answers 204
+        # our jupyter-server extension must be active (or not): its proxy's probe answers 204
         r = requests.get(self.url + "leafmap-tiles-proxy/__probe__", timeout=5)
-        if r.status_code != 204:
+        if not self.extension:
+            if r.status_code != 404:
+                raise AssertionError(f"the extension was to be disabled, yet its probe answered {r.status_code}")
+        elif r.status_code != 204:
             raise AssertionError(
                 f"the leafmap_tiles jupyter-server extension is not active in this JupyterLab "
-                f"({self.url}leafmap-tiles-proxy/__probe__ answered {r.status_code}); an editable "
-                f"install does not install its config: run scripts/setup_browser.sh\n{self.log_tail()}")
+                f"({self.url}leafmap-tiles-proxy/__probe__ answered {r.status_code}); is the package "
+                f"installed in this environment (pip install -e .)?\n{self.log_tail()}")
 
     @property
     def auth(self) -> dict:
@@ -197,6 +244,10 @@ class JupyterLab:
         return name
 
     def notebook_url(self, name: str) -> str:
+        if self.view == "voila":
+            return f"{self.url}voila/render/{name}?token={self.token}"
+        if self.app == "notebook":
+            return f"{self.url}notebooks/{name}?token={self.token}"
         return f"{self.url}lab/tree/{name}?token={self.token}&reset"
 
     def stop(self) -> None:
@@ -218,6 +269,74 @@ class JupyterLab:
         self._log.close()
 
 
+class Voila(JupyterLab):
+    """A standalone Voila server (``voila <folder>``): no jupyter-server extension,
+    notebooks executed by Voila and rendered as a page of outputs."""
+
+    def __init__(self, jupyter_lab: str, root: Path, kernel_env: dict | None = None, block_loopback: bool = False, **_):
+        self.root = root
+        self.app = "voila"
+        self.view = "voila"
+        self.extension = False
+        self.block_loopback = block_loopback
+        self.base_url = "/"
+        self.token = ""
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.notebooks = root / "notebooks"
+        self.notebooks.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("JUPYTERHUB_SERVICE_PREFIX", "JPY_BASE_URL", "LEAFMAP_TILES_CLIENT_PREFIX")}
+        env.update(kernel_env or {})
+        env.update({"JUPYTER_RUNTIME_DIR": str(root / "runtime"), "JUPYTER_CONFIG_DIR": str(root / "jupyter-config"),
+                    "PYTHONUNBUFFERED": "1"})
+        self.log_path = root / "voila.log"
+        self._log = open(self.log_path, "wb")
+        cmd = [str(Path(jupyter_lab).with_name("voila")), str(self.notebooks), "--no-browser",
+               f"--port={self.port}", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
+               "--VoilaConfiguration.show_tracebacks=True"]
+        self.proc = subprocess.Popen(cmd, cwd=self.notebooks, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        import requests
+
+        deadline = time.monotonic() + LAB_START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"Voila exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url, timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Voila did not answer within {LAB_START_TIMEOUT:.0f} s:\n{self.log_tail()}")
+            time.sleep(0.2)
+
+    @property
+    def auth(self) -> dict:
+        return {}
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.url}voila/render/{name}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
 @pytest.fixture(scope="session")
 def lab_for(browser_requirements, tmp_path_factory):
     """``lab_for(scenario)``: the JupyterLab server of that scenario (see SCENARIOS),
@@ -226,8 +345,9 @@ def lab_for(browser_requirements, tmp_path_factory):
 
     def get(scenario: str) -> JupyterLab:
         if scenario not in labs:
-            labs[scenario] = JupyterLab(browser_requirements["jupyter_lab"], tmp_path_factory.mktemp(f"lab-{scenario}"),
-                                        **SCENARIOS[scenario])
+            conf = SCENARIOS[scenario]
+            cls = Voila if conf.get("app") == "voila" else JupyterLab
+            labs[scenario] = cls(browser_requirements["jupyter_lab"], tmp_path_factory.mktemp(f"lab-{scenario}"), **conf)
         return labs[scenario]
 
     yield get
@@ -235,10 +355,13 @@ def lab_for(browser_requirements, tmp_path_factory):
         lab.stop()
 
 
-def _allow_loopback_only(blocked: list):
+def _allow_loopback_only(blocked: list, only_port: int | None = None):
+    """Only 127.0.0.1 is reachable; with ``only_port``, only that port of it (the
+    Jupyter server's: the kernel's tile server is then out of the browser's reach)."""
     def handler(route):
-        host = urlsplit(route.request.url).hostname
-        if route.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+        parts = urlsplit(route.request.url)
+        ok_host = parts.hostname == "127.0.0.1" and (only_port is None or parts.port == only_port)
+        if route.request.url.startswith(("data:", "blob:")) or ok_host:
             route.continue_()
         else:
             blocked.append(route.request.url)
@@ -247,18 +370,19 @@ def _allow_loopback_only(blocked: list):
     return handler
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def open_notebook(browser, artefacts):
     """``open_notebook(lab, name)``: a fresh browser context (only 127.0.0.1 reachable),
     the notebook opened in JupyterLab with all its cells run.  Returns a
-    :class:`NotebookPage`; contexts are closed at the end of the session."""
+    :class:`NotebookPage`; contexts are closed at the end of the module."""
     contexts = []
 
     def open_(lab: JupyterLab, name: str) -> NotebookPage:
         context = browser.new_context(viewport=VIEWPORT)
         contexts.append(context)
         blocked: list[str] = []
-        context.route("**/*", _allow_loopback_only(blocked))
+        context.route("**/*", _allow_loopback_only(blocked, lab.port if lab.block_loopback else None))
+        context.add_init_script(TILE_SRC_RECORDER)
         page = context.new_page()
         nbp = NotebookPage(page, lab, blocked, artefacts)
         nbp.open_and_run(name)

@@ -13,10 +13,22 @@ from PIL import Image
 
 HUB_BASE = "/user/test/"
 # "local": a plain local JupyterLab; "hub": as a JupyterHub single-user server, with a
-# base URL and JUPYTERHUB_SERVICE_PREFIX in its kernels' environment.
+# base URL and JUPYTERHUB_SERVICE_PREFIX in its kernels' environment.  In the others the
+# browser reaches no 127.0.0.1 port but the front end's own (as a browser on another
+# machine than the kernel): "remote" JupyterLab with base URL "/" and no Hub variable
+# (SSH tunnel, Docker, a VM); "notebook7" Jupyter Notebook 7; "voila" a standalone Voila
+# server (no jupyter-server extension: comm bridge); "voila-ext" the notebook rendered by
+# Voila's extension of a Jupyter server (/voila/render/..., proxy path); "comm" JupyterLab without our
+# extension (tiles can only come over the comm bridge).  ``route`` is the route the
+# kernel must find (leafmap_tiles.client.urls).
 SCENARIOS = {
-    "local": {"base_url": "/", "kernel_env": {}},
-    "hub": {"base_url": HUB_BASE, "kernel_env": {"JUPYTERHUB_SERVICE_PREFIX": HUB_BASE}},
+    "local": {"base_url": "/", "kernel_env": {}, "route": "proxy"},
+    "hub": {"base_url": HUB_BASE, "kernel_env": {"JUPYTERHUB_SERVICE_PREFIX": HUB_BASE}, "route": "proxy"},
+    "remote": {"base_url": "/", "kernel_env": {}, "block_loopback": True, "route": "proxy"},
+    "notebook7": {"app": "notebook", "base_url": "/", "kernel_env": {}, "block_loopback": True, "route": "proxy"},
+    "voila": {"app": "voila", "kernel_env": {}, "block_loopback": True, "route": "comm"},
+    "voila-ext": {"view": "voila", "base_url": "/", "kernel_env": {}, "block_loopback": True, "route": "proxy"},
+    "comm": {"base_url": "/", "kernel_env": {}, "extension": False, "block_loopback": True, "route": "comm"},
 }
 
 
@@ -33,7 +45,7 @@ from leafmap_tiles import Map
 
 def info(m, lyr, **extra):
     d = {"source_id": lyr.source_id, "url": lyr.url, "port": lyr.server.port,
-         "zoom": m.zoom, "center": list(m.center), **extra}
+         "zoom": m.zoom, "center": list(m.center), "route": lyr.server.route.kind, **extra}
     print("LEAFMAP_TILES_INFO " + json.dumps(d))
 
 def show(path, **kw):
@@ -42,6 +54,10 @@ def show(path, **kw):
     info(m, lyr)
     return m
 '''
+
+
+CELL_SELECTOR = ".jp-Notebook .jp-Cell"
+CELL_SELECTOR_VOILA = ".jp-Cell"
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -54,6 +70,7 @@ class NotebookPage:
     def __init__(self, page, lab, blocked: list, artefacts: Path):
         self.page = page
         self.lab = lab
+        self.voila = getattr(lab, "view", "") == "voila"
         self.blocked = blocked
         self.artefacts = artefacts
         self.requests: list[str] = []
@@ -66,6 +83,8 @@ class NotebookPage:
 
     # ------------------------------------------------------------------ notebook
     def open_and_run(self, name: str) -> None:
+        if self.voila:
+            return self._open_voila(name)
         page = self.page
         t0 = time.monotonic()
         page.goto(self.lab.notebook_url(name), wait_until="domcontentloaded")
@@ -97,7 +116,28 @@ class NotebookPage:
         if errors:
             raise AssertionError("notebook cells failed:\n" + re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(errors)))
 
+    def _open_voila(self, name: str) -> None:
+        """Voila runs the notebook itself and sends the page of outputs; wait until
+        each cell that printed map info shows its map."""
+        page = self.page
+        t0 = time.monotonic()
+        page.goto(self.lab.notebook_url(name), wait_until="domcontentloaded", timeout=RUN_TIMEOUT_MS)
+        page.wait_for_function(
+            """(mark) => {
+                const cells = [...document.querySelectorAll('.jp-Cell')];
+                const withInfo = cells.filter(c => c.innerText.includes(mark));
+                return withInfo.length > 0 && withInfo.every(c => c.querySelector('.leaflet-container'));
+            }""", arg=INFO_MARK.strip(), timeout=RUN_TIMEOUT_MS)
+        self.timings = {"open": 0.0, "run": time.monotonic() - t0}
+        errors = page.evaluate(
+            """() => [...document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]')]
+                 .map(e => e.innerText)""")
+        if errors:
+            raise AssertionError("notebook cells failed in Voila:\n" + "\n".join(errors))
+
     def cell_text(self, index: int) -> str:
+        if self.voila:
+            return self.page.evaluate("(i) => document.querySelectorAll(CELLS)[i].innerText".replace("CELLS", repr(CELL_SELECTOR_VOILA)), index)
         return self.page.evaluate(
             """(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.outputs.toJSON()
                  .map(o => o.text ? [].concat(o.text).join('') : '').join('')""", index)
@@ -108,8 +148,12 @@ class NotebookPage:
                 return json.loads(line[len(INFO_MARK):])
         raise AssertionError(f"cell {index} printed no map info: {self.cell_text(index)!r}")
 
+    @property
+    def cell_selector(self) -> str:
+        return CELL_SELECTOR_VOILA if self.voila else CELL_SELECTOR
+
     def map_locator(self, index: int):
-        return self.page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".leaflet-container")
+        return self.page.locator(self.cell_selector).nth(index).locator(".leaflet-container")
 
     # ------------------------------------------------------------------ tiles
     def wait_tiles(self, index: int, source_id: str, zoom: int, timeout_ms: int = TILES_TIMEOUT_MS) -> dict:
@@ -134,8 +178,8 @@ class NotebookPage:
 
     def _wait_tiles(self, index, source_id, zoom, timeout_ms):
         return self.page.wait_for_function(
-            """([i, sid, z]) => {
-                const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[i];
+            """([i, sid, z, sel]) => {
+                const cell = document.querySelectorAll(sel)[i];
                 const cont = cell && cell.querySelector('.leaflet-container');
                 if (!cont) return null;
                 const cr = cont.getBoundingClientRect();
@@ -143,9 +187,14 @@ class NotebookPage:
                 const needle = '/tiles/' + sid + '/' + z + '/';
                 // tiles of our source at that zoom, in a layer shown (a slider may keep the
                 // next frames on the map at opacity 0 to load them ahead)
-                const imgs = [...cont.querySelectorAll('img.leaflet-tile')].filter(im => im.src.includes(needle));
+                // the URL asked for: a comm bridge swaps it for a blob: URL (conftest's
+                // TILE_SRC_RECORDER keeps it in data-requested-src)
+                const asked = im => im.getAttribute('data-requested-src') || im.src;
+                const imgs = [...cont.querySelectorAll('img.leaflet-tile')].filter(im => asked(im).includes(needle));
                 if (!imgs.length) return null;
-                if (imgs.every(im => im.complete && im.naturalWidth === 0)) return {broken: imgs.map(im => im.src)};
+                // (an image still waiting for the comm bridge has no src yet: not broken)
+                if (imgs.every(im => im.getAttribute('src') && im.complete && im.naturalWidth === 0))
+                    return {broken: imgs.map(im => im.src)};
                 const ready = im => im.complete && im.naturalWidth > 0 && im.classList.contains('leaflet-tile-loaded')
                     && getComputedStyle(im).opacity === '1' && getComputedStyle(im.parentElement).opacity === '1'
                     && getComputedStyle(im.closest('.leaflet-layer') || im).opacity === '1';
@@ -155,10 +204,10 @@ class NotebookPage:
                     return r.left <= cx && cx < r.right && r.top <= cy && cy < r.bottom; });
                 if (!hit) return null;
                 const r = hit.getBoundingClientRect();
-                return {src: hit.src, left: r.left - cr.left, top: r.top - cr.top, width: r.width, height: r.height,
+                return {src: new URL(asked(hit), location.href).href, shown: hit.src, left: r.left - cr.left, top: r.top - cr.top, width: r.width, height: r.height,
                         natural: [hit.naturalWidth, hit.naturalHeight], container: [cr.width, cr.height],
                         background: getComputedStyle(cont).backgroundColor, n_tiles: imgs.length};
-            }""", arg=[index, source_id, zoom], timeout=timeout_ms, polling=100)
+            }""", arg=[index, source_id, zoom, self.cell_selector], timeout=timeout_ms, polling=100)
 
     def screenshot_map(self, index: int, name: str) -> tuple[np.ndarray, Path]:
         path = self.artefacts / f"{name}.png"

@@ -1,6 +1,7 @@
-"""Our tiles in a real browser (Chromium) in JupyterLab: locally (straight from the tile
-server on loopback) and behind a base URL as on JupyterHub (through the Jupyter server's
-proxy path of our server extension).  For a real RGB file and a single-band file with a
+"""Our tiles in a real browser (Chromium) in JupyterLab: locally and behind a base URL as
+on JupyterHub, both through the Jupyter server's proxy path of our server extension (the
+kernel finds it there first, leafmap_tiles.client.urls; the other front ends are in
+test_front_ends.py).  For a real RGB file and a single-band file with a
 colormap, the pixels shown at the map's centre are those of the tile the server
 returns for that place."""
 
@@ -24,7 +25,7 @@ CELLS = [
 RGB_CELL, SINGLE_CELL = 1, 2
 
 
-@pytest.fixture(scope="module", params=list(SCENARIOS))
+@pytest.fixture(scope="module", params=["local", "hub"])
 def shown(request, lab_for, open_notebook):
     scenario = request.param
     lab = lab_for(scenario)
@@ -54,16 +55,13 @@ def test_tiles_take_the_expected_route(shown):
         info = shown.map_info(cell)
         tiles = _tile_requests(shown, info)
         assert tiles
-        direct = f"http://127.0.0.1:{info['port']}/"
         proxied = f"{lab.url}leafmap-tiles-proxy/{info['port']}/"
-        if shown.scenario == "local":
-            assert info["url"].startswith(direct), info["url"]
-            assert all(u.startswith(direct) for u in tiles), tiles[:3]
-        else:
-            assert info["url"].startswith(f"{HUB_BASE}leafmap-tiles-proxy/{info['port']}/"), info["url"]
-            assert all(u.startswith(proxied) for u in tiles), tiles[:3]
-            # no request of the page went to the tile server's own port
-            assert not [u for u in shown.requests if f"127.0.0.1:{info['port']}" in u]
+        base = HUB_BASE if shown.scenario == "hub" else "/"
+        assert info["route"] == SCENARIOS[shown.scenario]["route"] == "proxy", info
+        assert info["url"].startswith(f"{base}leafmap-tiles-proxy/{info['port']}/"), info["url"]
+        assert all(u.startswith(proxied) for u in tiles), tiles[:3]
+        # no request of the page went to the tile server's own port
+        assert not [u for u in shown.requests if f"127.0.0.1:{info['port']}" in u]
     failed_tiles = [f for f in shown.failed if "/tiles/" in f]
     assert not failed_tiles, failed_tiles[:5]
     # nothing but 127.0.0.1 was reachable; the notebooks have no basemap
