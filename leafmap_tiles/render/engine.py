@@ -742,20 +742,13 @@ def _data_bounds(rdr, bounds: tuple) -> tuple:
 
 def _native_maxzoom(ds) -> int | None:
     """Web Mercator zoom whose pixel size matches the raster's own at its centre
-    (morecantile ``zoom_for_res`` on the centre pixel's size measured in EPSG:3857)."""
-    import math
-
+    (morecantile ``zoom_for_res`` on :func:`decimated.source_resolution_in_3857`)."""
     import morecantile
-    from rasterio.warp import transform as warp_xy
 
+    res = decimated.source_resolution_in_3857(ds)
+    if res is None:
+        return None
     try:
-        t = ds.transform
-        cx, cy = ds.width / 2.0, ds.height / 2.0
-        pts = [t * (cx, cy), t * (cx + 1, cy), t * (cx, cy + 1)]
-        xs, ys = warp_xy(ds.crs, "EPSG:3857", [p[0] for p in pts], [p[1] for p in pts])
-        res = min(math.hypot(xs[1] - xs[0], ys[1] - ys[0]), math.hypot(xs[2] - xs[0], ys[2] - ys[0]))
-        if not math.isfinite(res) or res <= 0:
-            return None
         return int(morecantile.tms.get("WebMercatorQuad").zoom_for_res(res))
     except Exception:
         return None
