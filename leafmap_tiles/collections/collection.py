@@ -29,8 +29,9 @@ WORKSPACE_ENV = "LEAFMAP_TILES_WORKSPACE"
 
 def workspace_root() -> Path:
     """Folder of the workspaces: ``$LEAFMAP_TILES_WORKSPACE`` or ``~/leafmap_tiles_workspace``."""
-    env = os.environ.get(WORKSPACE_ENV)
-    return Path(env).expanduser() if env else Path("~/leafmap_tiles_workspace").expanduser()
+    from leafmap_tiles import settings
+
+    return Path(settings.current().workspace).expanduser()
 
 
 def default_workspace(name: str) -> Path:

@@ -9,7 +9,6 @@ import html
 import logging
 
 import ipywidgets
-from ipyleaflet import WidgetControl
 
 from leafmap_tiles.map import values as _values
 

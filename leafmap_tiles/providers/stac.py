@@ -41,12 +41,12 @@ import datetime as _dt
 import os
 import re
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
-from leafmap_tiles.errors import AuthenticationError, SourceNotFoundError
+from leafmap_tiles.errors import AuthenticationError
 
 __all__ = [
     "get_client",
@@ -297,38 +297,37 @@ def _gdal_auth_options(url: str) -> dict[str, str]:
     return {}
 
 
-def _is_auth_failure(message: str) -> bool:
-    return bool(re.search(r"\b(401|403)\b|unauthori[sz]ed|forbidden", message, re.I))
-
-
 @contextlib.contextmanager
 def open_raster(url: str, **kwargs) -> Iterator[Any]:
     """``rasterio.open(url)`` with the credentials of that URL's host only.
 
-    Raises :class:`~leafmap_tiles.errors.AuthenticationError` (a ``PermissionError``)
-    naming how to log in when the host refuses the request, and
-    :class:`~leafmap_tiles.errors.SourceNotFoundError` for a 404."""
+    Failures are classified by :func:`leafmap_tiles.gdal_errors.classify`:
+    :class:`~leafmap_tiles.errors.AuthenticationError` (a ``PermissionError``) naming
+    how to log in when the host refuses the request,
+    :class:`~leafmap_tiles.errors.SourceNotFoundError` for a 404 or a missing file,
+    ``SourceTimeoutError``/``SourceUnreachableError`` for a slow or unreachable host,
+    ``InvalidSourceError`` for anything else."""
     import rasterio
     from rasterio.errors import RasterioIOError
 
+    from leafmap_tiles.gdal_errors import classify
+
     options = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", **_gdal_auth_options(url)}
     with rasterio.Env(**options):
+        t0 = time.monotonic()
         try:
             ds = rasterio.open(url, **kwargs)
         except RasterioIOError as exc:
-            text = str(exc)
-            if _is_auth_failure(text):
+            err = classify(url, exc, "open", elapsed=time.monotonic() - t0)
+            if isinstance(err, AuthenticationError):
+                text = str(exc).strip()
                 hint = login_hint_for(url)
-                who = "the provider of this host" if hint is None else None
-                msg = (f"{url} refused access ({text.strip()}): "
-                       + (f"{hint}" if hint else f"log in to {who} first"))
+                msg = f"{url} refused access ({text}): " + (hint or "log in to the provider of this host first")
                 if credentials_for(url) is not None:
                     msg = (f"{url} refused the credentials given at login "
-                           f"({text.strip()}): check the username and password and log in again")
-                raise AuthenticationError(msg) from exc
-            if re.search(r"\b404\b|does not exist|No such file", text):
-                raise SourceNotFoundError(f"{url}: {text.strip()}") from exc
-            raise
+                           f"({text}): check the username and password and log in again")
+                err = AuthenticationError(msg)
+            raise err from exc
         try:
             yield ds
         finally:

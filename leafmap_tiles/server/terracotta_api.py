@@ -50,6 +50,7 @@ from starlette.routing import Route
 
 from leafmap_tiles.errors import (
     AuthenticationError,
+    BadRequestError,
     DatasetNotFoundError,
     InvalidKeyError,
     InvalidSourceError,
@@ -58,7 +59,8 @@ from leafmap_tiles.errors import (
     SourceTimeoutError,
     SourceUnreachableError,
     StoreError,
-    StyleError,
+    TileOutsideBoundsError,
+    UnreadableDataset,
 )
 from leafmap_tiles.render import RenderEngine
 from leafmap_tiles.render import expression as tc_expression
@@ -77,14 +79,6 @@ DEFAULT_LIMIT = 100
 _PERCENTILE = re.compile(r"^p\d+$")
 _TRUE = {"t", "true", "on", "y", "yes", "1"}
 _FALSE = {"f", "false", "off", "n", "no", "0"}
-
-
-class BadRequest(StyleError):
-    """Invalid query parameters or body (HTTP 400)."""
-
-
-class UnreadableDataset(LeafmapTilesError):
-    """A dataset listed in the store whose file cannot be read (HTTP 500)."""
 
 
 def _dataset_error(keys, exc: LeafmapTilesError) -> LeafmapTilesError:
@@ -121,7 +115,7 @@ def _json_param(params: dict, name: str) -> Any:
     try:
         return json.loads(val)
     except (ValueError, RecursionError):
-        raise BadRequest(f"Could not decode value {val[:100]} for {name} as JSON") from None
+        raise BadRequestError(f"Could not decode value {val[:100]} for {name} as JSON") from None
 
 
 def _number(value: Any, name: str) -> float:
@@ -130,7 +124,7 @@ def _number(value: Any, name: str) -> float:
     except OverflowError:  # an integer beyond float range
         ok = False
     if not ok:
-        raise BadRequest(f"{name}: {str(value)[:40]} is not a finite number")
+        raise BadRequestError(f"{name}: {str(value)[:40]} is not a finite number")
     return float(value)
 
 
@@ -140,14 +134,14 @@ def _range_param(params: dict, name: str, *, allow_percentile: bool = True, allo
     if val is None:
         return None
     if not isinstance(val, list) or len(val) != 2:
-        raise BadRequest(f"{name} must be a JSON list of 2 values, e.g. [0, 1], got {params[name]}")
+        raise BadRequestError(f"{name} must be a JSON list of 2 values, e.g. [0, 1], got {params[name]}")
     out = []
     for item in val:
         if item is None and allow_null:
             out.append(None)
         elif isinstance(item, str) and allow_percentile:
             if not _PERCENTILE.match(item) or int(item[1:]) > 100:
-                raise BadRequest(f"{name}: percentile format is `p<digits>` with 0 <= digits <= 100, got {item!r}")
+                raise BadRequestError(f"{name}: percentile format is `p<digits>` with 0 <= digits <= 100, got {item!r}")
             out.append(item)
         else:
             out.append(_number(item, name))
@@ -163,9 +157,9 @@ def _tile_size(params: dict) -> tuple[int, int]:
         or len(val) != 2
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in val)
     ):
-        raise BadRequest(f"tile_size must be a JSON list of 2 integers, e.g. [256, 256], got {params['tile_size']}")
+        raise BadRequestError(f"tile_size must be a JSON list of 2 integers, e.g. [256, 256], got {params['tile_size']}")
     if not all(1 <= v <= MAX_TILE_SIDE for v in val):
-        raise BadRequest(f"tile_size values must be between 1 and {MAX_TILE_SIDE}, got {val}")
+        raise BadRequestError(f"tile_size values must be between 1 and {MAX_TILE_SIDE}, got {val}")
     return (val[0], val[1])
 
 
@@ -176,35 +170,35 @@ def _colormap_name(params: dict, *, allow_explicit: bool) -> str | None:
     if name == "explicit" and allow_explicit:
         return name
     if name.lower() not in tcr.available_colormaps() or name != name.lower():
-        raise BadRequest(f"colormap: must be one of the names listed by /swagger.json (lower case), got {name!r}")
+        raise BadRequestError(f"colormap: must be one of the names listed by /swagger.json (lower case), got {name!r}")
     return name
 
 
 def _explicit_map(params: dict) -> list[tuple[float, tuple[int, int, int, int]]]:
     val = _json_param(params, "explicit_color_map")
     if not isinstance(val, dict) or not val:
-        raise BadRequest('explicit_color_map must be a non-empty JSON object, e.g. {"1": [255, 0, 0], "2": "#00ff00"}')
+        raise BadRequestError('explicit_color_map must be a non-empty JSON object, e.g. {"1": [255, 0, 0], "2": "#00ff00"}')
     if len(val) > 255:
-        raise BadRequest("Explicit color map must contain less than 256 values")
+        raise BadRequestError("Explicit color map must contain less than 256 values")
     out = []
     for key, colour in val.items():
         try:
             value = float(key)
         except ValueError:
-            raise BadRequest(f"explicit_color_map key {key!r} is not a number") from None
+            raise BadRequestError(f"explicit_color_map key {key!r} is not a number") from None
         if isinstance(colour, str):
             hexs = colour.lstrip("#")
             if not re.fullmatch(r"[0-9a-fA-F]{6}([0-9a-fA-F]{2})?", hexs):
-                raise BadRequest(f"Could not decode value {colour} in explicit_color_map as hex string")
+                raise BadRequestError(f"Could not decode value {colour} in explicit_color_map as hex string")
             rgba = tuple(int(hexs[i : i + 2], 16) for i in range(0, len(hexs), 2))
             rgba = rgba + (255,) * (4 - len(rgba))
         elif isinstance(colour, list) and len(colour) in (3, 4):
             comps = [_number(c, "explicit_color_map") for c in colour]
             if any(c < 0 or c > 255 for c in comps):
-                raise BadRequest(f"explicit_color_map colour {colour} has a component outside 0..255")
+                raise BadRequestError(f"explicit_color_map colour {colour} has a component outside 0..255")
             rgba = tuple(int(c) for c in comps) + (255,) * (4 - len(comps))
         else:
-            raise BadRequest(f"explicit_color_map colour {colour!r} must be [r, g, b], [r, g, b, a] or '#rrggbb'")
+            raise BadRequestError(f"explicit_color_map colour {colour!r} must be [r, g, b], [r, g, b, a] or '#rrggbb'")
         out.append((value, rgba))
     return out
 
@@ -215,18 +209,18 @@ def _bool(value: str, name: str) -> bool:
         return True
     if low in _FALSE:
         return False
-    raise BadRequest(f"{name}: not a valid boolean: {value!r}")
+    raise BadRequestError(f"{name}: not a valid boolean: {value!r}")
 
 
 def _int(value: str, name: str, minimum: int = 0, maximum: int = MAX_INT) -> int:
     text = value.strip()
     if len(text) > 20 or not text.lstrip("+-").isdigit():
-        raise BadRequest(f"{name}: not a valid integer (at most {maximum}): {value[:40]!r}")
+        raise BadRequestError(f"{name}: not a valid integer (at most {maximum}): {value[:40]!r}")
     out = int(text)
     if out < minimum:
-        raise BadRequest(f"{name}: must be greater than or equal to {minimum}, got {out}")
+        raise BadRequestError(f"{name}: must be greater than or equal to {minimum}, got {out}")
     if out > maximum:
-        raise BadRequest(f"{name}: must be at most {maximum}, got {out}")
+        raise BadRequestError(f"{name}: must be at most {maximum}, got {out}")
     return out
 
 
@@ -247,9 +241,9 @@ def _tile_address(request: Request) -> tuple[int, int, int]:
     p = request.path_params
     z, x, y = int(p["z"]), int(p["x"]), int(p["y"])
     if z > MAX_ZOOM:
-        raise BadRequest(f"zoom level {z} is above the maximum {MAX_ZOOM}")
+        raise BadRequestError(f"zoom level {z} is above the maximum {MAX_ZOOM}")
     if x >= 2**z or y >= 2**z:
-        raise BadRequest(f"tile {z}/{x}/{y} does not exist (0 <= x, y < 2**z)")
+        raise BadRequestError(f"tile {z}/{x}/{y} does not exist (0 <= x, y < 2**z)")
     return z, x, y
 
 
@@ -262,10 +256,10 @@ class _Datasets:
     def __init__(self, store) -> None:
         from cachetools import LRUCache
 
-        from leafmap_tiles.render.engine import _default_cache_entries
+        from leafmap_tiles.render.engine import default_cache_entries
 
         self.store = store
-        self._cache: LRUCache = LRUCache(max(16, _default_cache_entries()))
+        self._cache: LRUCache = LRUCache(max(16, default_cache_entries()))
         self._lock = threading.Lock()
 
     @property
@@ -320,10 +314,10 @@ def _columns(params: dict) -> list[str] | None:
         return None
     allowed = ("bounds", "convex_hull", "valid_percentage", "range", "mean", "stdev", "percentiles", "metadata")
     if not isinstance(val, list) or not val or not all(isinstance(c, str) for c in val):
-        raise BadRequest('columns must be a non-empty JSON list of column names, e.g. ["range", "mean"]')
+        raise BadRequestError('columns must be a non-empty JSON list of column names, e.g. ["range", "mean"]')
     unknown = [c for c in val if c not in allowed]
     if unknown:
-        raise BadRequest(f"unknown metadata column(s) {unknown}; available: {list(allowed)}")
+        raise BadRequestError(f"unknown metadata column(s) {unknown}; available: {list(allowed)}")
     return val
 
 
@@ -363,24 +357,24 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
             SQLite database without metadata; metadata is computed on first use, as
             ``terracotta serve -r`` does).
         rgb_key: with a pattern, the key moved last (the one ``/rgb`` varies).
-        workers: threads that read tiles (default ``max(4, 3 * cores)``).
+        workers: threads that read tiles (default
+            :func:`leafmap_tiles.settings.serve_workers`: ``LEAFMAP_TILES_WORKERS``, else
+            ``max(4, 3 * cores)``).
 
     Raises:
         StoreError: the database does not exist or is not a Terracotta database,
             or the pattern matches no file.
     """
+    from leafmap_tiles import settings as settings_mod
+    from leafmap_tiles.server.scheduler import Scheduler
+
+    settings = settings_mod.current()  # read once, when the app is made
     store, temp_db = _open_store(store_or_pattern, rgb_key)
     datasets = _Datasets(store)
     engine = RenderEngine()
-    pool = ThreadPoolExecutor(
-        max_workers=workers or int(os.environ.get("LEAFMAP_TILES_WORKERS", 0)) or max(4, 3 * (os.cpu_count() or 2)),
-        thread_name_prefix="tc-tile",
-    )
-
-    from leafmap_tiles.server.app import default_deadlines
-    from leafmap_tiles.server.scheduler import ClientGoneError, Scheduler
-
-    renders = Scheduler(pool._max_workers, default_deadlines()[0], name="tc-render")
+    pool = ThreadPoolExecutor(max_workers=workers or settings_mod.serve_workers(settings),
+                              thread_name_prefix="tc-tile")
+    renders = Scheduler(pool._max_workers, settings.tile_deadline, name="tc-render")
 
     async def run(fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -388,11 +382,8 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     async def run_tile(request: Request, work):
         """A tile render: newest first, dropped if the client left, 503 past the
         deadline, fair across datasets (:mod:`leafmap_tiles.server.scheduler`)."""
-        try:  # RenderDeadlineError: 503 with Retry-After (leafmap_tiles.server.errors)
-            return png(await renders.run(request.path_params.get("keys", ""), work, request=request))
-        except ClientGoneError:
-            return JSONResponse({"message": "the client closed the connection before the tile was rendered",
-                                 "error": "ClientGone"}, status_code=503)
+        # RenderDeadlineError: 503 with Retry-After, ClientGoneError: 503 (leafmap_tiles.server.errors)
+        return png(await renders.run(request.path_params.get("keys", ""), work, request=request))
 
     def png(body: bytes) -> Response:
         return Response(body, media_type="image/png")
@@ -400,7 +391,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     def read(path: str, keys, bounds, shape, preserve_values=False):
         try:
             return tcr.read_band1(engine, path, bounds, shape, preserve_values=preserve_values)
-        except tcr.OutsideData:
+        except TileOutsideBoundsError:
             raise
         except LeafmapTilesError as exc:
             raise _dataset_error(keys, exc) from None
@@ -449,19 +440,19 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):
-            raise BadRequest("Request body must be a JSON object") from None
+            raise BadRequestError("Request body must be a JSON object") from None
         if not isinstance(body, dict):
-            raise BadRequest("Request body must be a JSON object")
+            raise BadRequestError("Request body must be a JSON object")
         unknown = set(body) - {"keys"}
         if unknown:
-            raise BadRequest(f"unknown field(s) in request body: {sorted(unknown)}")
+            raise BadRequestError(f"unknown field(s) in request body: {sorted(unknown)}")
         ds = body.get("keys")
         if not isinstance(ds, list) or not all(
             isinstance(k, list) and all(isinstance(v, str) for v in k) for k in ds
         ):
-            raise BadRequest('"keys" must be a list of lists of key values, e.g. {"keys": [["a", "b"]]}')
+            raise BadRequestError('"keys" must be a list of lists of key values, e.g. {"keys": [["a", "b"]]}')
         if len(ds) > MAX_POST_METADATA_KEYS:
-            raise BadRequest(
+            raise BadRequestError(
                 f"Maximum number of keys exceeded ({MAX_POST_METADATA_KEYS}). "
                 "This limit can be configured in the server settings."
             )
@@ -478,14 +469,14 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     async def colormap_route(request: Request):
         params = _first_params(request)
         if "stretch_range" not in params:
-            raise BadRequest("stretch_range: Missing data for required field.")
+            raise BadRequestError("stretch_range: Missing data for required field.")
         rng = _range_param(params, "stretch_range", allow_percentile=False, allow_null=False)
         if rng is None:
-            raise BadRequest("stretch_range: Missing data for required field.")
+            raise BadRequestError("stretch_range: Missing data for required field.")
         cmap = _colormap_name(params, allow_explicit=False)
         num = _int(params["num_values"], "num_values", minimum=1) if "num_values" in params else 255
         if num > 10000:
-            raise BadRequest("num_values must be at most 10000")
+            raise BadRequestError("num_values must be at most 10000")
         return JSONResponse({"colormap": tcr.colorbar(rng, cmap, num)})
 
     # ------------------------------------------------------------ tiles
@@ -497,15 +488,15 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         stretch = _range_param(params, "stretch_range")
         cmap = _colormap_name(params, allow_explicit=True)
         if params.get("color_transform"):
-            raise BadRequest("color_transform is not supported by this server")
+            raise BadRequestError("color_transform is not supported by this server")
         explicit = None
         if cmap == "explicit":
             if not params.get("explicit_color_map"):
-                raise BadRequest("colormap: explicit_color_map argument must be given for colormap=explicit")
+                raise BadRequestError("colormap: explicit_color_map argument must be given for colormap=explicit")
             explicit = _explicit_map(params)
             cmap = None
         elif params.get("explicit_color_map"):
-            raise BadRequest("explicit_color_map: explicit_color_map can only be given for colormap=explicit")
+            raise BadRequestError("explicit_color_map: explicit_color_map can only be given for colormap=explicit")
 
         def work():
             path, md = datasets.lookup(keys)
@@ -518,7 +509,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
             lo, hi = tcr.stretch_range(stretch, md)
             try:
                 data = read(path, keys, bounds, shape, preserve_values=explicit is not None)
-            except tcr.OutsideData:
+            except TileOutsideBoundsError:
                 return tcr.empty_png(shape)
             if explicit is not None:
                 return tcr.explicit_png(data, explicit)
@@ -530,7 +521,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         some = _split_keys(request.path_params.get("keys", ""))
         n = len(datasets.key_names)
         if len(some) != n - 1:
-            raise BadRequest(f"must specify all keys except last one ({n - 1} key value(s), got {len(some)})")
+            raise BadRequestError(f"must specify all keys except last one ({n - 1} key value(s), got {len(some)})")
         return some
 
     async def rgb_route(request: Request):
@@ -539,10 +530,10 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         shape = _tile_size(params)
         missing = [c for c in ("r", "g", "b") if not params.get(c)]
         if missing:
-            raise BadRequest(f"{', '.join(missing)}: Missing data for required field.")
+            raise BadRequestError(f"{', '.join(missing)}: Missing data for required field.")
         ranges = [_range_param(params, f"{c}_range") for c in ("r", "g", "b")]
         if params.get("color_transform"):
-            raise BadRequest("color_transform is not supported by this server")
+            raise BadRequestError("color_transform is not supported by this server")
         some = await run(_some_keys, request)
 
         def work():
@@ -551,7 +542,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
             for (path, md), c, rng_override in zip(looked, ("r", "g", "b"), ranges):
                 lo, hi = tcr.stretch_range(rng_override, md)
                 if hi < lo:
-                    raise BadRequest(f"{c}_range: Upper stretch bound must be higher than lower bound")
+                    raise BadRequestError(f"{c}_range: Upper stretch bound must be higher than lower bound")
                 bands.append((path, md, lo, hi))
             if xyz is not None:
                 z, x, y = xyz
@@ -568,7 +559,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
                     bounds = tcr.tile_bounds(z, x, y)
                 try:
                     read_bands.append(read(path, some + [params[c]], bounds, shape))
-                except tcr.OutsideData:
+                except TileOutsideBoundsError:
                     read_bands.append(None)
             if all(d is None for d in read_bands):
                 return tcr.empty_png(shape)
@@ -583,24 +574,24 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         shape = _tile_size(params)
         expr = params.get("expression")
         if not expr:
-            raise BadRequest("expression: Missing data for required field.")
+            raise BadRequestError("expression: Missing data for required field.")
         if "stretch_range" not in params:
-            raise BadRequest("stretch_range: Missing data for required field.")
+            raise BadRequestError("stretch_range: Missing data for required field.")
         rng = _range_param(params, "stretch_range", allow_percentile=False, allow_null=False)
         if rng is None:
-            raise BadRequest("stretch_range: Missing data for required field.")
+            raise BadRequestError("stretch_range: Missing data for required field.")
         if not rng[1] > rng[0]:
-            raise BadRequest("stretch_range: Upper stretch bounds must be larger than lower bounds")
+            raise BadRequestError("stretch_range: Upper stretch bounds must be larger than lower bounds")
         cmap = _colormap_name(params, allow_explicit=False)
         _, used = tc_expression.parse(expr)
         if not used:
-            raise BadRequest("expression does not use any operand v1..v5, so it does not return an array")
+            raise BadRequestError("expression does not use any operand v1..v5, so it does not return an array")
         operands = {f"v{i}": params[f"v{i}"] for i in range(1, 6) if params.get(f"v{i}")}
         missing = sorted(used - set(operands))
         if missing:
-            raise BadRequest(f"expression uses {', '.join(missing)} but no key value was given for it")
+            raise BadRequestError(f"expression uses {', '.join(missing)} but no key value was given for it")
         if not operands:
-            raise BadRequest("give at least one operand v1..v5 (the last key's value of a dataset)")
+            raise BadRequestError("give at least one operand v1..v5 (the last key's value of a dataset)")
         some = await run(_some_keys, request)
 
         def work():
@@ -617,7 +608,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
             for v, (path, md) in looked.items():
                 try:
                     arrays[v] = read(path, some + [operands[v]], bounds, shape)
-                except tcr.OutsideData:
+                except TileOutsideBoundsError:
                     arrays[v] = np.ma.masked_all(shape, dtype="float64")
             result = tc_expression.evaluate(expr, arrays)
             return tcr.singleband_png(tcr.to_index(result, rng[0], rng[1]), cmap)

@@ -93,7 +93,7 @@ def openapi(colormaps: list[str]) -> dict:
                           "404": {"description": "No dataset found"}}}},
         "/metadata": {"post": {
             "summary": "/metadata (many)",
-            "description": f"Metadata of up to 100 datasets: body {{\"keys\": [[k1, k2, ...], ...]}}",
+            "description": "Metadata of up to 100 datasets: body {\"keys\": [[k1, k2, ...], ...]}",
             "parameters": [_q("columns", "JSON list of columns to return")],
             "requestBody": {"content": {"application/json": {"schema": {
                 "type": "object", "properties": {"keys": {"type": "array", "items": {
