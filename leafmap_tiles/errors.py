@@ -139,6 +139,21 @@ def __getattr__(name: str) -> object:  # the path rules moved to leafmap_tiles._
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def for_dataset(name: str, exc: LeafmapTilesError) -> LeafmapTilesError:
+    """What a client of ``leafmap-tiles serve`` is told when the file of dataset ``name``
+    (its key values joined by ``/``) failed with ``exc``: the same class for a remote
+    host that is slow, unreachable or refuses access (504, 502, 401),
+    :class:`UnreadableDataset` (500) for a missing or corrupt file; the message names
+    the dataset, never the file."""
+    if isinstance(exc, SourceTimeoutError):
+        return SourceTimeoutError(f"dataset {name}: its remote host did not answer in time; try again later")
+    if isinstance(exc, SourceUnreachableError):
+        return SourceUnreachableError(f"dataset {name}: its remote host cannot be reached; try again later")
+    if isinstance(exc, AuthenticationError):
+        return AuthenticationError(f"dataset {name}: its remote host refused access (credentials of the server)")
+    return UnreadableDataset(f"dataset {name} cannot be read (its file is missing or corrupt)")
+
+
 def from_name(name: str | None, message: str) -> LeafmapTilesError:
     """Build the exception whose class name is ``name`` (as sent by the server).
 
