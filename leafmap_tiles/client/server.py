@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from leafmap_tiles import settings
+from leafmap_tiles import _credentials, settings
 from leafmap_tiles.client import urls
 from leafmap_tiles.errors import SourceTimeoutError, StyleError, TileServerError, from_name
 from leafmap_tiles.protocol import PointAnswer, PointFailure, PointResult, RegistrationAnswer, SourceInfoJSON
@@ -44,9 +44,8 @@ MAX_TILE_URL = 8000
 _server: "TileServer | None" = None
 _server_lock = threading.Lock()
 _all_servers: "weakref.WeakSet[TileServer]" = weakref.WeakSet()
-# Provider credentials are kernel-wide (a login outlives any one server process):
-# host -> {"host", "username", "password"}, pushed to every server when it starts.
-_credentials: dict[str, dict] = {}
+# Provider credentials are kernel-wide (a login outlives any one server process): the
+# one table of leafmap_tiles._credentials, pushed to every server when it starts.
 
 
 def get_server(start: bool = False) -> "TileServer | None":
@@ -143,7 +142,7 @@ class TileServer:
             # known to the child before it accepts requests: no 404/401 gap after a restart
             "sources": list(self._sources.values()),
             "colormaps": list(self._colormaps.values()),
-            "gdal": {"credentials": list(_credentials.values())},
+            "gdal": {"credentials": _credentials.records()},
         }
         try:
             proc.stdin.write((json.dumps(cfg) + "\n").encode())
@@ -344,16 +343,12 @@ class TileServer:
         ``name`` for any port, ``name:port``, or a URL; case-insensitive, see
         :mod:`leafmap_tiles._hosts`); clears GDAL's cached failures.  Kept for the
         kernel's lifetime: a server started later gets them too."""
-        creds = []
-        for h in hosts:
-            _credentials[h] = {"host": h, "username": username, "password": password}
-            creds.append(_credentials[h])
-        self._post_gdal({"credentials": creds})
+        keys = _credentials.add(hosts, username, password)
+        self._post_gdal({"credentials": [{"host": h, "username": username, "password": password} for h in keys]})
 
     def clear_credentials(self, hosts: list[str]) -> None:
         """Forget credentials of ``hosts`` and every cached byte read with them."""
-        for h in hosts:
-            _credentials.pop(h, None)
+        _credentials.remove(hosts)
         self._post_gdal({"clear_hosts": list(hosts)})
 
     def set_background(self, owner: str, source_ids) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from leafmap_tiles.providers.dates import date_bounds
+
 from . import headers as _headers
 from . import index as _index
 from .collection import Collection, MANIFEST_FILE, INDEX_DIR, default_workspace
@@ -39,18 +41,6 @@ def resolve_source(source: Any) -> tuple[str, str]:
                     "leafmap_tiles.providers.terrascope (with a stac_url() function)")
 
 
-def _date_bounds(date_range: Any) -> tuple[Any, Any]:
-    if date_range is None:
-        return None, None
-    if isinstance(date_range, str):
-        if "/" not in date_range:
-            return date_range, date_range
-        lo, hi = date_range.split("/", 1)
-        return (None if lo in ("", "..") else lo), (None if hi in ("", "..") else hi)
-    lo, hi = date_range
-    return lo, hi
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (_dt.date, _dt.datetime)):
         return value.isoformat()
@@ -63,7 +53,7 @@ def _jsonable(value: Any) -> Any:
 
 def parameters_of(stac_url: str, collection: str, bbox, date_range, query, filter, assets) -> dict:
     """The search parameters that identify a cached index (JSON-able)."""
-    lo, hi = _date_bounds(date_range)
+    lo, hi = date_bounds(date_range)
     return _jsonable({
         "stac_url": stac_url,
         "collection": collection,
@@ -198,7 +188,7 @@ def build(
                 )
             return col
 
-    start, end = _date_bounds(date_range)
+    start, end = date_bounds(date_range)
     extra: dict[str, Any] = {}
     if query is not None:
         extra["query"] = query

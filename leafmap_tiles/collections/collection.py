@@ -188,15 +188,13 @@ class Collection:
             where: a ``pyarrow.compute`` expression on the index columns, a callable
                 ``table -> boolean array``, or ``{column: value or [values]}``.
         """
-        from leafmap_tiles.providers.stac import _parse_bound
-
-        from .build import _date_bounds
+        from leafmap_tiles.providers.dates import date_bounds, parse_bound
 
         table = self.table
         if date_range is not None:
-            lo, hi = _date_bounds(date_range)
-            lo_t = _parse_bound(lo, is_end=False)
-            hi_t = _parse_bound(hi, is_end=True)
+            lo, hi = date_bounds(date_range)
+            lo_t = parse_bound(lo, is_end=False)
+            hi_t = parse_bound(hi, is_end=True)
             if lo_t is not None:
                 table = table.filter(pc.greater_equal(table["datetime"], pa.scalar(lo_t, table.schema.field("datetime").type)))
             if hi_t is not None:
@@ -381,7 +379,7 @@ def approximate_metadata(row: Mapping[str, Any], collection_name: str | None = N
         "header": _plain_header(row),
     }
     # the credentials of this href's host only, for this thread only
-    with rasterio.Env(**_stac._gdal_auth_options(row["href"])):
+    with rasterio.Env(**_stac.gdal_auth_options(row["href"])):
         return compute_metadata(row["href"], max_shape=shape, extra_metadata=extra)
 
 
