@@ -93,3 +93,6 @@ def _vsi(prefix: str) -> str:
     if prefix.startswith(("http://", "https://")):
         return "/vsicurl/" + prefix
     return prefix
+
+
+_lib = lib  # the name before issue 17 (branches written before it)

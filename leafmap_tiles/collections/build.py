@@ -229,3 +229,6 @@ def build(
     if failed:
         warnings.warn(result.summary(), stacklevel=2)
     return result
+
+
+_date_bounds = date_bounds  # the name before issue 17 (branches written before it)

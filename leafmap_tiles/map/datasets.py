@@ -220,3 +220,6 @@ def dataset_layers(m, store, **kwargs) -> dict[str, Any]:
             layer.release()
         raise
     return layers
+
+
+_matplotlib_name = matplotlib_name  # the name before issue 17 (branches written before it)

@@ -648,3 +648,6 @@ def cleanup_tile_servers() -> int:
             pass
     psutil.wait_procs(alive, timeout=5)
     return len(pids)
+
+
+_gdal_auth_options = gdal_auth_options  # the name before issue 17 (branches written before it)

@@ -485,3 +485,6 @@ class MySQLStore(_ServerStore):
         code = (getattr(getattr(exc, "orig", None), "args", None) or [None])[0]
         return code in (1062, 1213, 1205)  # duplicate key, deadlock, lock wait timeout
 
+
+
+_sqla = load_sqlalchemy  # the name before issue 17 (branches written before it)
