@@ -125,6 +125,9 @@ class RenderEngine:
         self._cost: dict[tuple, float] = {}
         self.levels = decimated.Levels()  # decimated copies of rasters lacking overviews
         self.far_reads = 0  # tiles read by the far-zoom path (a debug counter for tests)
+        # ``background(key, fn)`` runs fn when the server is idle (set by the server,
+        # e.g. Scheduler.submit_background); None: nothing is built ahead of need
+        self.background = None
 
     # ------------------------------------------------------------ failures
     def _failure(self, path, exc: BaseException, during: str, t0: float):
@@ -538,13 +541,14 @@ class RenderEngine:
         bounds = tuple(rdr.tms.xy_bounds(x, y, z))
         info = self.info(path, style.nodata)
         cost = self.rio_tiler_cost(key, ds, bounds, z, tilesize, info.overviews)
+        nodata = rdr.options.get("nodata", ds.nodata)
+        alpha_index = info.alpha_index if nodata is None else None
         if not decimated.use_decimated(cost, resampling_method):
+            self.build_ahead(path, ds, indexes, nodata, alpha_index, resampling_method)
             return False
         dec = decimated.decimation(ds, bounds, tilesize, self.resolution(key, ds) or None)
-        nodata = rdr.options.get("nodata", ds.nodata)
         arr = decimated.read_tile(
-            ds, bounds, tilesize, tilesize, indexes, nodata=nodata,
-            alpha_index=info.alpha_index if nodata is None else None,
+            ds, bounds, tilesize, tilesize, indexes, nodata=nodata, alpha_index=alpha_index,
             resampling=resampling_method, reproject=reproject_method, dec=dec,
             levels=self.levels, level_key=key,
         )
@@ -553,6 +557,19 @@ class RenderEngine:
         self.far_reads += 1
         return ImageData(arr, bounds=bounds, crs=rdr.tms.rasterio_crs,
                          band_names=[f"b{i}" for i in indexes], nodata=nodata)
+
+    def build_ahead(self, path, ds, indexes, nodata, alpha_index, resampling: str) -> None:
+        """While a local raster without overviews is viewed near its native zoom,
+        have its first decimated level built in the background (see
+        :func:`decimated.base_level_job`), so that zooming out does not wait for a
+        full read of the file.  Arguments as :func:`decimated.read_tile`'s."""
+        if self.background is None or not isinstance(path, str) or is_remote(path):
+            return
+        job = decimated.base_level_job(ds, path, indexes, nodata=nodata, alpha_index=alpha_index,
+                                       resampling=resampling, levels=self.levels,
+                                       level_key=(path, file_signature(path)))
+        if job is not None:
+            self.background(("levels", path), job)
 
     def resolution(self, key, ds) -> float:
         """Pixel size (EPSG:3857 metres) at the raster's centre, once per file state."""

@@ -172,6 +172,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
     pool = Scheduler(n, deadline if deadline is not None else local_deadline, name="tile")
     remote_pool = Scheduler(max(16, 2 * n), remote_deadline if remote_deadline is not None else far_deadline,
                             name="tile-remote")
+    engine.background = pool.submit_background  # decimated levels built ahead (local files)
     generation = {"n": 0}
     for body in sources or []:
         path = _as_path(body.get("path"))
