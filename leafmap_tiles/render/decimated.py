@@ -116,6 +116,15 @@ def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None) 
     return max(vrt_px, decoded) / float(width * height)
 
 
+def could_use_decimated(dec: float, resampling: str = "nearest") -> bool:
+    """False where :func:`use_decimated` is False whatever the overviews: rio-tiler's
+    warped VRT holds about ``dec``^2 tile areas of pixels (``dec`` from
+    :func:`decimation`; the warp's own suggestion may differ by the projection's
+    distortion, allowed for with a 1.5x margin per side)."""
+    limit = MIN_DECIMATION_AGGREGATE if resampling in _AGGREGATES else MIN_DECIMATION
+    return dec * 1.5 >= limit
+
+
 def use_decimated(cost: float, resampling: str = "nearest") -> bool:
     """Whether a tile whose rio-tiler cost (:func:`rio_tiler_cost`) is ``cost`` is read
     by this module: from :data:`MIN_DECIMATION` squared tile areas on (5x the tile's

@@ -172,7 +172,7 @@ class RenderEngine:
 
     def reader(self, path: str, nodata: float | None = None):
         """The calling thread's rio-tiler Reader for ``path`` (opened on first use)."""
-        from rio_tiler.io import Reader
+        from leafmap_tiles.render.reader import Reader
 
         if is_remote(path):
             self.health.check(path)  # raises at once while a failed host is in back-off
@@ -540,13 +540,15 @@ class RenderEngine:
         key = (path, file_signature(path))
         bounds = tuple(rdr.tms.xy_bounds(x, y, z))
         info = self.info(path, style.nodata)
-        cost = self.rio_tiler_cost(key, ds, bounds, z, tilesize, info.overviews)
         nodata = rdr.options.get("nodata", ds.nodata)
         alpha_index = info.alpha_index if nodata is None else None
-        if not decimated.use_decimated(cost, resampling_method):
+        dec = decimated.decimation(ds, bounds, tilesize, self.resolution(key, ds) or None)
+        # rio-tiler's VRT has at most ~dec^2 tile areas of pixels (fewer with overviews):
+        # near the native zoom the cost model (a GDAL warp suggestion) is not needed
+        if not decimated.could_use_decimated(dec, resampling_method) or not decimated.use_decimated(
+                self.rio_tiler_cost(key, ds, bounds, z, tilesize, info.overviews), resampling_method):
             self.build_ahead(path, ds, indexes, nodata, alpha_index, resampling_method)
             return False
-        dec = decimated.decimation(ds, bounds, tilesize, self.resolution(key, ds) or None)
         arr = decimated.read_tile(
             ds, bounds, tilesize, tilesize, indexes, nodata=nodata, alpha_index=alpha_index,
             resampling=resampling_method, reproject=reproject_method, dec=dec,
@@ -706,15 +708,22 @@ class RenderEngine:
         rdr = self.reader(path, style.nodata)
         indexes = style.indexes or tuple(i for i in range(1, info.count + 1) if i != info.alpha_index)
         t0 = time.monotonic()
+        lon = lon if -180.0 <= lon < 180.0 else (lon + 180.0) % 360.0 - 180.0  # any world copy
+        # a geographic raster may run from 0 to 360 degrees east: the same meridian there
+        tries = [lon, lon + 360.0 if lon < 0 else lon - 360.0] if rdr.crs.is_geographic else [lon]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            try:
-                pt = rdr.point(lon, lat, indexes=indexes)
-            except Exception as exc:
-                if type(exc).__name__ == "PointOutsideBounds" or "outside of projection domain" in str(exc).lower():
-                    n = 1 if style.expression else len(indexes)
-                    return {"inside": False, "values": [None] * n, "bands": _band_labels(style, indexes)}
-                raise self._failure(path, exc, "read", t0) from None
+            for k, x in enumerate(tries):
+                try:
+                    pt = rdr.point(x, lat, indexes=indexes)
+                    break
+                except Exception as exc:
+                    outside = type(exc).__name__ == "PointOutsideBounds" or "outside of projection domain" in str(exc).lower()
+                    if not outside:
+                        raise self._failure(path, exc, "read", t0) from None
+                    if k == len(tries) - 1:
+                        n = 1 if style.expression else len(indexes)
+                        return {"inside": False, "values": [None] * n, "bands": _band_labels(style, indexes)}
         self._succeeded(path)
         arr = pt.array
         data = np.asarray(arr.data, dtype="float64")

@@ -407,8 +407,8 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             v = float(value)
         except (TypeError, ValueError, OverflowError):
             raise StyleError(f"{name} must be a number in degrees (EPSG:4326), got {str(value)[:40]!r}") from None
-        lim = 180 if name == "lon" else 90
-        if not math.isfinite(v) or abs(v) > (lim if name == "lat" else 360):
+        # any longitude is a place (the map repeats the world east and west); |lat| <= 90
+        if not math.isfinite(v) or (name == "lat" and abs(v) > 90):
             raise StyleError(f"{name}={str(value)[:40]!r} is out of range")
         return v
 
