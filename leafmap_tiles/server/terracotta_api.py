@@ -116,6 +116,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     pool = ThreadPoolExecutor(max_workers=workers or settings_mod.serve_workers(settings),
                               thread_name_prefix="tc-tile")
     renders = Scheduler(pool._max_workers, settings.tile_deadline, name="tc-render")
+    engine.background = renders.submit_background  # decimated levels built ahead (local files)
 
     async def run(fn, *args: Any, **kwargs: Any):
         return await asyncio.get_running_loop().run_in_executor(pool, lambda: fn(*args, **kwargs))
