@@ -331,7 +331,7 @@ class Collection:
             asset: the asset key (may be omitted when the collection has one).
             band: 1-based band of the asset's file.
             max_concurrent: dates read at once (threads).
-            progress: tqdm bar (default: for 10 dates or more).
+            progress: tqdm bar (default: for 20 dates or more).
 
         Each point reads the one pixel that holds it (no resampling); the items of a
         date form a mosaic (first item with data).  Items whose cached header puts no
@@ -375,7 +375,7 @@ class Collection:
             band: 1-based band of the asset's file.
             resampling: rasterio resampling name for other grids (``"nearest"``, ``"average"`` ...).
             max_concurrent: dates read at once (threads).
-            progress: tqdm bar (default: for 10 dates or more).
+            progress: tqdm bar (default: for 20 dates or more).
 
         The grid is the first item's CRS and pixel grid, extended over ``bbox``.  From
         the cached headers: items outside ``bbox`` are not requested, and a coarser

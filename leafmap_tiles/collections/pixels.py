@@ -25,6 +25,9 @@ import numpy as np
 
 #: Largest (dates x rows x cols) a ``read`` may return; beyond it ValueError.
 MAX_READ_PIXELS = 200_000_000
+#: ``sample_points`` reads one window holding all the points of an item when it has at
+#: most this many pixels, else one pixel per point.
+WINDOW_READ_PIXELS = 1_000_000
 
 
 def check_points(points) -> tuple[list, np.ndarray, np.ndarray]:
@@ -122,13 +125,23 @@ def sample_date(rows: list, lons, lats, band: int = 1) -> np.ndarray:
             if band > ds.count:
                 raise ValueError(f"band {band} of a {ds.count}-band asset ({row['id']}/{row['asset']})")
             mask_from_file = nodata is None
-            vals = []
-            for rr, cc in zip(r[inside], c[inside]):
-                a = ds.read(band, window=Window(int(cc), int(rr), 1, 1), masked=mask_from_file)
-                if mask_from_file and np.ma.getmaskarray(a).all():
-                    vals.append(np.nan)
-                else:
-                    vals.append(float(np.asarray(a).reshape(-1)[0]))
+            rr, cc = r[inside], c[inside]
+            r0, c0 = int(rr.min()), int(cc.min())
+            h, w = int(rr.max()) - r0 + 1, int(cc.max()) - c0 + 1
+            if h * w <= WINDOW_READ_PIXELS:  # points close together: one read of the window holding them
+                a = ds.read(band, window=Window(c0, r0, w, h), masked=mask_from_file)
+                raw = np.asarray(a.data if mask_from_file else a, dtype="float64")[rr - r0, cc - c0]
+                if mask_from_file:
+                    raw[np.ma.getmaskarray(a)[rr - r0, cc - c0]] = np.nan
+                vals = raw
+            else:  # far apart: the pixel of each point
+                vals = []
+                for y, x in zip(rr, cc):
+                    a = ds.read(band, window=Window(int(x), int(y), 1, 1), masked=mask_from_file)
+                    if mask_from_file and np.ma.getmaskarray(a).all():
+                        vals.append(np.nan)
+                    else:
+                        vals.append(float(np.asarray(a).reshape(-1)[0]))
         v = _masked_values(vals, nodata)
         out[idx] = np.where(np.isnan(v), np.nan, v * scale + offset)
     return out
@@ -222,7 +235,7 @@ def read_date(rows: list, grid, band: int = 1, resampling: str = "nearest") -> n
 def run_dates(fn, by_date: dict, max_concurrent: int, progress, desc: str) -> list:
     """``fn(rows)`` for each date's rows, ``max_concurrent`` at a time, in date order."""
     dates = list(by_date)
-    show = progress if progress is not None else len(dates) >= 10
+    show = progress if progress is not None else len(dates) >= 20
     bar = None
     if show:
         from tqdm.auto import tqdm

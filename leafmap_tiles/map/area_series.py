@@ -18,7 +18,7 @@ from leafmap_tiles.errors import BadRequestError
 
 BASE_STATS = ("count", "mean", "median", "min", "max", "std")
 #: Frames at which a progress bar appears by default (``progress=None``).
-PROGRESS_FROM = 10
+PROGRESS_FROM = 20
 #: Requests in flight at once from the kernel (the server runs them on its render threads).
 CONCURRENT_REQUESTS = 8
 

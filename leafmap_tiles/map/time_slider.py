@@ -513,7 +513,7 @@ class TimeSlider:
                 shapely geometry, in EPSG:4326 degrees.
             stats: names among ``count``, ``mean``, ``median``, ``min``, ``max``,
                 ``std`` and percentiles ``"p<q>"`` (e.g. ``"p10"``).
-            progress: tqdm bar in the kernel (default: for 10 frames or more).
+            progress: tqdm bar in the kernel (default: for 20 frames or more).
 
         Values are those of each frame's first band (or expression) in physical units,
         with the pixel rule of :meth:`RasterTileLayer.area_statistics` (pixel centres in

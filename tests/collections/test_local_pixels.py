@@ -63,3 +63,15 @@ def test_local_item_needs_a_date(tmp_path):
     with pytest.raises(ValueError, match="datetime="):
         collections.local_item(f)
     assert collections.local_item(f, "2020-01-02").datetime.year == 2020
+
+
+def test_window_and_pixel_reads_agree(naip, monkeypatch):
+    from leafmap_tiles.collections import pixels
+
+    files = naip_files()
+    pts = [pixel_lonlat(files[0], r, c) for r, c in [(5, 5), (250, 250), (128, 128), (0, 255)]]
+    window = naip.sample_points(pts, band=1, progress=False)
+    monkeypatch.setattr(pixels, "WINDOW_READ_PIXELS", 1)  # one pixel per point
+    single = naip.sample_points(pts, band=1, progress=False)
+    np.testing.assert_array_equal(window["value"].to_numpy(), single["value"].to_numpy())
+    assert np.isfinite(window["value"]).sum() >= 35
