@@ -172,7 +172,7 @@ def csv_link(df, filename: str = "area_series.csv") -> str:
     name = html.escape(filename, quote=True)
     return (f"<a download='{name}' href='data:text/csv;base64,{data}' title='Download the series as CSV' "
             "style='font-size:11px;padding:1px 6px;border:1px solid #999;border-radius:3px;"
-            "text-decoration:none;color:#222;background:#f3f3f3'>&#x2B73; CSV</a>")
+            "text-decoration:none;color:#222;background:#f3f3f3'>Download CSV</a>")
 
 
 class AreaDraw:
@@ -191,11 +191,74 @@ class AreaDraw:
         self.control = ipyleaflet.DrawControl(polygon=shape, rectangle=shape, polyline={}, circlemarker={},
                                               circle={}, marker={}, position=position)
         self.control.on_draw(self._on_draw)
+        self._vertices: list = []
+        self._created_at = -1e9
+        insp = getattr(slider.map, "inspector", None)
+        if insp is not None and hasattr(insp, "click_filters"):
+            insp.click_filters.append(self)
+
+    # The browser reports the clicks that place a polygon's vertices as map clicks too, and
+    # they may reach the kernel after the polygon itself (each click's inspector query takes
+    # its time): each vertex of a new polygon absorbs one click near it (the first vertex
+    # two: it also closes the ring) within VERTEX_CLICK_SECONDS.
+    VERTEX_CLICK_SECONDS = 10.0
+    VERTEX_CLICK_PIXELS = 12
+
+    def _near(self, lon: float, lat: float, x: float, y: float) -> bool:
+        import math
+
+        try:
+            zoom = float(self.slider.map.zoom)
+        except (TypeError, ValueError):
+            zoom = 12.0
+        tol = self.VERTEX_CLICK_PIXELS * 360.0 / (256.0 * 2 ** zoom)
+        return abs(lon - x) <= tol and abs(lat - y) <= tol * max(math.cos(math.radians(lat)), 0.1)
+
+    def _take_vertex(self, lon: float, lat: float) -> bool:
+        for k, (x, y) in enumerate(self._vertices):
+            if self._near(lon, lat, x, y):
+                del self._vertices[k]
+                return True
+        return False
+
+    def _is_vertex_click(self, lon: float, lat: float) -> bool:
+        import time
+
+        if time.monotonic() - self._created_at > self.VERTEX_CLICK_SECONDS:
+            self._vertices = []
+            return False
+        return self._take_vertex(lon, lat)
+
+    __call__ = _is_vertex_click  # the inspector's click filter
+
+    def undo_click(self, lon: float, lat: float) -> None:
+        """The inspector showed a click that turns out to be a vertex of the polygon
+        drawn meanwhile: hide its point and show the area series again."""
+        if not self._is_vertex_click(lon, lat):
+            return
+        insp = getattr(self.slider.map, "inspector", None)
+        if insp is not None:
+            insp.dismiss()
+        if self.last_series is not None and not self.slider.closed:
+            self.slider.show_area_series(self.last_series, self.stats)
 
     def _on_draw(self, target, action, geo_json) -> None:
         if action != "created" or not isinstance(geo_json, dict):
             return
         geometry = geo_json.get("geometry") or geo_json
+        import time
+
+        self._created_at = time.monotonic()
+        try:
+            import shapely.geometry
+
+            self._vertices = [tuple(c[:2]) for c in shapely.geometry.shape(geometry).exterior.coords]
+        except Exception:
+            self._vertices = []
+        insp = getattr(self.slider.map, "inspector", None)
+        last = getattr(insp, "last", None)
+        if last and self._take_vertex(last["lon"], last["lat"]):  # a vertex click shown as a point
+            insp.dismiss()
         try:
             self.show(geometry)
         except BadRequestError as exc:  # e.g. a polygon of zero area: say so in the panel
@@ -217,3 +280,6 @@ class AreaDraw:
         if self.control in m.controls:
             m.remove(self.control)
         self.control.on_draw(self._on_draw, remove=True)
+        insp = getattr(m, "inspector", None)
+        if insp is not None and self in getattr(insp, "click_filters", []):
+            insp.click_filters.remove(self)

@@ -148,3 +148,47 @@ def test_drawing_a_zero_area_polygon_says_so(m, files):
     lon, lat = -99.1, 47.03
     draw(d.control, {"type": "Polygon", "coordinates": [[[lon, lat], [lon, lat], [lon, lat], [lon, lat]]]})
     assert d.last_series is None and "empty" in d.last_error
+
+
+def test_vertex_clicks_of_the_drawing_do_not_replace_the_area_series(m, files):
+    """The browser reports each vertex placed with the polygon tool as a map click too;
+    the closing click may come after the polygon: the area series stays, and the
+    inspector's point from a vertex click is dismissed."""
+    from tests.map.helpers import click
+
+    ts = m.add_time_slider(files[:3], expression=NDVI)
+    d = ts.add_draw_control()
+    poly = lonlat_polygon(files[0], FIELD)
+    first = poly.exterior.coords[0]
+    click(m, *first)  # the first vertex: a point series for now
+    assert ts.shown_series is not None and m.inspector.last is not None
+    draw(d.control, sg.mapping(poly))
+    assert ts.area_series is not None and m.inspector.last is None
+    click(m, first[0] + 1e-7, first[1])  # the closing click, after the polygon was made
+    assert ts.area_series is not None and ts.shown_series is None
+    d._created_at -= 60  # later, a click at the same place is a click again
+    click(m, *first)
+    assert ts.shown_series is not None and ts.area_series is None
+
+
+def test_a_vertex_click_whose_query_ends_after_the_polygon_is_undone(m, files):
+    """The kernel may finish showing a vertex click after the polygon arrived: the
+    point is then dismissed and the area series shown again."""
+    from tests.map.helpers import click
+
+    ts = m.add_time_slider(files[:3], expression=NDVI)
+    d = ts.add_draw_control()
+    poly = lonlat_polygon(files[0], FIELD)
+    first = poly.exterior.coords[0]
+    original = m.inspector.click
+
+    def slow_click(lon, lat):  # the polygon arrives while this click is being answered
+        out = original(lon, lat)
+        m.inspector.click = original
+        draw(d.control, sg.mapping(poly))
+        return out
+
+    m.inspector.click = slow_click
+    click(m, *first)
+    assert ts.area_series is not None and ts.shown_series is None
+    assert m.inspector.last is None and m.inspector.control not in m.controls
