@@ -116,7 +116,7 @@ def test_bad_stats_and_geometry_before_any_request(m, files):
 
 
 def test_drawn_polygon_plots_the_series_with_a_csv_button(m, files):
-    ts = m.add_time_slider(files, expression=NDVI, colormap="RdYlGn", vmin=-0.2, vmax=0.6)
+    ts = m.add_time_slider(files, expression=NDVI, colormap="RdYlGn", vmin=-0.2, vmax=0.6, zoom_to_layer=True)
     ts.value_label = "NDVI"
     d = ts.add_draw_control(stats=("mean", "median"))
     assert d.control in m.controls
