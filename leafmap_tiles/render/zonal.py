@@ -18,10 +18,13 @@ the tiles show it.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import threading
 import time
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 
@@ -105,10 +108,47 @@ def reduce(values: np.ndarray, percentiles) -> dict:
     return out
 
 
+_cache_lock = threading.Lock()
+_geoms: OrderedDict = OrderedDict()  # (geometry, crs) -> geometry in that CRS
+_masks: OrderedDict = OrderedDict()  # (geometry, crs, window transform, shape) -> inside mask
+CACHE_ENTRIES = 64  # a series asks the same polygon of every frame; frames often share a grid
+
+
+def _cached(cache: OrderedDict, key, make):
+    with _cache_lock:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    value = make()
+    with _cache_lock:
+        cache[key] = value
+        while len(cache) > CACHE_ENTRIES:
+            cache.popitem(last=False)
+    return value
+
+
+def _geometry_key(geometry: dict) -> str:
+    return json.dumps(geometry, sort_keys=True, separators=(",", ":"))
+
+
 def _native_geometry(geometry: dict, crs) -> dict:
     from rasterio.warp import transform_geom
 
-    return transform_geom("EPSG:4326", crs, geometry)
+    return _cached(_geoms, (_geometry_key(geometry), crs.to_wkt() if crs is not None else None),
+                   lambda: transform_geom("EPSG:4326", crs, geometry))
+
+
+def _inside_mask(geometry: dict, crs, geom_native: dict, transform, shape) -> np.ndarray:
+    """(h, w) bool, read-only: pixels of the window whose centre is in the polygon."""
+    from rasterio.features import geometry_mask
+
+    def make():
+        m = geometry_mask([geom_native], out_shape=shape, transform=transform, all_touched=False, invert=True)
+        m.setflags(write=False)
+        return m
+
+    key = (_geometry_key(geometry), crs.to_wkt() if crs is not None else None, tuple(transform)[:6], shape)
+    return _cached(_masks, key, make)
 
 
 def _window(ds, geom_native: dict):
@@ -168,7 +208,6 @@ def area_statistics(engine, path, style, geometry: dict, percentiles=(), scales=
     pixel centres fall inside the polygon (valid or not); ``inside`` is False when the
     polygon misses the raster.  Raises :class:`BadRequestError` when the window
     would exceed :func:`max_area_pixels`, and the engine's read errors."""
-    from rasterio.features import geometry_mask
     from rasterio.windows import transform as window_transform
 
     from leafmap_tiles.render.engine import _band_labels
@@ -202,7 +241,7 @@ def area_statistics(engine, path, style, geometry: dict, percentiles=(), scales=
         return empty
     grid_transform = window_transform(win, first.transform)
     shape = (int(win.height), int(win.width))
-    inside = geometry_mask([geom0], out_shape=shape, transform=grid_transform, all_touched=False, invert=True)
+    inside = _inside_mask(geometry, first.crs, geom0, grid_transform, shape)
     data = valid = None
     for k, member in enumerate(members):
         ds = engine.reader(member, style.nodata).dataset
