@@ -333,6 +333,18 @@ class TileServer:
         body = {"lon": lon, "lat": lat, "layers": [{"id": i, "style": s} for i, s in layers]}
         return self._request("POST", "points", json=body).json()["results"]
 
+    def statistics(self, source_id: str, geometry: dict, style: dict | None = None, percentiles=(),
+                   scale: float | None = None, offset: float | None = None) -> dict:
+        """Area statistics of a source over ``geometry`` (a GeoJSON Polygon/MultiPolygon
+        dict in EPSG:4326): ``{"bands", "statistics": [{count, mean, median, min, max,
+        std, p<q>...}, ...], "pixels", "inside", "id"}`` in physical units (``scale``/
+        ``offset`` given, else the file's tags for plain bands); see
+        :mod:`leafmap_tiles.render.zonal` for the pixel rule.  Raises
+        ``BadRequestError`` for a bad geometry or percentiles, ``UnknownSourceError``."""
+        body = {"geometry": geometry, "style": style or {}, "percentiles": list(percentiles or ()),
+                "scale": scale, "offset": offset}
+        return self._request("POST", f"statistics/{source_id}", json=body).json()
+
     def tile(self, source_id: str, z: int, x: int, y: int, style: dict | None = None, fmt: str = "png") -> bytes:
         """Tile bytes fetched by the kernel (tests, exports)."""
         return self._request("GET", f"tiles/{source_id}/{z}/{x}/{y}.{fmt}", params=style or {}).content

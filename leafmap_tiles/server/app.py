@@ -13,6 +13,8 @@ the browser; admin routes also need header ``X-Leafmap-Tiles-Key``)::
     GET    /{token}/info/{id}?<style>
     GET    /{token}/point/{id}?lon=&lat=&<style>
     POST   /{token}/points                            batch {"lon", "lat", "layers": [{"id", "style"}]}
+    POST   /{token}/statistics/{id}                   area statistics {"geometry", "style"?, "percentiles"?,
+                                                      "scale"?, "offset"?} (see leafmap_tiles.render.zonal)
 
 Tile caching: a tile URL whose ``v`` equals the source's current version (see
 :func:`tile_version`; the register and info answers carry it) names bytes that never
@@ -56,7 +58,7 @@ from leafmap_tiles.errors import (
 from leafmap_tiles.protocol import PointValues, RegistrationAnswer, is_mosaic, members, source_path
 from leafmap_tiles.render import RenderEngine, parse_style
 from leafmap_tiles.render.colormaps import colormap_id, resolve_colormap
-from leafmap_tiles.render.engine import file_signature
+from leafmap_tiles.render.engine import _band_labels, file_signature
 from leafmap_tiles.render.style import style_to_params
 from leafmap_tiles.server import gdalenv
 from leafmap_tiles.server.errors import (
@@ -440,6 +442,50 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         remote = any(is_remote(src.path) for src, _ in resolved)
         return JSONResponse({"lon": lon, "lat": lat, "results": await run(work, remote=remote)})
 
+    async def area_statistics(request: Request):
+        """Statistics over a polygon in physical units: the body's ``scale``/``offset``
+        (a layer's own, e.g. STAC ``raster:scale``) for every band, else the file's
+        scale/offset tags for plain bands (none for an expression), as the inspector
+        applies them."""
+        from leafmap_tiles.render import zonal
+
+        check_token(request)
+        src = source_of(request)
+        body = await json_object(request)
+        geometry = zonal.check_geometry(body.get("geometry"))
+        percentiles = zonal.check_percentiles(body.get("percentiles"))
+        params = {k: str(v) for k, v in _object_field(body, "style").items()}
+        given = {}
+        for name in ("scale", "offset"):
+            v = body.get(name)
+            if v is not None:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise BadRequestError(f"{name!r} must be a finite number, got {str(v)[:40]!r}")
+                given[name] = float(v)
+
+        def work():
+            base = engine.info(src.path, None)
+            registered = dict(src.style)
+            if "indexes" in params or "expression" in params:
+                registered.pop("indexes", None)
+                registered.pop("expression", None)
+            style = style_of(src, {**registered, **params}, base)
+            info = engine.info(src.path, style.nodata)
+            indexes = style.indexes or tuple(i for i in range(1, info.count + 1) if i != info.alpha_index)
+            if given:  # the layer's own scale/offset, for every output band
+                k = len(_band_labels(style, indexes)) if style.expression else len(indexes)
+                scales, offsets = [given.get("scale", 1.0)] * k, [given.get("offset", 0.0)] * k
+            elif style.expression:
+                scales = offsets = None
+            else:
+                scales = [info.scales[i - 1] if i - 1 < len(info.scales) else 1.0 for i in indexes]
+                offsets = [info.offsets[i - 1] if i - 1 < len(info.offsets) else 0.0 for i in indexes]
+            return zonal.area_statistics(engine, src.path, style, geometry, percentiles, scales, offsets)
+
+        out = await run(work, remote=is_remote(src.path), key=src.id)
+        out["id"] = src.id
+        return JSONResponse(out)
+
     routes = [
         Route("/health", health),
         Route("/{token}/sources", register, methods=["POST"]),
@@ -451,6 +497,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         Route("/{token}/info/{source_id}", info_route),
         Route("/{token}/point/{source_id}", point),
         Route("/{token}/points", points, methods=["POST"]),
+        Route("/{token}/statistics/{source_id}", area_statistics, methods=["POST"]),
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app):
