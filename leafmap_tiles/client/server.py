@@ -376,6 +376,18 @@ class TileServer:
         except Exception:
             pass
 
+    def late_tiles(self) -> dict:
+        """``{source id: count}`` of tiles the running server answered 503 because their
+        render passed the deadline (``{}`` when the server is not running or cannot be
+        reached: it is only a hint for a redraw)."""
+        if not self.alive():
+            return {}
+        try:
+            r = self._request("GET", "late", restart=False)
+            return {str(k): int(v) for k, v in r.json().items()}
+        except Exception:
+            return {}
+
     def _post_gdal(self, body: dict) -> None:
         if self.alive():
             self._request("POST", "gdal", json=body, restart=False)

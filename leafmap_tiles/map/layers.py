@@ -50,6 +50,27 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         self.colorbars: list = []  # colorbars drawn from this layer (redrawn by restyle)
         self.class_names: dict | None = None  # {value: name} of categorical data
         self.band_labels: dict | None = None  # {"b1": "red", ...}: names the inspector shows
+        # tiles answered 503 (render past the deadline) stay holes in Leaflet: redraw
+        self._late_seen = server.late_tiles().get(source_id, 0) if server is not None else 0
+        self._late_redraws = 0
+        self.on_load(self._redraw_late_tiles)
+
+    MAX_LATE_REDRAWS = 2  # redraws in a row for tiles that missed the deadline
+
+    def _redraw_late_tiles(self, **_event) -> None:
+        """On the browser's ``load`` event (every tile of the view answered or failed):
+        if the server answered some of this layer's tiles 503 since the last look, ask
+        the browser to redraw the layer (tiles it has come from its cache; the missing
+        ones are asked again), at most :attr:`MAX_LATE_REDRAWS` times in a row."""
+        if self.server is None:
+            return
+        n = self.server.late_tiles().get(self.source_id, 0)
+        new_late, self._late_seen = n > self._late_seen, n
+        if not new_late:
+            self._late_redraws = 0  # the view loaded whole
+        elif self._late_redraws < self.MAX_LATE_REDRAWS:
+            self._late_redraws += 1
+            self.redraw()
 
     def restyle(self, colormap=None, vmin=None, vmax=None, indexes=None, expression=None, **style) -> None:
         """Change how this layer is drawn, in place (same layer, new tile URL): any of

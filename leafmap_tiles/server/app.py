@@ -52,6 +52,7 @@ from leafmap_tiles._paths import is_remote_path
 from leafmap_tiles.errors import (
     BadRequestError,
     LeafmapTilesError,
+    RenderDeadlineError,
     StyleError,
     UnknownSourceError,
 )
@@ -302,6 +303,9 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
 
     background: dict[str, set] = {}  # owner (e.g. a time slider) -> ids of its hidden frames
 
+    late: dict[str, int] = {}
+    late_lock = threading.Lock()
+
     async def set_background(request: Request):
         """Sources whose tiles render after all others: ``{"owner": str, "ids": [...]}``
         replaces that owner's set (an empty list clears it)."""
@@ -350,8 +354,20 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             return engine.tile(src.path, style, z, x, y, fmt)
 
         sched = remote_pool if is_remote(src.path) else pool
-        body = await sched.run(src.id, work, request=request)  # ClientGoneError: 503, not logged
+        try:
+            body = await sched.run(src.id, work, request=request)  # ClientGoneError: 503, not logged
+        except RenderDeadlineError:
+            with late_lock:  # the kernel's layer asks the browser to redraw (GET /late)
+                late[src.id] = late.get(src.id, 0) + 1
+            raise
         return Response(body, media_type=MEDIA[fmt], headers={"ETag": etag, "Cache-Control": cache})
+
+    async def late_route(request: Request):
+        """``{source id: tiles answered 503 past the render deadline}`` since start: a
+        browser does not ask for such a tile again by itself (the kernel redraws)."""
+        check_token(request)
+        with late_lock:
+            return JSONResponse(dict(late))
 
     async def info_route(request: Request):
         check_token(request)
@@ -494,6 +510,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         Route("/{token}/background", set_background, methods=["POST"]),
         Route("/{token}/colormaps", register_colormap, methods=["POST"]),
         Route("/{token}/tiles/{source_id}/{z}/{x}/{y}.{fmt}", tile),
+        Route("/{token}/late", late_route),
         Route("/{token}/info/{source_id}", info_route),
         Route("/{token}/point/{source_id}", point),
         Route("/{token}/points", points, methods=["POST"]),

@@ -168,7 +168,7 @@ class Scheduler:
             self._cancel(job, "late")
             raise RenderDeadlineError(
                 f"the tile was not rendered within {deadline:g} s (server busy or source slow); "
-                "it is asked again when the map next needs it"
+                "the map asks for it again once the view has loaded"
             )
         finally:
             if watcher is not None:

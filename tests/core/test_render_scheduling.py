@@ -141,6 +141,10 @@ def test_render_past_the_deadline_answers_503_json_and_server_keeps_serving(monk
         gate.set()
         wait_for(lambda: srv.stats()["running"] == 0)
         assert srv.stats()["late"] == 1
+        # counted per source, for the kernel's layers to redraw (GET /{token}/late)
+        late = requests.get(f"{srv.base}/{TOKEN}/late", timeout=30)
+        assert late.status_code == 200 and late.json() == {sid: 1}
+        assert requests.get(f"{srv.base}/{'x' * 24}/late", timeout=30).status_code == 403
         r3 = requests.get(srv.base + srv.tile_path(sid, 10, 201, 380), timeout=60)
         assert r3.status_code == 200
     finally:

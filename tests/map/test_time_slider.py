@@ -307,3 +307,32 @@ def test_hidden_frames_render_in_the_background_and_the_next_one_not_while_playi
     assert calls[-1] == {sid["date0"], sid["date1"], sid["date2"]}
     ts.close()
     assert calls[-1] == set()
+
+
+def test_layer_redraws_after_tiles_answered_late(m, monkeypatch):
+    """A tile answered 503 (render past the deadline) is a hole Leaflet never fills by
+    itself: on the browser's next ``load`` event the layer asks for a redraw, at most
+    twice in a row while tiles keep missing the deadline."""
+    layer = m.add_raster(naip_files()[0], **STYLE)
+    counts = {layer.source_id: 0}
+    monkeypatch.setattr(m.server, "late_tiles", lambda: dict(counts))
+    redraws = []
+    monkeypatch.setattr(layer, "redraw", lambda: redraws.append(1))
+
+    def load():
+        layer._handle_leaflet_event(None, {"event": "load"}, [])
+
+    load()
+    assert redraws == []  # nothing late
+    counts[layer.source_id] = 1
+    load()
+    assert len(redraws) == 1
+    counts[layer.source_id] = 2  # late again
+    load()
+    counts[layer.source_id] = 3
+    load()
+    assert len(redraws) == 2  # capped: the source stays too slow for the deadline
+    load()  # a load with no new late tile: the view is whole, the cap resets
+    counts[layer.source_id] = 4
+    load()
+    assert len(redraws) == 3
