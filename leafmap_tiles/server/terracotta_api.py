@@ -165,6 +165,9 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         keys = split_keys(request.path_params["keys"])
         xyz = _xyz(request)
         q = SinglebandQuery.parse(_first_params(request))
+        # the dataset's metadata (computed on first use for --skip-metadata datasets) before
+        # the tile: the render deadline is for rendering, not for a one-off computation
+        await run(cache.lookup, keys)
         return await render(request, tiles.singleband, engine, cache.lookup, keys, xyz,
                             stretch_range=q.stretch_range, colormap=q.colormap,
                             explicit_color_map=q.explicit_color_map, tile_size=q.tile_size)
@@ -173,6 +176,8 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         xyz = _xyz(request)
         q = RgbQuery.parse(_first_params(request))
         some = await run(some_keys, request)
+        for _, last, _ in q.bands:  # metadata first, outside the render deadline
+            await run(cache.lookup, some + [last])
         return await render(request, tiles.rgb, engine, cache.lookup, some, xyz, bands=q.bands,
                             tile_size=q.tile_size)
 
