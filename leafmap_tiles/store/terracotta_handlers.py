@@ -147,6 +147,15 @@ def open_store(store_or_pattern: Any, rgb_key: str | None) -> tuple[Any, str | N
         result = ks.ingest(text, rgb_key=rgb_key, skip_metadata=True)
         if not result.inserted:
             raise StoreError(f"no file matches the raster pattern {text!r}")
+        if result.unmatched:  # as `ingest` reports them: a file silently left out surprises
+            import logging
+
+            from leafmap_tiles.store.patterns import describe_unmatched
+
+            logging.getLogger("leafmap_tiles.serve").warning(
+                "%d file(s) found by the pattern's wildcards are not served: their names do not fit "
+                "it (key values are letters and digits only):\n%s", len(result.unmatched),
+                describe_unmatched(result.unmatched, result.reasons))
         return ks, db
     ks = store_mod.open(text)
     ks.get_keys()  # fails early for a missing or foreign database

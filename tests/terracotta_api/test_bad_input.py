@@ -139,3 +139,26 @@ def test_polar_dataset_tiles_are_not_500(tmp_path, tc_client):
                 assert r.status_code == 200, r.text
                 opaque += int((rgba(r.content)[..., 3] > 0).sum())
         assert opaque > 10_000
+
+
+def test_serve_pattern_names_the_files_it_leaves_out(tmp_path, caplog):
+    """`serve -r PATTERN` serves what matches and warns about the files the wildcards
+    found whose names do not fit (key values are letters and digits only: Terracotta's
+    rule), as `ingest` does."""
+    import logging
+    import os
+    import shutil
+
+    from leafmap_tiles.store.terracotta_handlers import open_store
+    from tests.conftest import data
+
+    shutil.copy(data("cog.tif"), tmp_path / "ab.tif")
+    shutil.copy(data("cog.tif"), tmp_path / "a_b.tif")
+    with caplog.at_level(logging.WARNING, logger="leafmap_tiles.serve"):
+        ks, db = open_store(str(tmp_path / "{name}.tif"), None)
+    try:
+        assert list(ks.get_datasets()) == [("ab",)]
+        text = caplog.text
+        assert "1 file(s)" in text and "a_b.tif" in text and "'_' is not allowed" in text
+    finally:
+        os.unlink(db)
