@@ -93,7 +93,7 @@ class Inspector:
                          "values": _values.band_values(layer, res) if inside else []})
         self.last = {"lon": lon, "lat": lat, "layers": rows}
         self.html.value = render(self.last)
-        self.panel.set_title(f"lat {lat:.5f}, lon {lon:.5f}")
+        self.panel.set_title(f"lat {lat:.5f}, lon {_values.wrap_lon(lon):.5f}")
         corner = self.corner_for(lon)
         pos = len(targets)
         for ts in sliders:  # the series first: it sits above the values in the corner

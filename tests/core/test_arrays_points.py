@@ -99,3 +99,4 @@ def test_inspector_click_two_worlds_away_shows_the_values(m):
     row = [r for r in far["layers"] if r["layer"] is layer][0]
     assert row["inside"] and [v for _, v in row["values"]][: len(expected)] == expected, row
     assert [r["values"] for r in here["layers"]] == [r["values"] for r in far["layers"]]
+    assert f"lon {lon:.5f}" in m.inspector.panel.title.value  # the place's longitude, not the copy's
