@@ -31,6 +31,18 @@ class AuthenticationError(LeafmapTilesError, PermissionError):
     """The remote server answered 401/403: the user must log in to the provider."""
 
 
+class S3AccessDeniedError(AuthenticationError):
+    """An S3 endpoint refused the request (HTTP 403): unknown access key
+    (``InvalidAccessKeyId``), wrong secret (``SignatureDoesNotMatch``) or no
+    permission (``AccessDenied``).  The tile servers answer 403."""
+
+
+class S3ConfigurationError(LeafmapTilesError, ValueError):
+    """The S3 settings of the environment cannot be used: ``AWS_PROFILE`` names a
+    profile no AWS file has, an endpoint URL that is not ``http(s)://host[:port]``,
+    an ``s3://`` URL without bucket or key (see :mod:`leafmap_tiles.s3`)."""
+
+
 class SourceTimeoutError(LeafmapTilesError, TimeoutError):
     """The remote server did not answer within the bounded timeout."""
 
@@ -80,6 +92,11 @@ class InvalidDatabaseError(StoreError):
     version conflict, or keys that differ from the ones asked for."""
 
 
+class ReadOnlyStoreError(StoreError):
+    """A write (``create``, ``insert``, ``delete``, ``ingest``) to a key store that is
+    read-only: a database on S3, or a remote Terracotta server (``store.connect``)."""
+
+
 class PatternError(StoreError):
     """An ingest pattern that cannot be used (bad placeholder, no key, duplicate keys)."""
 
@@ -110,6 +127,8 @@ _ALL = {
         SourceIsDirectoryError,
         InvalidSourceError,
         AuthenticationError,
+        S3AccessDeniedError,
+        S3ConfigurationError,
         SourceTimeoutError,
         SourceUnreachableError,
         BadRequestError,
@@ -121,6 +140,7 @@ _ALL = {
         DatasetNotFoundError,
         InvalidDatabaseError,
         PatternError,
+        ReadOnlyStoreError,
     )
 }
 

@@ -37,8 +37,11 @@ def prepare_source(source, tmpdir: str, crs=None, transform=None, nodata=None) -
         if not path.strip():
             raise InvalidSourceError("empty path: give a raster file path or URL")
         if path.startswith(REMOTE):
-            if path.startswith("s3://"):
-                path = "/vsis3/" + path[5:]
+            if path.startswith(("s3://", "/vsis3/")):
+                from leafmap_tiles import s3
+
+                s3.settings()  # S3ConfigurationError now, before the map changes
+                path = s3.vsi_path(path)
             elif path.startswith("gs://"):
                 path = "/vsigs/" + path[5:]
             name = path.rstrip("/").rsplit("/", 1)[-1].split("?")[0]

@@ -33,6 +33,7 @@ from leafmap_tiles.server.scheduler import RenderDeadlineError
 from leafmap_tiles.errors import (
     AuthenticationError,
     BadRequestError,
+    S3AccessDeniedError,
     DatasetNotFoundError,
     InvalidDatabaseError,
     InvalidSourceError,
@@ -60,6 +61,7 @@ STATUS: tuple[tuple[type, int | str], ...] = (
     (DatasetNotFoundError, 404),
     (InvalidDatabaseError, 500),
     (StoreError, 400),
+    (S3AccessDeniedError, 403),
     (AuthenticationError, 401),
     (SourceTimeoutError, 504),
     (SourceUnreachableError, 502),

@@ -54,6 +54,7 @@ from leafmap_tiles.errors import (
     InvalidKeyError,
     InvalidSourceError,
     LeafmapTilesError,
+    S3AccessDeniedError,
     SourceNotFoundError,
     SourceTimeoutError,
     SourceUnreachableError,
@@ -98,6 +99,8 @@ def _dataset_error(keys, exc: LeafmapTilesError) -> LeafmapTilesError:
         return SourceTimeoutError(f"dataset {name}: its remote host did not answer in time; try again later")
     if isinstance(exc, SourceUnreachableError):
         return SourceUnreachableError(f"dataset {name}: its remote host cannot be reached; try again later")
+    if isinstance(exc, S3AccessDeniedError):
+        return S3AccessDeniedError(f"dataset {name}: S3 refused access (403) to the server's credentials")
     if isinstance(exc, AuthenticationError):
         return AuthenticationError(f"dataset {name}: its remote host refused access (credentials of the server)")
     return UnreadableDataset(f"dataset {name} cannot be read (its file is missing or corrupt)")
