@@ -123,7 +123,11 @@ def _stretch(style: dict, metadatas: list[Mapping[str, Any]]) -> tuple[float, fl
     return lo, hi
 
 
-def create_layer(m, store, kv: tuple[str, ...], path: str, style: dict, stretch) -> Any:
+def create_layer(m, store, kv: tuple[str, ...], path: str, style: dict, stretch, metadata=None) -> Any:
+    if getattr(store, "provider", None) == "http":  # a remote Terracotta server renders it
+        from leafmap_tiles.map.remote_layers import remote_dataset_layer
+
+        return remote_dataset_layer(store, kv, style, stretch, metadata or store.get_metadata(list(kv)))
     names = tuple(store.key_names)
     name = style.get("layer_name") or "/".join(kv)
     kwargs = dict(
@@ -167,7 +171,7 @@ def add_dataset(m, store, keys=None, zoom_to_layer: bool = True, **kwargs):
     key_values, style = split_kwargs(store, kwargs)
     kv, path = find(store, keys, **key_values)
     metadata = store.get_metadata(list(kv))
-    layer = create_layer(m, store, kv, path, style, _stretch(style, [metadata]))
+    layer = create_layer(m, store, kv, path, style, _stretch(style, [metadata]), metadata)
     layer.class_names = categories(metadata)
     return m.put_on_map(layer, zoom_to_layer)
 
@@ -213,7 +217,7 @@ def dataset_layers(m, store, **kwargs) -> dict[str, Any]:
             st = dict(style)
             if st.get("layer_name"):
                 st["layer_name"] = f"{st['layer_name']} {kv[idx]}"
-            layers[kv[idx]] = create_layer(m, store, tuple(kv), path, st, stretch)
+            layers[kv[idx]] = create_layer(m, store, tuple(kv), path, st, stretch, metadatas[list(found).index(kv)])
             layers[kv[idx]].class_names = categories(metadatas[list(found).index(kv)])
     except Exception:
         for layer in layers.values():

@@ -22,7 +22,26 @@ from ..errors import StoreError
 from .base import KeyStore
 from .metadata import compute_metadata
 
-__all__ = ["open", "KeyStore", "compute_metadata"]
+__all__ = ["open", "connect", "KeyStore", "compute_metadata"]
+
+
+def connect(url: str, timeout: float = 30.0) -> KeyStore:
+    """A running Terracotta-compatible server (``leafmap-tiles serve`` or Terracotta
+    itself) as a read-only key store: keys, datasets and metadata over HTTP; its
+    datasets' tiles are rendered by that server (:class:`~.http.RemoteStore`), so
+    :meth:`Map.add_dataset` and :meth:`Map.dataset_layers` accept it.
+
+    Args:
+        url: the server's root, ``http(s)://host:port[/prefix]``.
+        timeout: seconds per request.
+
+    Raises:
+        StoreError: not an http(s) URL.  Requests raise ``SourceUnreachableError``
+            (server down), ``InvalidDatabaseError`` (not a Terracotta answer).
+    """
+    from .http import RemoteStore
+
+    return RemoteStore(url, timeout=timeout)
 
 
 def open(path_or_url: str | os.PathLike) -> KeyStore:  # noqa: A001 - mirrors terracotta.get_driver
