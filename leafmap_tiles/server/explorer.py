@@ -321,7 +321,7 @@ function showSingle() {
   el("single").classList.toggle("hidden", !!cats);
   if (cats) {
     var cmap = {};
-    Object.keys(cats).forEach(function (name, i) {
+    Object.keys(cats).sort(function (a, b) { return Number(cats[a]) - Number(cats[b]); }).forEach(function (name, i) {
       var col = PALETTE[i % PALETTE.length]; cmap[String(cats[name])] = col;
       var row = document.createElement("div");
       row.innerHTML = '<span class="sw"></span><span></span>';

@@ -101,6 +101,14 @@ def test_explorer_lists_filters_and_shows_datasets(browser, artefacts, explorer,
         page.locator("#datasets tbody tr", has_text="nlcd").click()
         tiles = _wait_tiles(page, f"{server}/singleband/landcover/nlcd/class/")
         assert all("colormap=explicit" in t for t in tiles)
+        # the classes are drawn in the legend's colours
+        swatches = page.eval_on_selector_all("#legend span.sw", "els => els.map(e => getComputedStyle(e).backgroundColor)")
+        legend_rgb = {tuple(int(v) for v in c[c.index("(") + 1:-1].split(",")[:3]) for c in swatches}
+        drawn = set()
+        for t in tiles[:6]:
+            img = _rgba(requests.get(t, timeout=60).content)
+            drawn |= {tuple(int(v) for v in px[:3]) for px in img[img[..., 3] > 0].reshape(-1, 4)}
+        assert len(drawn) >= 3 and drawn <= legend_rgb
         legend = page.text_content("#legend")
         for name, value in CATEGORIES.items():
             assert f"{name} ({value})" in legend

@@ -18,7 +18,9 @@ import requests
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 BIN = Path(sys.executable).parent
-CATEGORIES = {"water": 11, "developed": 21, "forest": 41, "shrub": 52, "grass": 71, "crops": 82}
+# the eight classes of spDataLarge's nlcd.tif (values 1-8)
+CATEGORIES = {"water": 1, "developed": 2, "barren": 3, "forest": 4, "shrubland": 5, "herbaceous": 6,
+              "cultivated": 7, "wetlands": 8}
 
 
 @pytest.fixture(scope="session")

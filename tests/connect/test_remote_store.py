@@ -58,7 +58,7 @@ def test_add_dataset_and_dataset_layers_show_the_servers_tiles(server_url, m):
     assert (decode(r.content)[..., 3] > 0).sum() > 1000
 
     cats = m.add_dataset(remote, kind="landcover", name="nlcd", band="class",
-                         colormap={11: "#466b9f", 41: "#68ab5f", 82: "#ab6c28"})
+                         colormap={1: "#466b9f", 4: "#68ab5f", 7: "#ab6c28"})
     assert cats.class_names == {v: k for k, v in CATEGORIES.items()}
     assert "colormap=explicit" in cats.url
 
