@@ -78,3 +78,21 @@ def test_connect_to_nothing_is_unreachable():
         port = s.getsockname()[1]
     with pytest.raises(SourceUnreachableError):
         store.connect(f"http://127.0.0.1:{port}").get_keys()
+
+
+def test_connect_command_refuses_what_is_not_a_terracotta_server(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("leafmap-tiles")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = subprocess.run([str(exe), "connect", f"127.0.0.1:{port}", "--no-browser"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.startswith("leafmap-tiles connect: error: cannot reach the Terracotta server")
+    r = subprocess.run([str(exe), "connect", "ftp://x", "--no-browser"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "expected http(s)://host:port" in r.stderr
