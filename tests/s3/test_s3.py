@@ -197,6 +197,34 @@ def test_s3_keys_are_never_sent_to_another_host(s3_server, s3_env, bucket, fresh
         proc.wait(10)
 
 
+def test_provider_credentials_never_reach_the_s3_endpoint(s3_server, s3_env, bucket, fresh_server, tmp_path):
+    """Basic credentials for every port of 127.0.0.1 (a provider's hosts) are not
+    sent with S3 requests, which carry only the S3 key's SigV4 signature."""
+    from leafmap_tiles import Map
+
+    s3_server.client().upload_file(data("cog.tif"), bucket, "cog.tif")
+    records = tmp_path / "s3_requests.jsonl"
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "s3", "recording_proxy.py"),
+                             s3_server.endpoint, str(records)], stdout=subprocess.PIPE, text=True)
+    port = int(proc.stdout.readline())
+    s3_env.setenv("AWS_S3_ENDPOINT", f"127.0.0.1:{port}")
+    m = Map(basemap=None)
+    try:
+        m.server.set_credentials(["127.0.0.1"], "provider-user", "provider-password")
+        layer = m.add_raster(f"s3://{bucket}/cog.tif", colormap="viridis")
+        assert (decode(fetch(layer, *centre(m)))[..., 3] > 0).any()
+        rows = [json.loads(line) for line in records.read_text().splitlines()]
+        assert any(r["method"] == "GET" for r in rows)
+        for r in rows:
+            auth = r["authorization"] or ""
+            assert auth.startswith("AWS4-HMAC-SHA256 Credential=" + s3_server.access_key_id + "/"), auth
+    finally:
+        m.server.clear_credentials(["127.0.0.1"])
+        m.close()
+        proc.terminate()
+        proc.wait(10)
+
+
 # ------------------------------------------------------------------ a Terracotta database on S3
 
 
