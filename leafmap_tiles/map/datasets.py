@@ -149,7 +149,8 @@ def create_layer(m, store, kv: tuple[str, ...], path: str, style: dict, stretch,
 
 
 def _as_store(store):
-    """A key store, or a path/URL of one (opened; it must exist)."""
+    """A key store, or a path/URL of one (opened; it must exist); an http(s) URL is a
+    Terracotta-compatible server (:func:`leafmap_tiles.store.connect`)."""
     import os
 
     if isinstance(store, (str, os.PathLike)):
@@ -157,6 +158,8 @@ def _as_store(store):
         from leafmap_tiles.errors import SourceNotFoundError
 
         text = os.fspath(store)
+        if text.startswith(("http://", "https://")):  # a running Terracotta-compatible server
+            return _store.connect(text)
         if "://" not in text and not os.path.exists(text):
             raise SourceNotFoundError(f"key store database not found: {text}")
         return _store.open(text)

@@ -87,6 +87,7 @@ def open(path_or_url: str | os.PathLike) -> KeyStore:  # noqa: A001 - mirrors te
         from .sqlite import SQLiteStore
 
         return SQLiteStore(text[len("file://"):] if scheme == "file" else text)
+    hint = "; for a running Terracotta server use store.connect(url)" if scheme in ("http", "https") else ""
     raise StoreError(
-        f"unsupported key store URL scheme {scheme!r}: use a file path, postgresql://, mysql:// or s3://"
+        f"unsupported key store URL scheme {scheme!r}: use a file path, postgresql://, mysql:// or s3://{hint}"
     )
