@@ -197,7 +197,7 @@ PAGE = r"""<!DOCTYPE html>
 <script>
 "use strict";
 var CONFIG = __CONFIG__;
-var state = {keys: [], datasets: [], filters: {}, selected: null, meta: {}, layer: null};
+var state = {keys: [], datasets: [], filters: {}, selected: null, meta: {}, layer: null, seq: 0};
 var el = function (id) { return document.getElementById(id); };
 var map = L.map("map", {zoomControl: true}).setView([20, 0], 2);
 var params = new URLSearchParams(location.search);
@@ -315,6 +315,7 @@ function presetRange(md) {
 }
 
 function showSingle() {
+  ++state.seq;  // a pending RGB or selection answer must not replace this layer
   var kv = state.selected; var md = state.meta[kv.join("/")];
   var cats = categories(md);
   el("legend").innerHTML = "";
@@ -357,8 +358,10 @@ function buildRgb() {
 function showRgb() {
   var kv = state.selected; var n = state.keys.length; var base = kv.slice(0, n - 1);
   var chosen = ["r", "g", "b"].map(function (ch) { return el("rgb_" + ch).value; });
+  var seq = ++state.seq;  // answers may come back out of order: only the last choice is drawn
   el("legend").innerHTML = "";
   Promise.all(chosen.map(function (v) { return metadata(base.concat([v])); })).then(function (mds) {
+    if (seq !== state.seq) { return; }
     var q = {r: chosen[0], g: chosen[1], b: chosen[2]};
     ["r", "g", "b"].forEach(function (ch, i) { q[ch + "_range"] = JSON.stringify(presetRange(mds[i])); });
     setLayer(tileUrl("rgb", base, q), mds[0].bounds);
@@ -375,7 +378,9 @@ function render() {
 function select(kv) {
   showError("");
   state.selected = kv; renderTable();
+  var seq = ++state.seq;
   metadata(kv).then(function (md) {
+    if (seq !== state.seq) { return; }
     el("style").classList.remove("hidden");
     el("current").textContent = kv.join(" / ");
     var r = presetRange(md); el("vmin").value = r[0]; el("vmax").value = r[1];

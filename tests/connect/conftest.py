@@ -7,6 +7,7 @@ the last key)."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -69,20 +70,37 @@ def _wait(url: str, proc, log: Path, timeout: float = 60) -> None:
 
 
 def _start(cmd, tmp: Path, name: str):
+    """Start ``cmd`` in a process group of its own (``terracotta serve`` forks worker
+    processes, which must end with it: see :func:`_stop`)."""
     log = tmp / f"{name}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TC_")}
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return proc, log
 
 
 def _stop(proc) -> None:
-    proc.terminate()
+    """End the server and every process of the group it was started in."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
     try:
         proc.wait(20)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the group's other members (worker processes)
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 @pytest.fixture(scope="session")
