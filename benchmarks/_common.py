@@ -27,7 +27,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SHARED_DATA = Path(os.environ.get("LEAFMAP_TILES_SHARED_DATA", REPO.parent / "shared" / "data"))
+# LEAFMAP_TILES_DATA (old name LEAFMAP_TILES_SHARED_DATA; leafmap_tiles.settings reads both)
+SHARED_DATA = Path(os.environ.get("LEAFMAP_TILES_DATA") or os.environ.get("LEAFMAP_TILES_SHARED_DATA")
+                   or REPO.parent / "shared" / "data")
 if not SHARED_DATA.is_dir():
     SHARED_DATA = Path("/work/shared/data")
 CACHE = Path(os.environ.get("LEAFMAP_TILES_BENCH_CACHE", Path.home() / ".cache" / "leafmap_tiles_bench"))

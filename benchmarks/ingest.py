@@ -13,8 +13,6 @@ speed with equal results.
 
 import argparse
 import json
-import math
-import os
 import re
 import subprocess
 import sys

@@ -27,7 +27,8 @@ import numpy as np
 import rasterio
 from rasterio.shutil import copy as rio_copy
 
-SHARED = Path(os.environ.get("LEAFMAP_TILES_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED = Path(os.environ.get("LEAFMAP_TILES_DATA") or os.environ.get("LEAFMAP_TILES_SHARED_DATA")
+              or Path(__file__).resolve().parents[2] / "shared" / "data")
 NAIP = SHARED / "naip" / "m_4709963_se_14_1_20200831.tif"
 SCALE, OFFSET = 0.025, -25.0
 EXPR = "(nir-red)/(nir+red)"
@@ -90,7 +91,7 @@ def p50(fn, tiles) -> float:
 
 def main() -> None:
     if not NAIP.exists():
-        sys.exit(f"{NAIP} not found (set LEAFMAP_TILES_SHARED_DATA)")
+        sys.exit(f"{NAIP} not found (set LEAFMAP_TILES_DATA)")
     tmp = Path(tempfile.mkdtemp(prefix="bench_multi_asset_"))
     built = build(tmp)
     tiles = tiles_of(built["bounds"])

@@ -21,7 +21,9 @@ from functools import lru_cache
 
 
 @lru_cache(maxsize=1)
-def _lib():
+def lib():
+    """The GDAL shared library that rasterio uses in this process (``ctypes.CDLL``), for
+    the few GDAL C functions rasterio does not expose (path options, cache clearing)."""
     import rasterio
 
     try:  # the copy of GDAL already mapped into this process (wheel or system build)
@@ -47,7 +49,7 @@ def set_path_option(prefix: str, key: str, value: str | None) -> None:
     """Set GDAL config ``key`` for paths starting with ``prefix`` only."""
     import pyproj  # noqa: F401  (see module docstring)
 
-    fn = _lib().VSISetPathSpecificOption
+    fn = lib().VSISetPathSpecificOption
     fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
     fn.restype = None
     fn(_vsi(prefix).encode(), key.encode(), None if value is None else value.encode())
@@ -55,7 +57,7 @@ def set_path_option(prefix: str, key: str, value: str | None) -> None:
 
 def clear_path_options(prefix: str) -> None:
     """Forget every path-specific option set for ``prefix``."""
-    fn = _lib().VSIClearPathSpecificOptions
+    fn = lib().VSIClearPathSpecificOptions
     fn.argtypes = [ctypes.c_char_p]
     fn.restype = None
     fn(_vsi(prefix).encode())
@@ -63,7 +65,7 @@ def clear_path_options(prefix: str) -> None:
 
 def clear_caches() -> None:
     """Drop /vsicurl/ caches (cached bytes, sizes, and cached HTTP failures)."""
-    fn = _lib().VSICurlClearCache
+    fn = lib().VSICurlClearCache
     fn.argtypes = []
     fn.restype = None
     fn()
@@ -71,7 +73,7 @@ def clear_caches() -> None:
 
 def unset_config_option(key: str) -> None:
     """Remove a process-wide GDAL config option (``CPLSetConfigOption(key, NULL)``)."""
-    fn = _lib().CPLSetConfigOption
+    fn = lib().CPLSetConfigOption
     fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
     fn.restype = None
     fn(key.encode(), None)
@@ -79,7 +81,7 @@ def unset_config_option(key: str) -> None:
 
 def get_config_option(key: str) -> str | None:
     """The process-wide value of a GDAL config option, or None."""
-    fn = _lib().CPLGetConfigOption
+    fn = lib().CPLGetConfigOption
     fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
     fn.restype = ctypes.c_char_p
     v = fn(key.encode(), None)
@@ -91,6 +93,9 @@ def _vsi(prefix: str) -> str:
     if prefix.startswith(("http://", "https://")):
         return "/vsicurl/" + prefix
     return prefix
+
+
+_lib = lib  # the name before issue 17 (branches written before it)
 
 
 # ----------------------------------------------------------------- VSI files (remote key stores)

@@ -101,25 +101,27 @@ class PatternError(StoreError):
     """An ingest pattern that cannot be used (bad placeholder, no key, duplicate keys)."""
 
 
-REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "az://", "/vsi")
+class UnreadableDataset(LeafmapTilesError):
+    """A dataset that the key store lists but whose file cannot be read (missing,
+    truncated or corrupt; HTTP 500 of ``leafmap-tiles serve``, naming the dataset, never
+    the file)."""
 
 
-def check_local_path(path: str) -> None:
-    """Raise the specific error for a local ``path`` that cannot be a raster file
-    (missing, a directory, 0 bytes).  URLs and GDAL ``/vsi`` paths are not checked."""
-    import os
-
-    if path.startswith(REMOTE_PREFIXES):
-        return
-    if not os.path.exists(path):
-        raise SourceNotFoundError(f"raster file not found: {path}")
-    if os.path.isdir(path):
-        raise SourceIsDirectoryError(f"{path} is a directory, not a raster file")
-    if os.path.getsize(path) == 0:
-        raise InvalidSourceError(f"{path} is an empty file (0 bytes), not a raster")
+class RenderDeadlineError(LeafmapTilesError, TimeoutError):
+    """A tile render took longer than its deadline (HTTP 503 with ``Retry-After: 1``)."""
 
 
-_ALL = {
+class ClientGoneError(LeafmapTilesError):
+    """The HTTP client closed its connection before its tile was rendered (the render
+    is dropped; nobody reads an answer)."""
+
+
+class TileOutsideBoundsError(LeafmapTilesError):
+    """The tile asked for does not overlap the dataset's data (answered with an empty,
+    transparent tile, never as an error)."""
+
+
+_ALL: dict[str, type[LeafmapTilesError]] = {
     cls.__name__: cls
     for cls in (
         LeafmapTilesError,
@@ -141,8 +143,37 @@ _ALL = {
         InvalidDatabaseError,
         PatternError,
         ReadOnlyStoreError,
+        UnreadableDataset,
+        RenderDeadlineError,
+        ClientGoneError,
+        TileOutsideBoundsError,
     )
 }
+
+
+def __getattr__(name: str) -> object:  # the path rules moved to leafmap_tiles._paths
+    if name in ("REMOTE_PREFIXES", "check_local_path"):
+        from leafmap_tiles import _paths
+
+        return getattr(_paths, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def for_dataset(name: str, exc: LeafmapTilesError) -> LeafmapTilesError:
+    """What a client of ``leafmap-tiles serve`` is told when the file of dataset ``name``
+    (its key values joined by ``/``) failed with ``exc``: the same class for a remote
+    host that is slow, unreachable or refuses access (504, 502, 401),
+    :class:`UnreadableDataset` (500) for a missing or corrupt file; the message names
+    the dataset, never the file."""
+    if isinstance(exc, SourceTimeoutError):
+        return SourceTimeoutError(f"dataset {name}: its remote host did not answer in time; try again later")
+    if isinstance(exc, SourceUnreachableError):
+        return SourceUnreachableError(f"dataset {name}: its remote host cannot be reached; try again later")
+    if isinstance(exc, S3AccessDeniedError):
+        return S3AccessDeniedError(f"dataset {name}: S3 refused access (403) to the server's credentials")
+    if isinstance(exc, AuthenticationError):
+        return AuthenticationError(f"dataset {name}: its remote host refused access (credentials of the server)")
+    return UnreadableDataset(f"dataset {name} cannot be read (its file is missing or corrupt)")
 
 
 def from_name(name: str | None, message: str) -> LeafmapTilesError:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import os
 import re
 
+from leafmap_tiles._paths import check_local_path as check_local  # noqa: F401  (re-export)
+from leafmap_tiles._paths import is_remote
 from leafmap_tiles.errors import (
-    REMOTE_PREFIXES,
     AuthenticationError,
     InvalidSourceError,
     S3AccessDeniedError,
@@ -33,22 +34,17 @@ from leafmap_tiles.errors import (
     SourceTimeoutError,
     SourceUnreachableError,
 )
-from leafmap_tiles.errors import check_local_path as check_local  # noqa: F401  (re-export)
 
 #: The error classes that mean "the network or the remote host failed", not the file:
 #: a source failing with one of them is retried later (see :mod:`leafmap_tiles.render.remote`).
 NETWORK_ERRORS = (SourceTimeoutError, SourceUnreachableError)
 
 
-def is_remote(path) -> bool:
-    """Whether ``path`` (a string, or a tuple of them for a mosaic) names any URL or
-    GDAL ``/vsi`` path rather than a local file."""
-    if isinstance(path, (tuple, list)):
-        return any(is_remote(p) for p in path)
-    return isinstance(path, str) and path.startswith(REMOTE_PREFIXES)
-
-
 _HTTP_CODE = re.compile(r"HTTP (?:response )?code[: ]+(\d{3})", re.I)
+# a remote host's refusal worded without GDAL's "HTTP response code" (curl, S3, a proxy)
+_REMOTE_AUTH = re.compile(r"\b(401|403)\b|unauthori[sz]ed|forbidden", re.I)
+_URL_TEXT = re.compile(r"\S+://\S*|/vsi\S*")  # a "403" in a URL is not an answer
+_MISSING_WORDS = ("no such file", "does not exist in the file system")
 _TIMEOUT_WORDS = ("timed out", "timeout", "operation too slow")
 _UNREACHABLE_WORDS = (
     "connection refused", "couldn't connect", "could not connect", "failed to connect",
@@ -93,20 +89,23 @@ def http_timeout() -> float:
 
 
 def _chain(exc: BaseException) -> list[str]:
-    out, seen = [], set()
-    while exc is not None and id(exc) not in seen and len(out) < 20:
-        seen.add(id(exc))
-        out.append(str(exc).strip())
-        exc = exc.__cause__ or exc.__context__
+    out: list[str] = []
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen and len(out) < 20:
+        seen.add(id(cur))
+        out.append(str(cur).strip())
+        cur = cur.__cause__ or cur.__context__
     return out
 
 
-def classify(path, exc: BaseException, during: str = "open", elapsed: float | None = None) -> LeafmapTilesError:
+def classify(path: object, exc: BaseException, during: str = "open", elapsed: float | None = None) -> LeafmapTilesError:
     """The specific error for an exception raised while opening (``during="open"``)
     or reading (``"read"``) ``path``.
 
     Args:
-        path: the local path or URL that was read (named in the message).
+        path: the local path or URL that was read (named in the message), or a
+            tuple of them for a mosaic.
         exc: what rasterio/rio-tiler/GDAL raised; a :class:`LeafmapTilesError` is returned as is.
         during: ``"open"`` or ``"read"``; a read failure that matches nothing else is
             a truncated or corrupt file.
@@ -136,7 +135,8 @@ def classify(path, exc: BaseException, during: str = "open", elapsed: float | No
             )
         if code == 404 or any(w in low for w in _S3_MISSING_WORDS):
             return SourceNotFoundError(f"{s3_url(path)}: no such object or bucket (HTTP 404)")
-    if code in (401, 403) or ("401" in msg and "unauthorized" in low) or "access denied" in low:
+    if (code in (401, 403) or ("401" in msg and "unauthorized" in low) or "access denied" in low
+            or (remote and code is None and _REMOTE_AUTH.search(_URL_TEXT.sub("", msg)))):
         return AuthenticationError(
             f"{path}: the server refused access (HTTP {code or 401}). Log in to the data provider first "
             "(e.g. leafmap_tiles.providers.terrascope.login()) or check the credentials."
@@ -156,6 +156,8 @@ def classify(path, exc: BaseException, during: str = "open", elapsed: float | No
         )
     if remote and code is not None:
         return InvalidSourceError(f"{path}: the server answered HTTP {code}")
+    if code is None and any(w in low for w in _MISSING_WORDS):
+        return SourceNotFoundError(f"{path}: no such file ({detail})")
     if "not recognized as" in low or "not a supported file format" in low:
         return InvalidSourceError(f"{path} is not a raster format that GDAL can read ({detail})")
     if during == "read" or any(k in low for k in ("tiffread", "ireadblock", "read error", "truncat", "cannot read", "failed to read")):

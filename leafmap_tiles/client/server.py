@@ -26,8 +26,10 @@ from urllib.parse import urlencode
 
 import requests
 
+from leafmap_tiles import _credentials, settings
 from leafmap_tiles.client import urls
-from leafmap_tiles.errors import StyleError, TileServerError, from_name
+from leafmap_tiles.errors import SourceTimeoutError, StyleError, TileServerError, from_name
+from leafmap_tiles.protocol import PointAnswer, PointFailure, PointResult, RegistrationAnswer, SourceInfoJSON
 
 START_TIMEOUT = 60.0
 # HTTP credentials that GDAL would send to every host; AWS keys stay (GDAL sends them to S3 only).
@@ -42,9 +44,8 @@ MAX_TILE_URL = 8000
 _server: "TileServer | None" = None
 _server_lock = threading.Lock()
 _all_servers: "weakref.WeakSet[TileServer]" = weakref.WeakSet()
-# Provider credentials are kernel-wide (a login outlives any one server process):
-# host -> {"host", "username", "password"}, pushed to every server when it starts.
-_credentials: dict[str, dict] = {}
+# Provider credentials are kernel-wide (a login outlives any one server process): the
+# one table of leafmap_tiles._credentials, pushed to every server when it starts.
 
 
 def get_server(start: bool = False) -> "TileServer | None":
@@ -130,7 +131,7 @@ class TileServer:
             [sys.executable, "-m", "leafmap_tiles.server"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=None if os.environ.get("LEAFMAP_TILES_DEBUG") else subprocess.DEVNULL,
+            stderr=None if settings.current().debug else subprocess.DEVNULL,
             start_new_session=True,  # own process group: Ctrl-C in the kernel does not hit it
             env=env,
             close_fds=True,
@@ -141,7 +142,7 @@ class TileServer:
             # known to the child before it accepts requests: no 404/401 gap after a restart
             "sources": list(self._sources.values()),
             "colormaps": list(self._colormaps.values()),
-            "gdal": {"credentials": list(_credentials.values())},
+            "gdal": {"credentials": _credentials.records()},
         }
         try:
             proc.stdin.write((json.dumps(cfg) + "\n").encode())
@@ -232,8 +233,7 @@ class TileServer:
                 r = self._session.request(method, self._url(path), headers=headers, timeout=REQUEST_TIMEOUT, **kw)
                 break
             except requests.Timeout:
-                raise from_name("SourceTimeoutError",
-                                f"the tile server did not answer {path} within {REQUEST_TIMEOUT:.0f} s") from None
+                raise SourceTimeoutError(f"the tile server did not answer {path} within {REQUEST_TIMEOUT:.0f} s") from None
             except requests.ConnectionError as exc:
                 if not restart:
                     raise TileServerError(f"cannot reach the tile server: {exc}") from None
@@ -252,7 +252,7 @@ class TileServer:
             raise from_name(body.get("error"), body.get("message") or r.text)
         return r
 
-    def register(self, path: str, style: dict | None = None, defaults: dict | None = None, protected: bool = False) -> dict:
+    def register(self, path: str, style: dict | None = None, defaults: dict | None = None, protected: bool = False) -> RegistrationAnswer:
         """Register ``path`` with ``style`` (validated against the file) and return the
         server's answer: ``{"id", "info", "style", "statistics", "stretch", "palette",
         "version"}`` (``version``: the state of local files, None for URLs).
@@ -261,7 +261,8 @@ class TileServer:
         body = {"path": path, "style": style or {}, "defaults": defaults or {}, "protected": protected}
         out = self._request("POST", "sources", json=body).json()
         body["id"] = out["id"]
-        self._sources[out["id"]] = body
+        with self._lock:  # a restart (under the lock) re-sends every registration
+            self._sources[out["id"]] = body
         return out
 
     def register_colormap(self, spec) -> str:
@@ -273,20 +274,23 @@ class TileServer:
         Colormap).  The id depends on the content only; kept across server restarts.
         Raises ``StyleError`` for an invalid colormap."""
         out = self._request("POST", "colormaps", json={"colormap": spec}).json()
-        self._colormaps[out["id"]] = spec
+        with self._lock:
+            self._colormaps[out["id"]] = spec
         return out["id"]
 
     def release(self, source_id: str) -> None:
         """Forget a source; its tile URLs answer 404 afterwards.  A file this server
         wrote for an array source is deleted when no other source uses it."""
-        body = self._sources.pop(source_id, None)
+        with self._lock:
+            body = self._sources.pop(source_id, None)
         if self.alive():
             try:
                 self._request("DELETE", f"sources/{source_id}", restart=False)
             except Exception:
                 pass
         if body is not None:
-            used = {p for b in self._sources.values() for p in _paths(b["path"])}
+            with self._lock:
+                used = {p for b in self._sources.values() for p in _paths(b["path"])}
             for p in _paths(body["path"]):
                 if p not in used and os.path.dirname(p) == self.tmpdir:
                     try:
@@ -296,32 +300,50 @@ class TileServer:
 
     def registration(self, source_id: str) -> dict | None:
         """A copy of what was sent to register ``source_id`` (to register it again)."""
-        body = self._sources.get(source_id)
+        with self._lock:
+            body = self._sources.get(source_id)
         return dict(body) if body is not None else None
 
     def is_registered(self, source_id: str) -> bool:
-        return source_id in self._sources
+        with self._lock:
+            return source_id in self._sources
 
     def reregister(self, body: dict) -> None:
         """Register again a source released earlier (same id, so the same URLs work)."""
         out = self._request("POST", "sources", json=body).json()
-        self._sources[out["id"]] = dict(body, id=out["id"])
+        with self._lock:
+            self._sources[out["id"]] = dict(body, id=out["id"])
 
     @property
     def source_ids(self) -> list[str]:
-        return list(self._sources)
+        with self._lock:
+            return list(self._sources)
 
-    def info(self, source_id: str, style: dict | None = None) -> dict:
+    def info(self, source_id: str, style: dict | None = None) -> SourceInfoJSON:
         return self._request("GET", f"info/{source_id}", params=style or {}).json()
 
-    def point(self, source_id: str, lon: float, lat: float, style: dict | None = None) -> dict:
-        """Values at (lon, lat) EPSG:4326, ``None`` for nodata."""
+    def point(self, source_id: str, lon: float, lat: float, style: dict | None = None) -> PointAnswer:
+        """Values at (lon, lat) EPSG:4326, ``None`` for nodata (shape:
+        :class:`leafmap_tiles.protocol.PointAnswer`)."""
         return self._request("GET", f"point/{source_id}", params={**(style or {}), "lon": lon, "lat": lat}).json()
 
-    def points(self, layers: list[tuple[str, dict]], lon: float, lat: float) -> list[dict]:
-        """Batch point query: one request for many (source id, style) pairs."""
+    def points(self, layers: list[tuple[str, dict]], lon: float, lat: float) -> list[PointResult | PointFailure]:
+        """Batch point query: one request for many (source id, style) pairs (results as
+        in :class:`leafmap_tiles.protocol.PointsAnswer`)."""
         body = {"lon": lon, "lat": lat, "layers": [{"id": i, "style": s} for i, s in layers]}
         return self._request("POST", "points", json=body).json()["results"]
+
+    def statistics(self, source_id: str, geometry: dict, style: dict | None = None, percentiles=(),
+                   scale: float | None = None, offset: float | None = None) -> dict:
+        """Area statistics of a source over ``geometry`` (a GeoJSON Polygon/MultiPolygon
+        dict in EPSG:4326): ``{"bands", "statistics": [{count, mean, median, min, max,
+        std, p<q>...}, ...], "pixels", "inside", "id"}`` in physical units (``scale``/
+        ``offset`` given, else the file's tags for plain bands); see
+        :mod:`leafmap_tiles.render.zonal` for the pixel rule.  Raises
+        ``BadRequestError`` for a bad geometry or percentiles, ``UnknownSourceError``."""
+        body = {"geometry": geometry, "style": style or {}, "percentiles": list(percentiles or ()),
+                "scale": scale, "offset": offset}
+        return self._request("POST", f"statistics/{source_id}", json=body).json()
 
     def tile(self, source_id: str, z: int, x: int, y: int, style: dict | None = None, fmt: str = "png") -> bytes:
         """Tile bytes fetched by the kernel (tests, exports)."""
@@ -333,16 +355,12 @@ class TileServer:
         ``name`` for any port, ``name:port``, or a URL; case-insensitive, see
         :mod:`leafmap_tiles._hosts`); clears GDAL's cached failures.  Kept for the
         kernel's lifetime: a server started later gets them too."""
-        creds = []
-        for h in hosts:
-            _credentials[h] = {"host": h, "username": username, "password": password}
-            creds.append(_credentials[h])
-        self._post_gdal({"credentials": creds})
+        keys = _credentials.add(hosts, username, password)
+        self._post_gdal({"credentials": [{"host": h, "username": username, "password": password} for h in keys]})
 
     def clear_credentials(self, hosts: list[str]) -> None:
         """Forget credentials of ``hosts`` and every cached byte read with them."""
-        for h in hosts:
-            _credentials.pop(h, None)
+        _credentials.remove(hosts)
         self._post_gdal({"clear_hosts": list(hosts)})
 
     def set_background(self, owner: str, source_ids) -> None:

@@ -15,8 +15,8 @@ import uuid
 
 import numpy as np
 
-from leafmap_tiles.errors import REMOTE_PREFIXES as REMOTE
-from leafmap_tiles.errors import InvalidSourceError, StyleError, check_local_path
+from leafmap_tiles._paths import check_local_path, is_remote_path, to_gdal_path
+from leafmap_tiles.errors import InvalidSourceError, StyleError
 
 
 def describe(source) -> str:
@@ -36,14 +36,14 @@ def prepare_source(source, tmpdir: str, crs=None, transform=None, nodata=None) -
         path = os.fspath(source)
         if not path.strip():
             raise InvalidSourceError("empty path: give a raster file path or URL")
-        if path.startswith(REMOTE):
+        if is_remote_path(path):
             if path.startswith(("s3://", "/vsis3/")):
                 from leafmap_tiles import s3
 
                 s3.settings()  # S3ConfigurationError now, before the map changes
                 path = s3.vsi_path(path)
-            elif path.startswith("gs://"):
-                path = "/vsigs/" + path[5:]
+            else:
+                path = to_gdal_path(path)
             name = path.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
             return path, os.path.splitext(name)[0] or "raster"
         path = os.path.abspath(os.path.expanduser(path))
@@ -73,7 +73,7 @@ def _from_dataset(ds, tmpdir: str) -> tuple[str, str]:
     if ds.closed:
         raise InvalidSourceError("the rasterio dataset is closed")
     name = ds.name
-    if name and not name.startswith("/vsimem/") and (os.path.exists(name) or name.startswith(REMOTE)):
+    if name and not name.startswith("/vsimem/") and (os.path.exists(name) or is_remote_path(name)):
         return prepare_source(name, tmpdir)
     return _copy_dataset(ds, tmpdir), "dataset"
 

@@ -34,6 +34,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from leafmap_tiles import settings
+
 # the jupyter-loopback namespace of our server extension (leafmap_tiles._jupyter): only
 # [a-z0-9][a-z0-9-]* is accepted there, hence the hyphen.
 NAMESPACE = "leafmap-tiles"
@@ -77,7 +79,7 @@ def route(client_prefix: str | None = None) -> Route:
     global _detected
     if client_prefix:
         return Route("explicit", client_prefix, "client_prefix= was given")
-    env_prefix = os.environ.get("LEAFMAP_TILES_CLIENT_PREFIX")
+    env_prefix = settings.current().client_prefix
     if env_prefix:
         return Route("explicit", env_prefix, "LEAFMAP_TILES_CLIENT_PREFIX is set")
     if _detected is None:

@@ -11,12 +11,14 @@
 
 Modules: :mod:`.build` (search + headers -> index), :mod:`.headers` (concurrent COG
 header reads with per-host credentials), :mod:`.index` (GeoParquet layout),
-:mod:`.collection` (``Collection``, ``load``, ``list_collections``, ``to_store``).
+:mod:`.collection` (``Collection``, ``load``, ``list_collections``, ``to_store``,
+``sample_points``, ``read``), :mod:`.pixels` (pixel reads planned from the cached headers).
+``from_items``/``local_item`` make a collection of items at hand (e.g. local COGs).
 """
 
 from __future__ import annotations
 
-from .build import build
+from .build import build, from_items, local_item
 from .collection import Collection, CollectionAsset, list_collections, load
 
-__all__ = ["build", "Collection", "CollectionAsset", "load", "list_collections"]
+__all__ = ["build", "from_items", "local_item", "Collection", "CollectionAsset", "load", "list_collections"]

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from leafmap_tiles.providers.dates import date_bounds
+
 from . import headers as _headers
 from . import index as _index
 from .collection import Collection, MANIFEST_FILE, INDEX_DIR, default_workspace
@@ -39,18 +41,6 @@ def resolve_source(source: Any) -> tuple[str, str]:
                     "leafmap_tiles.providers.terrascope (with a stac_url() function)")
 
 
-def _date_bounds(date_range: Any) -> tuple[Any, Any]:
-    if date_range is None:
-        return None, None
-    if isinstance(date_range, str):
-        if "/" not in date_range:
-            return date_range, date_range
-        lo, hi = date_range.split("/", 1)
-        return (None if lo in ("", "..") else lo), (None if hi in ("", "..") else hi)
-    lo, hi = date_range
-    return lo, hi
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (_dt.date, _dt.datetime)):
         return value.isoformat()
@@ -63,7 +53,7 @@ def _jsonable(value: Any) -> Any:
 
 def parameters_of(stac_url: str, collection: str, bbox, date_range, query, filter, assets) -> dict:
     """The search parameters that identify a cached index (JSON-able)."""
-    lo, hi = _date_bounds(date_range)
+    lo, hi = date_bounds(date_range)
     return _jsonable({
         "stac_url": stac_url,
         "collection": collection,
@@ -198,7 +188,7 @@ def build(
                 )
             return col
 
-    start, end = _date_bounds(date_range)
+    start, end = date_bounds(date_range)
     extra: dict[str, Any] = {}
     if query is not None:
         extra["query"] = query
@@ -239,3 +229,71 @@ def build(
     if failed:
         warnings.warn(result.summary(), stacklevel=2)
     return result
+
+
+_date_bounds = date_bounds  # the name before issue 17 (branches written before it)
+
+
+def from_items(items, *, name: str = "items", assets: Sequence[str] | None = None, max_concurrent: int = 16,
+               timeout: float = _headers.DEFAULT_TIMEOUT, progress: bool = False) -> Collection:
+    """A collection (in memory, not written) of STAC items already at hand: ``pystac.Item``
+    objects or their dicts, e.g. the result of a search or items describing local COGs.
+    Their headers are read as by :func:`build` (failures kept in the rows); ``assets``
+    picks asset keys (default: every GeoTIFF asset).  ``export`` writes it."""
+    import pystac
+
+    parsed = [it if isinstance(it, pystac.Item) else pystac.Item.from_dict(dict(it)) for it in items]
+    if isinstance(assets, str):
+        assets = [assets]
+    rows = [row for item in parsed for row in _item_rows(item, assets)]
+    found = _headers.read_headers([r["href"] for r in rows], max_concurrent=max_concurrent,
+                                  timeout=timeout, progress=progress)
+    for row, header in zip(rows, found):
+        row.update(header)
+    dates = sorted(r["date"] for r in rows)
+    manifest = {"format": "leafmap_tiles.collection/1", "name": name, "source": "items",
+                "items": len({r["id"] for r in rows}), "rows": len(rows),
+                "failed": sum(1 for r in rows if r.get("error")),
+                "date_range": [dates[0], dates[-1]] if dates else None}
+    return Collection(_index.table_from_rows(rows), manifest)
+
+
+def local_item(path: str | os.PathLike, datetime: Any = None, *, asset: str = "data", item_id: str | None = None,
+               scale: float | None = None, offset: float | None = None, nodata: float | None = None):
+    """A ``pystac.Item`` for one local (or remote) GeoTIFF, for :func:`from_items`:
+    footprint from the file's bounds (EPSG:4326), one asset ``asset`` whose href is the
+    path, ``raster:bands`` scale/offset/nodata when given.  ``datetime``: a
+    ``datetime``/``date``/ISO string, else the ``YYYYMMDD`` or ``YYYY-MM-DD`` in the
+    file name (``ValueError`` when there is none)."""
+    import re
+
+    import pystac
+    import rasterio
+    import shapely.geometry
+    from rasterio.warp import transform_bounds
+
+    path = os.fspath(path)
+    when = datetime
+    if when is None:
+        m = re.search(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)", os.path.basename(path))
+        if m is None:
+            raise ValueError(f"no date in the name of {path}: give datetime=")
+        when = _dt.datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)), tzinfo=_dt.timezone.utc)
+    elif isinstance(when, str):
+        when = _dt.datetime.fromisoformat(when)
+    elif isinstance(when, _dt.date) and not isinstance(when, _dt.datetime):
+        when = _dt.datetime(when.year, when.month, when.day)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    with rasterio.open(path) as ds:
+        bounds = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
+    geom = shapely.geometry.mapping(shapely.geometry.box(*bounds))
+    item = pystac.Item(id=item_id or os.path.splitext(os.path.basename(path))[0], geometry=geom,
+                       bbox=list(bounds), datetime=when, properties={})
+    extra = {}
+    band = {k: v for k, v in (("scale", scale), ("offset", offset), ("nodata", nodata)) if v is not None}
+    if band:
+        extra["raster:bands"] = [band]
+    item.add_asset(asset, pystac.Asset(href=path, media_type="image/tiff; application=geotiff",
+                                       roles=["data"], extra_fields=extra))
+    return item

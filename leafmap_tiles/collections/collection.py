@@ -29,8 +29,9 @@ WORKSPACE_ENV = "LEAFMAP_TILES_WORKSPACE"
 
 def workspace_root() -> Path:
     """Folder of the workspaces: ``$LEAFMAP_TILES_WORKSPACE`` or ``~/leafmap_tiles_workspace``."""
-    env = os.environ.get(WORKSPACE_ENV)
-    return Path(env).expanduser() if env else Path("~/leafmap_tiles_workspace").expanduser()
+    from leafmap_tiles import settings
+
+    return Path(settings.current().workspace).expanduser()
 
 
 def default_workspace(name: str) -> Path:
@@ -187,15 +188,13 @@ class Collection:
             where: a ``pyarrow.compute`` expression on the index columns, a callable
                 ``table -> boolean array``, or ``{column: value or [values]}``.
         """
-        from leafmap_tiles.providers.stac import _parse_bound
-
-        from .build import _date_bounds
+        from leafmap_tiles.providers.dates import date_bounds, parse_bound
 
         table = self.table
         if date_range is not None:
-            lo, hi = _date_bounds(date_range)
-            lo_t = _parse_bound(lo, is_end=False)
-            hi_t = _parse_bound(hi, is_end=True)
+            lo, hi = date_bounds(date_range)
+            lo_t = parse_bound(lo, is_end=False)
+            hi_t = parse_bound(hi, is_end=True)
             if lo_t is not None:
                 table = table.filter(pc.greater_equal(table["datetime"], pa.scalar(lo_t, table.schema.field("datetime").type)))
             if hi_t is not None:
@@ -301,6 +300,114 @@ class Collection:
             raise ValueError(f"no readable {asset!r} asset in this collection")
         return out
 
+    # ------------------------------------------------------------ pixels
+    def _rows_by_date(self, asset: str | None) -> tuple[str, dict[str, list]]:
+        if asset is None:
+            if len(self.bands) != 1:
+                raise ValueError(f"choose an asset: asset= one of {self.bands}")
+            asset = self.bands[0]
+        if asset not in self.bands:
+            raise KeyError(f"no asset {asset!r} in this collection (assets: {self.bands})")
+        rows = self.table.filter(pc.and_(pc.equal(self.table["asset"], asset),
+                                         pc.is_null(self.table["error"]))).to_pylist()
+        by_date: dict[str, list] = {}
+        for row in rows:
+            by_date.setdefault(row["date"], []).append(row)
+        if not by_date:
+            raise ValueError(f"no readable {asset!r} asset in this collection")
+        return asset, dict(sorted(by_date.items()))
+
+    def sample_points(self, points, asset: str | None = None, *, band: int = 1, max_concurrent: int = 8,
+                      progress: bool | None = None):
+        """Values of ``asset`` at ``points`` on every date: a ``pandas.DataFrame`` with
+        one row per (point, date) and columns ``point``, ``lon``, ``lat``, ``date``
+        (``datetime64``), ``value`` (physical units: STAC ``raster:scale``/``offset``,
+        else the file's tags; NaN for nodata or outside every item of that date).
+
+        Args:
+            points: ``[(lon, lat), ...]`` or shapely/GeoJSON points (``point`` is their
+                position), or ``{name: point}`` (``point`` is the name); EPSG:4326.
+            asset: the asset key (may be omitted when the collection has one).
+            band: 1-based band of the asset's file.
+            max_concurrent: dates read at once (threads).
+            progress: tqdm bar (default: for 20 dates or more).
+
+        Each point reads the one pixel that holds it (no resampling); the items of a
+        date form a mosaic (first item with data).  Items whose cached header puts no
+        point inside their grid are not requested; each URL gets its own host's
+        credentials.  Raises ``ValueError``/``KeyError`` for bad points or asset, and
+        the read errors of ``open_raster`` (``AuthenticationError`` ...)."""
+        import numpy as np
+        import pandas as pd
+
+        from . import pixels
+
+        names, lons, lats = pixels.check_points(points)
+        asset, by_date = self._rows_by_date(asset)
+        values = pixels.run_dates(lambda rows: pixels.sample_date(rows, lons, lats, band), by_date,
+                                  max_concurrent, progress, f"{self.name or 'collection'}: points")
+        dates = list(by_date)
+        n = len(names)
+        df = pd.DataFrame({
+            "point": np.repeat(np.array(names, dtype=object), len(dates)),
+            "lon": np.repeat(lons, len(dates)),
+            "lat": np.repeat(lats, len(dates)),
+            "date": pd.to_datetime(dates * n),
+            "value": np.stack(values, axis=1).reshape(-1) if dates else np.zeros(0),
+        })
+        df.attrs["asset"] = asset
+        return df
+
+    def read(self, bbox: Sequence[float], asset: str | None = None, resolution: float | None = None, *,
+             band: int = 1, resampling: str = "nearest", max_concurrent: int = 8, progress: bool | None = None):
+        """Pixels of ``asset`` over ``bbox`` on every date: an ``xarray.DataArray`` with
+        dims ``(time, y, x)`` (float64, physical units, NaN = nodata), coordinates at
+        pixel centres and the CRS: written by rioxarray (``da.rio.crs``,
+        ``da.rio.transform()``) when it is installed, else in ``attrs["crs"]`` and
+        ``attrs["transform"]`` (GDAL order a..f).
+
+        Args:
+            bbox: (west, south, east, north) in EPSG:4326.
+            asset: the asset key (may be omitted when the collection has one).
+            resolution: pixel size in the units of the first item's CRS (metres for UTM);
+                default the item's own: then the pixels are the file's, unresampled.
+            band: 1-based band of the asset's file.
+            resampling: rasterio resampling name for other grids (``"nearest"``, ``"average"`` ...).
+            max_concurrent: dates read at once (threads).
+            progress: tqdm bar (default: for 20 dates or more).
+
+        The grid is the first item's CRS and pixel grid, extended over ``bbox``.  From
+        the cached headers: items outside ``bbox`` are not requested, and a coarser
+        ``resolution`` opens the overview level nearest to it (not the full-resolution
+        blocks).  Raises ``ValueError`` for a bad bbox/resolution or a result larger
+        than 200 million values, ``KeyError`` for an unknown asset, ``ImportError``
+        without xarray."""
+        from . import pixels
+
+        try:
+            w, s, e, n = (float(v) for v in bbox)
+        except (TypeError, ValueError):
+            raise ValueError(f"bbox must be (west, south, east, north) in EPSG:4326, got {bbox!r}") from None
+        if not (s < n and w < e and -90 <= s and n <= 90 and -180 <= w and e <= 360):
+            raise ValueError(f"bbox {(w, s, e, n)} is not (west, south, east, north) in EPSG:4326 with W < E, S < N")
+        from rasterio.enums import Resampling
+
+        if resampling not in Resampling.__members__:
+            raise ValueError(f"unknown resampling {resampling!r}: one of {', '.join(Resampling.__members__)}")
+        asset, by_date = self._rows_by_date(asset)
+        first_rows = next(iter(by_date.values()))
+        grid = pixels._grid(first_rows, (w, s, e, n), resolution)
+        size = len(by_date) * grid[2] * grid[3]
+        if size > pixels.MAX_READ_PIXELS:
+            raise ValueError(f"{len(by_date)} dates x {grid[3]} x {grid[2]} pixels is more than "
+                             f"{pixels.MAX_READ_PIXELS}: choose a smaller bbox, a coarser resolution or fewer dates")
+        import numpy as np
+
+        planes = pixels.run_dates(lambda rows: pixels.read_date(rows, grid, band, resampling), by_date,
+                                  max_concurrent, progress, f"{self.name or 'collection'}: read")
+        return pixels.to_dataarray(np.stack(planes), list(by_date), grid, asset,
+                                   {"collection": self.name, "asset": asset, "band": band})
+
     # ------------------------------------------------------------ key store
     def to_store(self, store: Any, keys: Sequence[str] = ("date", "asset"), *,
                  max_concurrent: int = 4, progress: bool = False) -> int:
@@ -380,7 +487,7 @@ def approximate_metadata(row: Mapping[str, Any], collection_name: str | None = N
         "header": _plain_header(row),
     }
     # the credentials of this href's host only, for this thread only
-    with rasterio.Env(**_stac._gdal_auth_options(row["href"])):
+    with rasterio.Env(**_stac.gdal_auth_options(row["href"])):
         return compute_metadata(row["href"], max_shape=shape, extra_metadata=extra)
 
 

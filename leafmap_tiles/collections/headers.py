@@ -35,21 +35,27 @@ def empty_header() -> dict[str, Any]:
     return {name: None for name in HEADER_FIELDS}
 
 
-def classify_error(exc: BaseException) -> str:
-    """A short kind for a failed header read."""
-    from leafmap_tiles.errors import AuthenticationError, SourceNotFoundError
+def classify_error(exc: BaseException, url: str = "") -> str:
+    """A short kind for a failed header read of ``url``: ``"auth"``, ``"not_found"``,
+    ``"timeout"``, ``"not_raster"`` or ``"error"``, from the error class that
+    :func:`leafmap_tiles.gdal_errors.classify` gives (the one classifier)."""
+    from leafmap_tiles.gdal_errors import classify
 
-    text = str(exc)
-    if isinstance(exc, AuthenticationError) or isinstance(exc, PermissionError):
+    if not isinstance(exc, (PermissionError, FileNotFoundError, TimeoutError)):
+        exc = classify(url, exc)
+    if isinstance(exc, PermissionError):  # AuthenticationError
         return "auth"
-    if isinstance(exc, (SourceNotFoundError, FileNotFoundError)):
+    if isinstance(exc, FileNotFoundError):  # SourceNotFoundError
         return "not_found"
-    if isinstance(exc, TimeoutError) or re.search(r"timed? ?out|timeout", text, re.I):
+    if isinstance(exc, TimeoutError):  # SourceTimeoutError
         return "timeout"
-    if re.search(r"not recognized as (being in )?a supported file format|not a TIFF|"
-                 r"TIFFReadDirectory|cannot read TIFF header", text, re.I):
+    if _NOT_RASTER.search(str(exc)):
         return "not_raster"
     return "error"
+
+
+_NOT_RASTER = re.compile(r"not recognized as (being in )?a supported file format|not a TIFF|"
+                         r"TIFFReadDirectory|cannot read TIFF header|not a raster format", re.I)
 
 
 def read_header(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
@@ -59,7 +65,7 @@ def read_header(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]
     scale, offset (band 1, GDAL's), is_tiled}``.
 
     Raises the errors of :func:`~leafmap_tiles.providers.stac.open_raster`
-    (``AuthenticationError``, ``SourceNotFoundError``, ``RasterioIOError``)."""
+    (``AuthenticationError``, ``SourceNotFoundError``, ``SourceTimeoutError``, ...)."""
     from leafmap_tiles.providers.stac import open_raster
 
     env = {"GDAL_HTTP_TIMEOUT": str(int(max(1, round(timeout)))),
@@ -104,7 +110,7 @@ def _safe_read(url: str, timeout: float) -> dict[str, Any]:
         return header
     except Exception as exc:  # recorded, not fatal
         header = empty_header()
-        header.update(error=f"{type(exc).__name__}: {exc}".strip(), error_kind=classify_error(exc))
+        header.update(error=f"{type(exc).__name__}: {exc}".strip(), error_kind=classify_error(exc, url))
         return header
 
 

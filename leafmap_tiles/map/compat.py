@@ -29,7 +29,7 @@ def leafmap_style(kwargs: dict) -> dict:
         out.setdefault("vmax", hi[0] if len(hi) == 1 else hi)
     name = out.pop("colormap_name", None)
     if name is not None:
-        from leafmap_tiles.map.datasets import _matplotlib_name
+        from leafmap_tiles.map.datasets import matplotlib_name
 
-        out.setdefault("colormap", _matplotlib_name(name))  # TiTiler's "rdylgn" is matplotlib's "RdYlGn"
+        out.setdefault("colormap", matplotlib_name(name))  # TiTiler's "rdylgn" is matplotlib's "RdYlGn"
     return out

@@ -79,7 +79,7 @@ def find(store, keys=None, **key_values) -> tuple[tuple[str, ...], str]:
     return tuple(kv), path
 
 
-def _matplotlib_name(colormap):
+def matplotlib_name(colormap):
     """Terracotta writes colormap names in lower case (``rdylgn``); matplotlib's are
     case-sensitive (``RdYlGn``).  Map the one to the other, leaving others as they are."""
     if not isinstance(colormap, str):
@@ -132,7 +132,7 @@ def create_layer(m, store, kv: tuple[str, ...], path: str, style: dict, stretch,
     name = style.get("layer_name") or "/".join(kv)
     kwargs = dict(
         indexes=1,
-        colormap=_matplotlib_name(style.get("colormap")),
+        colormap=matplotlib_name(style.get("colormap")),
         layer_name=name,
         visible=style.get("visible", True),
         opacity=style.get("opacity", 1.0),
@@ -227,3 +227,6 @@ def dataset_layers(m, store, **kwargs) -> dict[str, Any]:
             layer.release()
         raise
     return layers
+
+
+_matplotlib_name = matplotlib_name  # the name before issue 17 (branches written before it)

@@ -9,7 +9,6 @@ import html
 import logging
 
 import ipywidgets
-from ipyleaflet import WidgetControl
 
 from leafmap_tiles.map import values as _values
 
@@ -37,6 +36,11 @@ class Inspector:
         self.marker = None
         self.last: dict | None = None
         self.enabled = True
+        # callables (lon, lat) -> True for clicks that are not for the inspector (e.g. the
+        # vertices of a polygon being drawn with a draw control); one with an
+        # ``undo_click(lon, lat)`` method is also told of each click it let through, once
+        # shown (the click's query may end after the polygon arrived)
+        self.click_filters: list = []
         m.on_interaction(self._on_interaction)
 
     def _on_interaction(self, **event) -> None:
@@ -46,8 +50,14 @@ class Inspector:
         if len(coords) != 2:
             return
         lat, lon = float(coords[0]), float(coords[1])
+        if any(f(lon, lat) for f in list(self.click_filters)):
+            return
         try:
             self.click(lon, lat)
+            for f in list(self.click_filters):  # a filter learnt meanwhile that the click was not ours
+                undo = getattr(f, "undo_click", None)
+                if undo is not None:
+                    undo(lon, lat)
         except Exception as exc:  # a callback must not raise into the comm
             log.exception("inspector failed")
             self.html.value = f"<b>inspector</b>: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}"
@@ -138,6 +148,13 @@ class Inspector:
         self._hide_marker()
         for ts in self.map.time_sliders:
             ts.series_panel.close()
+
+    def dismiss(self) -> None:
+        """Hide the values box and the marker of the last click (the series panels stay)."""
+        self.last = None
+        self.html.value = ""
+        self.panel.hide()
+        self._hide_marker()
 
     def forget(self, layers) -> None:
         """Hide the values box when it shows any of ``layers`` (they left the map)."""

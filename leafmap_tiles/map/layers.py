@@ -100,9 +100,94 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         return self.server.point(self.source_id, lon, lat, self.style)
 
     @property
+    def statistics(self) -> "Statistics":
+        """The registration's statistics (a list, one dict per band: ``min``, ``max``,
+        ``mean``, ``std``, ``p2``, ``p98``, ``valid_percent`` of an overview, for the
+        default stretch), and, called with a polygon, the exact statistics over that
+        area: ``layer.statistics(geometry)`` (see :meth:`area_statistics`)."""
+        return Statistics(self._overview_statistics, self)
+
+    @statistics.setter
+    def statistics(self, value) -> None:
+        self._overview_statistics = list(value or [])
+
+    def area_statistics(self, geometry, percentiles=(2, 98), band: int = 1) -> dict:
+        """Statistics of this layer's values over a polygon, in physical units
+        (also ``layer.statistics(geometry, ...)``).
+
+        Args:
+            geometry: a GeoJSON-like ``Polygon``/``MultiPolygon`` dict (or a
+                ``Feature`` holding one), or a shapely geometry, in EPSG:4326 degrees.
+            percentiles: percentiles (0..100) to compute besides the median.
+            band: which output band (1-based among the layer's ``indexes``; an
+                expression has one) to describe.
+
+        Returns ``{"count", "mean", "median", "min", "max", "std", "p2", "p98", ...,
+        "band", "pixels"}``: ``count`` valid pixels, the rest in physical units (the
+        layer's ``scale``/``offset``, else the file's scale/offset tags for a plain
+        band), ``None`` when no valid pixel is inside; ``std`` is the population
+        standard deviation (ddof=0); percentiles use numpy's ``linear`` method;
+        ``pixels`` counts the pixels inside whether valid or not.
+
+        Pixel rule: the source's own pixels at full resolution; a pixel is inside when
+        its **centre** is inside the polygon (``rasterio.features.geometry_mask``,
+        ``all_touched=False``), and each such pixel weighs 1; nodata (the layer's
+        ``nodata=``, else the file's per-band mask), NaN and, for an expression,
+        non-finite results are left out.  A mosaic takes each pixel from its first
+        file with data.  Computed by the tile server (one request).
+
+        Raises ``BadRequestError`` for a geometry that is not a polygon in EPSG:4326
+        or bad percentiles, or a polygon larger than ``LEAFMAP_TILES_MAX_AREA_PIXELS``
+        source pixels (default 50 million); ``UnknownSourceError`` once released.
+        """
+        from leafmap_tiles.errors import BadRequestError
+
+        if isinstance(band, bool) or not isinstance(band, (int, np.integer)) or band < 1:
+            raise BadRequestError(f"band must be a 1-based band number, got {band!r}")
+        out = self.server.statistics(self.source_id, geometry_json(geometry), self.style, percentiles,
+                                     scale=self.scale, offset=self.offset)
+        stats = out["statistics"]
+        if band > len(stats):
+            raise BadRequestError(f"band {band} of a layer with {len(stats)} output band(s)")
+        return {**stats[band - 1], "band": out["bands"][band - 1] if band <= len(out["bands"]) else f"b{band}",
+                "pixels": out["pixels"]}
+
+    @property
     def bounds_4326(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) in EPSG:4326 (west > east across the antimeridian)."""
         return tuple(self.info["bounds"])  # type: ignore[return-value]
+
+
+class Statistics(list):
+    """A layer's overview statistics (a list of per-band dicts) that, called with a
+    polygon, gives the area statistics: ``layer.statistics(geometry, percentiles=(2,
+    98), band=1)`` is :meth:`RasterTileLayer.area_statistics`."""
+
+    def __init__(self, items, layer):
+        super().__init__(items)
+        self._layer = layer
+
+    def __call__(self, geometry, percentiles=(2, 98), band: int = 1) -> dict:
+        return self._layer.area_statistics(geometry, percentiles=percentiles, band=band)
+
+
+def geometry_json(geometry) -> dict:
+    """A polygon given as a GeoJSON-like dict, a ``Feature`` or a shapely geometry (any
+    object with ``__geo_interface__``), as the plain GeoJSON dict the tile server takes
+    (EPSG:4326; checked by the server)."""
+    from leafmap_tiles.errors import BadRequestError
+
+    if hasattr(geometry, "__geo_interface__") and not isinstance(geometry, dict):
+        geometry = geometry.__geo_interface__
+    if not isinstance(geometry, dict):
+        raise BadRequestError(f"geometry must be a GeoJSON-like polygon dict or a shapely geometry, "
+                              f"not {type(geometry).__name__}")
+    import json
+
+    try:
+        return json.loads(json.dumps(geometry))  # tuples -> lists; refuses what JSON cannot carry
+    except (TypeError, ValueError) as exc:
+        raise BadRequestError(f"geometry is not JSON-serialisable: {exc}") from None
 
 
 def leaflet_bounds(bounds) -> list | None:

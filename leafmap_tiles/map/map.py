@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import weakref
 
 import ipyleaflet
@@ -411,7 +410,9 @@ class Map(ipyleaflet.Map):
         frames ahead (all of them for series of up to ``preload`` frames, default 24;
         else 3 on each side).  ``zoom_to_layer`` fits the view to all frames.  Clicking
         the map then plots the pixel's time series; ``slider.values_at(lon, lat)``
-        returns it."""
+        returns it.  ``slider.series(polygon)`` gives a polygon's statistics per date
+        (a DataFrame) and ``slider.add_draw_control()`` plots them for a polygon drawn
+        on the map."""
         from leafmap_tiles.map.time_slider import add_time_slider
         from leafmap_tiles.map.sources import slider_input
 

@@ -9,6 +9,7 @@ import ipyleaflet
 import ipywidgets
 from ipyleaflet import WidgetControl
 
+from leafmap_tiles._paths import is_remote_path
 from leafmap_tiles.errors import StyleError
 
 
@@ -29,7 +30,7 @@ def _side(m, spec, args: dict | None, which: str):
                 return ipyleaflet.TileLayer(url=frame.url, name=spec, max_zoom=frame.max_zoom,
                                             max_native_zoom=frame.max_native_zoom, tile_size=frame.tile_size,
                                             zoom_offset=frame.zoom_offset), False
-        if not (os.path.exists(os.path.expanduser(spec)) or "://" in spec or spec.startswith("/vsi")):
+        if not (os.path.exists(os.path.expanduser(spec)) or is_remote_path(spec)):
             try:
                 return basemap_layer(spec), False
             except StyleError:

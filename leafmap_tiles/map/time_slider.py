@@ -214,8 +214,10 @@ class TimeSlider:
         self._drawn_cond = threading.Condition(self._lock)
         self._closed = False
         self._extra_controls: list = []
-        self.series: list | None = None
+        self.shown_series: list | None = None  # the pixel series shown in the panel
         self.series_point: tuple | None = None
+        self.area_series = None  # DataFrame of the last area series shown (slider.series)
+        self.draw = None  # AreaDraw, once add_draw_control() was called
         self.value_label: str | None = None
         self.units: str | None = None
         self._saved = [(l.opacity, l.visible, getattr(l, "release_on_remove", None)) if l.has_trait("opacity") else None
@@ -250,8 +252,10 @@ class TimeSlider:
         from leafmap_tiles.map.panel import Panel
 
         self.series_image = ipywidgets.Image(format="png", layout=ipywidgets.Layout(width="330px"))
-        self.series_panel = Panel(f"{name}: time series", self.series_image, position="topright",
-                                  on_close=self._on_series_closed)
+        # the CSV download button of an area series (hidden for a pixel's series)
+        self.series_download = ipywidgets.HTML("", layout=ipywidgets.Layout(display="none"))
+        self.series_panel = Panel(f"{name}: time series", ipywidgets.VBox([self.series_image, self.series_download]),
+                                  position="topright", on_close=self._on_series_closed)
         self.series_control = self.series_panel.control
         self._ticker = Ticker(self._advance, lambda: self.time_interval, name="leafmap_tiles-time-slider")
         self.index = -1
@@ -339,7 +343,12 @@ class TimeSlider:
             if ready:
                 self.drawn_index = k
                 self._drawn_cond.notify_all()
-        self._prioritise(keep)
+        self._prioritise(keep | self._ahead(k))
+
+    def _ahead(self, k: int) -> set:
+        """While playing, the frame after ``k``: Play shows it next, so its tiles render
+        with the shown frame's rather than behind every other hidden frame's."""
+        return {(k + 1) % len(self.layers)} if self.playing and len(self.layers) > 1 else set()
 
     def _prioritise(self, shown) -> None:
         """The hidden frames' tiles render after those of the frames shown (and of every
@@ -435,9 +444,12 @@ class TimeSlider:
         """Advance one frame every ``time_interval`` seconds, looping; idempotent."""
         if not self._closed:
             self._ticker.play()
+            self._prioritise({self.index} | self._ahead(self.index))
 
     def pause(self) -> None:
         self._ticker.pause()
+        if not self._closed:
+            self._prioritise({self.index})
 
     def _advance(self) -> None:
         """One Play step: the next frame, then wait (in the timer thread) until the
@@ -484,7 +496,9 @@ class TimeSlider:
         physical units) in a closable, collapsible panel (top right, or where the
         inspector puts it) and return it.  ``results``: point answers already fetched."""
         series = self.series_from(results) if results is not None else self.values_at(lon, lat)
-        self.series, self.series_point = series, (lon, lat)
+        self.shown_series, self.series_point = series, (lon, lat)
+        self.area_series = None
+        self.series_download.layout.display = "none"
         self.series_image.value = plot_series(series, ylabel=self.quantity)
         self.series_panel.set_title(f"{self.name} at lat {lat:.5f}, lon {lon:.5f}")
         if not self._closed:
@@ -492,7 +506,65 @@ class TimeSlider:
         return series
 
     def _on_series_closed(self) -> None:
-        self.series, self.series_point = None, None
+        self.shown_series, self.series_point, self.area_series = None, None, None
+
+    # ------------------------------------------------------------ areas
+    def series(self, geometry, stats=("mean", "median"), progress=None):
+        """The time series of statistics over a polygon: a ``pandas.DataFrame`` indexed
+        by date (``DatetimeIndex`` named ``date``; a plain index named ``frame`` when a
+        label is not a date), one row per frame in frame order, columns ``label``, the
+        ``stats`` asked for and ``count`` (valid pixels); ``NaN`` where a frame has no
+        valid pixel inside.  ``df.to_csv(path)`` writes it.
+
+        Args:
+            geometry: GeoJSON-like ``Polygon``/``MultiPolygon`` (or ``Feature``), or a
+                shapely geometry, in EPSG:4326 degrees.
+            stats: names among ``count``, ``mean``, ``median``, ``min``, ``max``,
+                ``std`` and percentiles ``"p<q>"`` (e.g. ``"p10"``).
+            progress: tqdm bar in the kernel (default: for 20 frames or more).
+
+        Values are those of each frame's first band (or expression) in physical units,
+        with the pixel rule of :meth:`RasterTileLayer.area_statistics` (pixel centres in
+        the polygon, nodata left out; a same-date mosaic takes each pixel from its
+        first file with data).  One request per frame, several at once: the tile
+        server reads the frames concurrently.  Raises ``BadRequestError`` for a bad
+        geometry or statistic name (before any frame is read)."""
+        from leafmap_tiles.map.area_series import area_series
+
+        return area_series(self, geometry, stats=stats, progress=progress)
+
+    def show_area_series(self, df, stats=("mean", "median")) -> None:
+        """Plot an area-series DataFrame (from :meth:`series`) in the series panel, with
+        a CSV download button."""
+        from leafmap_tiles.map.area_series import csv_link, plot_area_series
+
+        names = [s for s in (stats if not isinstance(stats, str) else (stats,)) if s in df.columns]
+        self.area_series, self.shown_series, self.series_point = df, None, None
+        self.series_image.value = plot_area_series(df, names, ylabel=self.quantity)
+        n = int(df["count"].max()) if len(df) else 0
+        self.series_download.value = csv_link(df, filename=f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', self.name)}_area.csv")
+        self.series_download.layout.display = None
+        self.series_panel.set_title(f"{self.name} over the area ({n} px)")
+        if not self._closed:
+            self.series_panel.show(self.map)
+
+    def add_draw_control(self, stats=("mean", "median"), position: str = "topleft"):
+        """Put an ipyleaflet ``DrawControl`` (polygon and rectangle tools) on the map:
+        each polygon drawn plots its area series (:meth:`series` with ``stats``) in the
+        series panel, with a CSV download button.  Returns the
+        :class:`~leafmap_tiles.map.area_series.AreaDraw` (``.control`` is the
+        DrawControl, ``.last_series`` the DataFrame); removed with the slider."""
+        from leafmap_tiles.map.area_series import AreaDraw
+
+        if position not in _POSITIONS:
+            from leafmap_tiles.errors import StyleError
+
+            raise StyleError(f"position must be one of {', '.join(_POSITIONS)}, got {position!r}")
+        if self.draw is not None:
+            self.draw.close()
+        self.draw = AreaDraw(self, stats=stats, position=position)
+        self.map.add(self.draw.control)
+        return self.draw
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -525,6 +597,8 @@ class TimeSlider:
             pass
         if getattr(m, "inspector", None) is not None:
             m.inspector.forget(self.layers)  # no values box left for frames that are gone
+        if self.draw is not None:
+            self.draw.close()
         for control in [self.control, self.series_control, *self._extra_controls]:
             if control in m.controls:
                 m.remove(control)

@@ -13,15 +13,15 @@ Same search semantics as :mod:`leafmap_tiles.providers.stac`. The STAC URL is
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from typing import Any
 
+from leafmap_tiles import settings
 from leafmap_tiles.providers import stac as _stac
 
 __all__ = ["get_stac_client", "list_collections", "search", "search_sentinel2",
            "get_asset_urls", "get_item_dates", "create_time_layers", "STAC_URL"]
 
-DEFAULT_STAC_URL = "https://earth-search.aws.element84.com/v1"
+DEFAULT_STAC_URL = settings.Settings.earth_search_url
 STAC_URL_ENV = "LEAFMAP_TILES_EARTH_SEARCH_URL"
 SENTINEL2_COLLECTION = "sentinel-2-l2a"
 
@@ -30,7 +30,7 @@ STAC_URL: str | None = None
 
 
 def stac_url() -> str:
-    return (STAC_URL or os.environ.get(STAC_URL_ENV) or DEFAULT_STAC_URL).rstrip("/")
+    return (STAC_URL or settings.current().earth_search_url).rstrip("/")
 
 
 def get_stac_client() -> Any:

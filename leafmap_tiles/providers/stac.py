@@ -39,14 +39,13 @@ import base64
 import contextlib
 import datetime as _dt
 import os
-import re
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
-from leafmap_tiles.errors import AuthenticationError, SourceNotFoundError
+from leafmap_tiles.errors import AuthenticationError
 
 __all__ = [
     "get_client",
@@ -72,122 +71,34 @@ _SAME_DATE_ATTR = "_leafmap_tiles_same_date"
 
 # ---------------------------------------------------------------------------- dates
 
-
-_DATE_ONLY = re.compile(r"^\d{4}-?\d{2}-?\d{2}$")  # YYYY-MM-DD or YYYYMMDD
-
-
-def _to_utc(value: _dt.datetime) -> _dt.datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=_dt.timezone.utc)
-    return value.astimezone(_dt.timezone.utc)
-
-
-def _parse_bound(value: Any, *, is_end: bool) -> _dt.datetime | None:
-    if value is None or value == "" or value == "..":
-        return None
-    if isinstance(value, _dt.datetime):
-        return _to_utc(value)
-    if isinstance(value, _dt.date):
-        day = _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc)
-        return day + _dt.timedelta(days=1, microseconds=-1) if is_end else day
-    if isinstance(value, str):
-        text = value.strip()
-        if _DATE_ONLY.match(text):
-            digits = text.replace("-", "")
-            try:
-                day = _dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
-            except ValueError as exc:
-                raise ValueError(f"cannot read {'end' if is_end else 'start'} date {value!r}: {exc}") from None
-            return _parse_bound(day, is_end=is_end)
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            return _to_utc(_dt.datetime.fromisoformat(text))
-        except ValueError:
-            raise ValueError(
-                f"cannot read {'end' if is_end else 'start'} date {value!r}: "
-                "use 'YYYY-MM-DD', an ISO 8601 datetime or a datetime object"
-            ) from None
-    raise TypeError(f"start/end must be a string, date or datetime, not {type(value).__name__}")
-
-
-def _iso(value: _dt.datetime) -> str:
-    return value.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def datetime_range(start: Any = None, end: Any = None) -> str | None:
-    """The STAC ``datetime`` interval for ``start``/``end`` (None when both are open).
-
-    >>> datetime_range("2025-05-01", "2025-05-31")
-    '2025-05-01T00:00:00.000000Z/2025-05-31T23:59:59.999999Z'
-    """
-    lo = _parse_bound(start, is_end=False)
-    hi = _parse_bound(end, is_end=True)
-    if lo is None and hi is None:
-        return None
-    if lo is not None and hi is not None and lo > hi:
-        raise ValueError(f"start ({start}) is after end ({end})")
-    return f"{_iso(lo) if lo else '..'}/{_iso(hi) if hi else '..'}"
+from leafmap_tiles.providers.dates import datetime_range  # noqa: E402,F401  (public here since the first release)
+from leafmap_tiles.providers.dates import parse_bound as _parse_bound  # noqa: E402,F401
+from leafmap_tiles.providers.dates import to_utc as _to_utc  # noqa: E402
 
 
 # ---------------------------------------------------------------------------- auth
 
-_lock = threading.RLock()
-# host key ("name" or "name:port", lower case) -> (username, password)
-_credentials: dict[str, tuple[str, str]] = {}
-# host key -> what to tell a user whose request there was refused
-_login_hints: dict[str, str] = {}
+_lock = threading.RLock()  # the STAC client cache
 
-from leafmap_tiles._hosts import host_key as _host_key  # noqa: E402
+from leafmap_tiles import _credentials as _creds  # noqa: E402  (the one table of credentials)
 from leafmap_tiles._hosts import host_matches  # noqa: E402,F401  (public here since the first release)
-
-
-def _lookup(table: dict, url: str):
-    with _lock:
-        for host, value in table.items():
-            if host_matches(url, host):
-                return value
-    return None
 
 
 def credentials_for(url: str) -> tuple[str, str] | None:
     """(username, password) registered for the host of ``url``, else None."""
-    return _lookup(_credentials, url)
-
-
-# (hosts or a callable returning the current hosts, hint) of providers whose hosts
-# are settings that may change (tests point them at local servers)
-_hint_providers: list[tuple[Any, str]] = []
+    return _creds.for_url(url)
 
 
 def set_login_hint(hosts: Iterable[str] | Any, hint: str) -> None:
     """What an :class:`AuthenticationError` says for these hosts, e.g.
     ``"log in with leafmap_tiles.providers.terrascope.login()"``. ``hosts`` may be
     a callable returning the hosts, read at each lookup."""
-    with _lock:
-        if callable(hosts):
-            _hint_providers[:] = [(f, h) for f, h in _hint_providers if f is not hosts]
-            _hint_providers.append((hosts, hint))
-        else:
-            for h in hosts:
-                _login_hints[_host_key(h)] = hint
+    _creds.set_login_hint(hosts, hint)
 
 
 def login_hint_for(url: str) -> str | None:
     """The login hint registered for the host of ``url``, else None."""
-    hint = _lookup(_login_hints, url)
-    if hint is not None:
-        return hint
-    with _lock:
-        providers = list(_hint_providers)
-    for hosts, text in providers:
-        try:
-            current = hosts()
-        except Exception:
-            continue
-        if any(host_matches(url, h) for h in current):
-            return text
-    return None
+    return _creds.login_hint_for(url)
 
 
 def set_credentials(hosts: Iterable[str], username: str, password: str) -> None:
@@ -195,23 +106,17 @@ def set_credentials(hosts: Iterable[str], username: str, password: str) -> None:
 
     Applies to STAC API requests made by this module, to :func:`open_raster`, and to
     the running tile server (which is told at once and drops what it cached)."""
-    hosts = [_host_key(h) for h in hosts]
-    with _lock:
-        for h in hosts:
-            _credentials[h] = (username, password)
+    keys = _creds.add(hosts, username, password)
     clear_gdal_http_cache()
     server = _tile_server()
     if server is not None:
-        server.set_credentials(hosts, username, password)
+        server.set_credentials(keys, username, password)
 
 
 def clear_credentials(hosts: Iterable[str] | None = None) -> None:
     """Forget the credentials of these hosts (all hosts when None), here and in the
     running tile server."""
-    with _lock:
-        keys = list(_credentials) if hosts is None else [_host_key(h) for h in hosts]
-        for h in keys:
-            _credentials.pop(h, None)
+    keys = _creds.remove(hosts)
     clear_gdal_http_cache()
     server = _tile_server()
     if server is not None and keys:
@@ -280,13 +185,14 @@ def forget_gdal_config(values: dict[str, str]) -> None:
             del_gdal_config(name)
 
 
-def _gdal_auth_options(url: str) -> dict[str, str]:
+def gdal_auth_options(url: str) -> dict[str, str]:
+    """GDAL configuration options (for ``rasterio.Env``) that give ``url`` the
+    credentials of its own host only, and no one else's (see :func:`set_credentials`)."""
     creds = credentials_for(url)
     if creds is not None:
         return {"GDAL_HTTP_AUTH": "BASIC", "GDAL_HTTP_USERPWD": f"{creds[0]}:{creds[1]}"}
     env_userpwd = os.environ.get("GDAL_HTTP_USERPWD")
-    with _lock:
-        ours = {f"{u}:{p}" for u, p in _credentials.values()}
+    ours = _creds.passwords()
     if (env_userpwd and env_userpwd in ours) or login_hint_for(url) is not None:
         # No credentials for this host. Provider credentials in the environment (set
         # by a provider's login() for the user's own rasterio reads) must not go to
@@ -297,38 +203,37 @@ def _gdal_auth_options(url: str) -> dict[str, str]:
     return {}
 
 
-def _is_auth_failure(message: str) -> bool:
-    return bool(re.search(r"\b(401|403)\b|unauthori[sz]ed|forbidden", message, re.I))
-
-
 @contextlib.contextmanager
 def open_raster(url: str, **kwargs) -> Iterator[Any]:
     """``rasterio.open(url)`` with the credentials of that URL's host only.
 
-    Raises :class:`~leafmap_tiles.errors.AuthenticationError` (a ``PermissionError``)
-    naming how to log in when the host refuses the request, and
-    :class:`~leafmap_tiles.errors.SourceNotFoundError` for a 404."""
+    Failures are classified by :func:`leafmap_tiles.gdal_errors.classify`:
+    :class:`~leafmap_tiles.errors.AuthenticationError` (a ``PermissionError``) naming
+    how to log in when the host refuses the request,
+    :class:`~leafmap_tiles.errors.SourceNotFoundError` for a 404 or a missing file,
+    ``SourceTimeoutError``/``SourceUnreachableError`` for a slow or unreachable host,
+    ``InvalidSourceError`` for anything else."""
     import rasterio
     from rasterio.errors import RasterioIOError
 
-    options = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", **_gdal_auth_options(url)}
+    from leafmap_tiles.gdal_errors import classify
+
+    options = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", **gdal_auth_options(url)}
     with rasterio.Env(**options):
+        t0 = time.monotonic()
         try:
             ds = rasterio.open(url, **kwargs)
         except RasterioIOError as exc:
-            text = str(exc)
-            if _is_auth_failure(text):
+            err = classify(url, exc, "open", elapsed=time.monotonic() - t0)
+            if isinstance(err, AuthenticationError):
+                text = str(exc).strip()
                 hint = login_hint_for(url)
-                who = "the provider of this host" if hint is None else None
-                msg = (f"{url} refused access ({text.strip()}): "
-                       + (f"{hint}" if hint else f"log in to {who} first"))
+                msg = f"{url} refused access ({text}): " + (hint or "log in to the provider of this host first")
                 if credentials_for(url) is not None:
                     msg = (f"{url} refused the credentials given at login "
-                           f"({text.strip()}): check the username and password and log in again")
-                raise AuthenticationError(msg) from exc
-            if re.search(r"\b404\b|does not exist|No such file", text):
-                raise SourceNotFoundError(f"{url}: {text.strip()}") from exc
-            raise
+                           f"({text}): check the username and password and log in again")
+                err = AuthenticationError(msg)
+            raise err from exc
         try:
             yield ds
         finally:
@@ -743,3 +648,6 @@ def cleanup_tile_servers() -> int:
             pass
     psutil.wait_procs(alive, timeout=5)
     return len(pids)
+
+
+_gdal_auth_options = gdal_auth_options  # the name before issue 17 (branches written before it)

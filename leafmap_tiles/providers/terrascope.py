@@ -41,6 +41,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from leafmap_tiles import settings
 from leafmap_tiles.providers import stac as _stac
 
 __all__ = [
@@ -58,8 +59,8 @@ __all__ = [
     "DOWNLOAD_HOSTS",
 ]
 
-DEFAULT_STAC_URL = "https://stac.terrascope.be"
-DEFAULT_DOWNLOAD_HOSTS = ("services.terrascope.be",)
+DEFAULT_STAC_URL = settings.Settings.terrascope_stac_url
+DEFAULT_DOWNLOAD_HOSTS = settings.Settings.terrascope_hosts
 NDVI_COLLECTION = "terrascope-s2-ndvi-v2"
 
 STAC_URL_ENV = "LEAFMAP_TILES_TERRASCOPE_STAC_URL"
@@ -80,17 +81,14 @@ _logged_in_hosts: set[str] = set()
 
 def stac_url() -> str:
     """The Terrascope STAC API URL in force."""
-    return (STAC_URL or os.environ.get(STAC_URL_ENV) or DEFAULT_STAC_URL).rstrip("/")
+    return (STAC_URL or settings.current().terrascope_stac_url).rstrip("/")
 
 
 def download_hosts() -> list[str]:
     """The hosts that get the Terrascope credentials."""
     if DOWNLOAD_HOSTS is not None:
         return list(DOWNLOAD_HOSTS)
-    env = os.environ.get(HOSTS_ENV)
-    if env:
-        return [h.strip() for h in env.split(",") if h.strip()]
-    return list(DEFAULT_DOWNLOAD_HOSTS)
+    return list(settings.current().terrascope_hosts)
 
 
 _LOGIN_HINT = ("log in first: leafmap_tiles.providers.terrascope.login() "

@@ -22,11 +22,13 @@ import time
 import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
 from leafmap_tiles import _antimeridian
 from leafmap_tiles.errors import InvalidSourceError, LeafmapTilesError
+from leafmap_tiles.protocol import SourceInfoJSON, is_mosaic, members
 from leafmap_tiles.render import decimated, encode
 from leafmap_tiles.render.colormaps import apply_explicit, lut_index
 from leafmap_tiles.render.errors import NETWORK_ERRORS, check_earth_crs, check_local, classify, is_remote
@@ -39,14 +41,13 @@ READERS_PER_THREAD = 64
 CACHE_ENTRIES = 256
 
 
-def _default_cache_entries() -> int:
+def default_cache_entries() -> int:
     """Entries of each of the engine's LRU caches (source descriptions, statistics,
-    parsed styles): ``LEAFMAP_TILES_CACHE_ENTRIES`` or :data:`CACHE_ENTRIES`."""
-    try:
-        n = int(os.environ.get("LEAFMAP_TILES_CACHE_ENTRIES", "") or CACHE_ENTRIES)
-    except ValueError:
-        n = CACHE_ENTRIES
-    return max(1, n)
+    parsed styles): ``LEAFMAP_TILES_CACHE_ENTRIES`` (:mod:`leafmap_tiles.settings`,
+    default :data:`CACHE_ENTRIES`)."""
+    from leafmap_tiles import settings
+
+    return settings.current().cache_entries
 
 
 @dataclass
@@ -79,8 +80,10 @@ class SourceInfo:
     gcps: bool
     statistics: dict = field(default_factory=dict)
 
-    def to_json(self) -> dict:
-        d = asdict(self)
+    def to_json(self) -> SourceInfoJSON:
+        """The JSON of ``/info`` (:class:`leafmap_tiles.protocol.SourceInfoJSON`; NaN
+        nodata as ``"nan"``)."""
+        d: Any = asdict(self)
         if self.nodata is not None and math.isnan(self.nodata):
             d["nodata"] = "nan"
         return d
@@ -115,7 +118,7 @@ class RenderEngine:
 
         self._local = threading.local()
         self._generation = 0
-        self.cache_entries = cache_entries or _default_cache_entries()
+        self.cache_entries = cache_entries or default_cache_entries()
         self._stats: LRUCache = LRUCache(self.cache_entries)
         self._stats_lock = threading.Lock()
         self._info: LRUCache = LRUCache(self.cache_entries)
@@ -218,14 +221,14 @@ class RenderEngine:
                 self._stats.pop(k, None)
             for k in [k for k in list(self._info.keys()) if k[0] == path]:
                 self._info.pop(k, None)
-        for p in (path if isinstance(path, tuple) else (path,)):
+        for p in members(path):
             if is_remote(p):
                 self.health.reset(p)
 
     def retry(self, path) -> None:
         """Before an explicit new attempt on ``path`` (a registration): forget its
         remembered network failures and GDAL's caches for it, so the host is asked again."""
-        for p in (path if isinstance(path, tuple) else (path,)):
+        for p in members(path):
             if is_remote(p) and p in self.health.failing():
                 self.health.reset(p)
                 with self._stats_lock:
@@ -240,7 +243,7 @@ class RenderEngine:
             cached = self._info.get(key)
         if cached is not None:
             return cached
-        if isinstance(path, tuple):
+        if is_mosaic(path):
             info = _mosaic_info([self.info(p, nodata) for p in path])
             with self._stats_lock:
                 self._info[key] = info
@@ -337,7 +340,7 @@ class RenderEngine:
         import rasterio
         from rasterio.windows import Window
 
-        if isinstance(path, tuple):
+        if is_mosaic(path):
             for p in path:
                 self.check_readable(p)
             return
@@ -369,7 +372,7 @@ class RenderEngine:
         indexes = style.indexes or info.default_indexes()
         per_band: list[list[np.ndarray]] = []
         totals = 0
-        for member in (path if isinstance(path, tuple) else (path,)):
+        for member in members(path):
             rdr = self.reader(member, style.nodata)
             t0 = time.monotonic()
             with warnings.catch_warnings():
@@ -471,7 +474,7 @@ class RenderEngine:
         if palette:
             data = img.array.data[0]
             valid = _valid_any(img)
-            cmap = self.reader(path[0] if isinstance(path, tuple) else path, style.nodata).colormap
+            cmap = self.reader(members(path)[0], style.nodata).colormap
             if data.dtype == np.uint8 and max(cmap) < 256:
                 from rio_tiler.colormap import make_lut
 
@@ -596,9 +599,10 @@ class RenderEngine:
             return 0.0
         cost = decimated.rio_tiler_cost(ds, bounds, tilesize, tilesize, overviews, win)
         if win.width < ds.width / 2 and win.height < ds.height / 2:
-            if len(self._cost) > 8192:
-                self._cost.clear()
-            self._cost[ck] = cost
+            with self._stats_lock:  # shared by the render threads
+                if len(self._cost) > 8192:
+                    self._cost.clear()
+                self._cost[ck] = cost
         return cost
 
     def _read_tile(self, path, style: Style, z: int, x: int, y: int, indexes, resampling):
@@ -607,7 +611,7 @@ class RenderEngine:
         (rio-tiler ``mosaic_reader`` with ``FirstMethod``)."""
         kwargs = dict(tilesize=style.tile_size, indexes=indexes,
                       resampling_method=resampling, reproject_method=resampling)
-        if not isinstance(path, tuple):
+        if not is_mosaic(path):
             return self._member_tile(path, x, y, z, style, **kwargs)
         from rio_tiler.errors import EmptyMosaicError, TileOutsideBounds
         from rio_tiler.mosaic import mosaic_reader
@@ -661,7 +665,7 @@ class RenderEngine:
         rows = b.top - (np.arange(ts) + 0.5) * step_y
         xx, yy = np.meshgrid(cols, rows)
         out = np.zeros((ts, ts), dtype=bool)
-        for member in (path if isinstance(path, tuple) else (path,)):
+        for member in members(path):
             ds = self.reader(member).dataset
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -697,7 +701,7 @@ class RenderEngine:
         draw such a pixel while another band has data); ``style.nodata`` replaces the
         file's nodata."""
         info = self.info(path, style.nodata)
-        if isinstance(path, tuple):
+        if is_mosaic(path):
             first = None
             for member in path:
                 out = self.point(member, style, lon, lat)
@@ -783,9 +787,8 @@ def _native_maxzoom(ds) -> int | None:
 def file_signature(path) -> tuple | None:
     """(mtime_ns, size) of a local file (a tuple of them for a mosaic), None for URLs:
     part of every cache key, so a file rewritten at the same path is read again."""
-    import os
 
-    if isinstance(path, tuple):
+    if is_mosaic(path):
         return tuple(file_signature(p) for p in path)
     try:
         st = os.stat(path)

@@ -46,7 +46,7 @@ def clear_gdal_cache(url: str) -> None:
 
     from leafmap_tiles import _gdal
 
-    fn = _gdal._lib().VSICurlPartialClearCache
+    fn = _gdal.lib().VSICurlPartialClearCache
     fn.argtypes = [ctypes.c_char_p]
     fn.restype = None
     fn(gdal_path(url).encode())

@@ -38,7 +38,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from leafmap_tiles.errors import StyleError
+from leafmap_tiles.errors import StyleError, TileOutsideBoundsError
 from leafmap_tiles.render import encode
 
 WEB_MERCATOR_LAT = 85.0511287798066
@@ -46,8 +46,8 @@ COVER_RATIO_MIN = 0.01
 PADDING = 2
 
 
-class OutsideData(Exception):
-    """The requested tile has no (or almost no) data: answer a transparent image."""
+#: The requested tile has no (or almost no) data: answer a transparent image.
+OutsideData = TileOutsideBoundsError
 
 
 # --------------------------------------------------------------------------- tiles

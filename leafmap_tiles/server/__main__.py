@@ -19,6 +19,8 @@ import sys
 import threading
 import time
 
+from leafmap_tiles import settings
+
 
 def _watch_parent(parent_pid: int) -> None:
     def loop():
@@ -68,7 +70,7 @@ def main() -> None:
                      colormaps=cfg.get("colormaps") or [])
     config = uvicorn.Config(
         app,
-        log_level=os.environ.get("LEAFMAP_TILES_LOG_LEVEL", "warning"),
+        log_level=settings.current().log_level,
         access_log=False,
         timeout_keep_alive=30,
         lifespan="off",

@@ -13,6 +13,8 @@ the browser; admin routes also need header ``X-Leafmap-Tiles-Key``)::
     GET    /{token}/info/{id}?<style>
     GET    /{token}/point/{id}?lon=&lat=&<style>
     POST   /{token}/points                            batch {"lon", "lat", "layers": [{"id", "style"}]}
+    POST   /{token}/statistics/{id}                   area statistics {"geometry", "style"?, "percentiles"?,
+                                                      "scale"?, "offset"?} (see leafmap_tiles.render.zonal)
 
 Tile caching: a tile URL whose ``v`` equals the source's current version (see
 :func:`tile_version`; the register and info answers carry it) names bytes that never
@@ -45,16 +47,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from leafmap_tiles import settings as settings_mod
+from leafmap_tiles._paths import is_remote_path
 from leafmap_tiles.errors import (
-    REMOTE_PREFIXES,
     BadRequestError,
     LeafmapTilesError,
     StyleError,
     UnknownSourceError,
 )
+from leafmap_tiles.protocol import PointValues, RegistrationAnswer, is_mosaic, members, source_path
 from leafmap_tiles.render import RenderEngine, parse_style
 from leafmap_tiles.render.colormaps import colormap_id, resolve_colormap
-from leafmap_tiles.render.engine import file_signature
+from leafmap_tiles.render.engine import _band_labels, file_signature
 from leafmap_tiles.render.style import style_to_params
 from leafmap_tiles.server import gdalenv
 from leafmap_tiles.server.errors import (
@@ -66,16 +70,12 @@ from leafmap_tiles.server.errors import (
     scrub,
 )
 from leafmap_tiles.server.registry import Registry
-from leafmap_tiles.server.scheduler import ClientGoneError, Scheduler
+from leafmap_tiles.server.scheduler import Scheduler
 
 log = logging.getLogger("leafmap_tiles.server")
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 MEDIA = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-
-
-def error(message: str, status: int, kind: str = "LeafmapTilesError") -> JSONResponse:
-    return JSONResponse({"message": message, "error": kind}, status_code=status)
 
 
 async def json_object(request: Request) -> dict:
@@ -101,28 +101,26 @@ def _object_field(body: dict, name: str) -> dict:
 def _source_names(src) -> dict[str, str]:
     """``{path: "source <id>"}`` for each file of a source: the error path shows the
     id to the browser, never the path."""
-    paths = src.path if isinstance(src.path, tuple) else (src.path,)
+    paths = members(src.path)
     out = {}
     for p in paths:
         out[p] = f"source {src.id}"
-        out[os.path.abspath(p) if not p.startswith(REMOTE_PREFIXES) else p] = f"source {src.id}"
+        out[p if is_remote_path(p) else os.path.abspath(p)] = f"source {src.id}"
     return out
 
 
 def default_workers() -> int:
-    """Threads rendering tiles of local files: one per core.  Such tiles are CPU-bound;
-    more threads only contend for the GIL (benchmarks/tiles.py on 2 cores, same file and
-    tiles: 2 threads ~215 tiles/s, 6 threads ~155).  Remote sources have their own,
-    larger pool, as their reads wait on the network."""
-    return int(os.environ.get("LEAFMAP_TILES_WORKERS", 0)) or max(2, os.cpu_count() or 2)
+    """Threads rendering tiles of local files (:func:`leafmap_tiles.settings.session_workers`)."""
+    return settings_mod.session_workers()
 
 
 def default_deadlines() -> tuple[float, float]:
     """Seconds a tile may take, from the request's arrival, before the server answers
     503 instead: ``LEAFMAP_TILES_TILE_DEADLINE`` for local files (default 5),
-    ``LEAFMAP_TILES_REMOTE_TILE_DEADLINE`` for URLs (default 20)."""
-    return (float(os.environ.get("LEAFMAP_TILES_TILE_DEADLINE", 0) or 5.0),
-            float(os.environ.get("LEAFMAP_TILES_REMOTE_TILE_DEADLINE", 0) or 20.0))
+    ``LEAFMAP_TILES_REMOTE_TILE_DEADLINE`` for URLs (default 20); see
+    :mod:`leafmap_tiles.settings`."""
+    s = settings_mod.current()
+    return s.tile_deadline, s.remote_tile_deadline
 
 
 def _given(style) -> dict:
@@ -138,16 +136,9 @@ def tile_version(path) -> str | None:
     every local file of ``path``; None when any member is a URL (its state is unknown
     here, so its tiles are revalidated instead)."""
     sig = file_signature(path)
-    if sig is None or (isinstance(path, tuple) and any(s is None for s in sig)):
+    if sig is None or (is_mosaic(path) and any(s is None for s in sig)):
         return None
     return hashlib.sha1(repr(sig).encode()).hexdigest()[:12]
-
-
-def _as_path(path):
-    """A registration's path: a string, or a list of strings for a mosaic."""
-    if isinstance(path, list) and path and all(isinstance(p, str) and p for p in path):
-        return tuple(path) if len(path) > 1 else path[0]
-    return path if isinstance(path, str) and path else None
 
 
 def create_app(token: str, admin_key: str, workers: int | None = None, sources: list | None = None,
@@ -175,7 +166,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
     engine.background = pool.submit_background  # decimated levels built ahead (local files)
     generation = {"n": 0}
     for body in sources or []:
-        path = _as_path(body.get("path"))
+        path = source_path(body.get("path"))
         if path is not None and body.get("id"):
             registry.add(path, body.get("defaults") or {}, body["id"], bool(body.get("protected")),
                          style=_given(body.get("style")))
@@ -243,7 +234,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         check_admin(request)
         mark_registering(request.scope)
         body = await json_object(request)
-        path = _as_path(body.get("path"))  # several files: one mosaic
+        path = source_path(body.get("path"))  # several files: one mosaic
         if path is None:
             raise BadRequestError("'path' is required: a path/URL, or a list of them for a mosaic")
         style_params = {k: v for k, v in _object_field(body, "style").items() if v is not None}
@@ -266,28 +257,27 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
 
         src, info, style, stats = await run(work, remote=is_remote(path))
         vmin, vmax = await run(engine.stretch, path, style, remote=is_remote(path))
-        return JSONResponse(
-            {
-                "id": src.id,
-                "info": info.to_json(),
-                "style": style_to_params(style),
-                "statistics": stats,
-                "stretch": {"vmin": list(vmin), "vmax": list(vmax)},
-                "palette": engine.uses_palette(info, style),
-                "version": tile_version(path),
-            }
-        )
+        answer: RegistrationAnswer = {
+            "id": src.id,
+            "info": info.to_json(),
+            "style": style_to_params(style),
+            "statistics": stats,
+            "stretch": {"vmin": list(vmin), "vmax": list(vmax)},
+            "palette": engine.uses_palette(info, style),
+            "version": tile_version(path),
+        }
+        return JSONResponse(answer)
 
     async def register_colormap(request: Request):
         check_admin(request)
         try:
             body = await request.json()
         except Exception:
-            return error("request body must be JSON", 400, "StyleError")
+            raise StyleError("request body must be JSON") from None
         spec = body.get("colormap") if isinstance(body, dict) else None
         if spec is None or isinstance(spec, str):
-            return error("'colormap' is required: a list of colours, a {value: colour} map or a "
-                         "{\"colors\": [...]} table (names need no registration)", 400, "StyleError")
+            raise StyleError("'colormap' is required: a list of colours, a {value: colour} map or a "
+                             "{\"colors\": [...]} table (names need no registration)")
         resolved = resolve_colormap(spec)  # StyleError -> 400
         cid = colormap_id(spec)
         cmaps[cid] = resolved
@@ -320,7 +310,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             body = await request.json()
             owner, ids = str(body["owner"]), [str(i) for i in body.get("ids") or []]
         except Exception:
-            return error("body must be JSON {\"owner\": str, \"ids\": [source ids]}", 400, "StyleError")
+            raise StyleError("body must be JSON {\"owner\": str, \"ids\": [source ids]}") from None
         if ids:
             background[owner] = set(ids)
         else:
@@ -360,10 +350,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             return engine.tile(src.path, style, z, x, y, fmt)
 
         sched = remote_pool if is_remote(src.path) else pool
-        try:
-            body = await sched.run(src.id, work, request=request)
-        except ClientGoneError:
-            return error("the client closed the connection before the tile was rendered", 503, "ClientGone")
+        body = await sched.run(src.id, work, request=request)  # ClientGoneError: 503, not logged
         return Response(body, media_type=MEDIA[fmt], headers={"ETag": etag, "Cache-Control": cache})
 
     async def info_route(request: Request):
@@ -384,7 +371,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
 
         return JSONResponse(await run(work, remote=is_remote(src.path)))
 
-    def _point(src, params, lon, lat):
+    def _point(src, params, lon, lat) -> PointValues:
         base = engine.info(src.path, None)
         # the style the source was registered with (e.g. its nodata=) unless the query
         # gives another: a point answers what the layer's tiles show
@@ -455,6 +442,50 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         remote = any(is_remote(src.path) for src, _ in resolved)
         return JSONResponse({"lon": lon, "lat": lat, "results": await run(work, remote=remote)})
 
+    async def area_statistics(request: Request):
+        """Statistics over a polygon in physical units: the body's ``scale``/``offset``
+        (a layer's own, e.g. STAC ``raster:scale``) for every band, else the file's
+        scale/offset tags for plain bands (none for an expression), as the inspector
+        applies them."""
+        from leafmap_tiles.render import zonal
+
+        check_token(request)
+        src = source_of(request)
+        body = await json_object(request)
+        geometry = zonal.check_geometry(body.get("geometry"))
+        percentiles = zonal.check_percentiles(body.get("percentiles"))
+        params = {k: str(v) for k, v in _object_field(body, "style").items()}
+        given = {}
+        for name in ("scale", "offset"):
+            v = body.get(name)
+            if v is not None:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise BadRequestError(f"{name!r} must be a finite number, got {str(v)[:40]!r}")
+                given[name] = float(v)
+
+        def work():
+            base = engine.info(src.path, None)
+            registered = dict(src.style)
+            if "indexes" in params or "expression" in params:
+                registered.pop("indexes", None)
+                registered.pop("expression", None)
+            style = style_of(src, {**registered, **params}, base)
+            info = engine.info(src.path, style.nodata)
+            indexes = style.indexes or tuple(i for i in range(1, info.count + 1) if i != info.alpha_index)
+            if given:  # the layer's own scale/offset, for every output band
+                k = len(_band_labels(style, indexes)) if style.expression else len(indexes)
+                scales, offsets = [given.get("scale", 1.0)] * k, [given.get("offset", 0.0)] * k
+            elif style.expression:
+                scales = offsets = None
+            else:
+                scales = [info.scales[i - 1] if i - 1 < len(info.scales) else 1.0 for i in indexes]
+                offsets = [info.offsets[i - 1] if i - 1 < len(info.offsets) else 0.0 for i in indexes]
+            return zonal.area_statistics(engine, src.path, style, geometry, percentiles, scales, offsets)
+
+        out = await run(work, remote=is_remote(src.path), key=src.id)
+        out["id"] = src.id
+        return JSONResponse(out)
+
     routes = [
         Route("/health", health),
         Route("/{token}/sources", register, methods=["POST"]),
@@ -466,6 +497,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         Route("/{token}/info/{source_id}", info_route),
         Route("/{token}/point/{source_id}", point),
         Route("/{token}/points", points, methods=["POST"]),
+        Route("/{token}/statistics/{source_id}", area_statistics, methods=["POST"]),
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -29,11 +29,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 
-from leafmap_tiles.server.scheduler import RenderDeadlineError
 from leafmap_tiles.errors import (
     AuthenticationError,
     BadRequestError,
     S3AccessDeniedError,
+    ClientGoneError,
     DatasetNotFoundError,
     InvalidDatabaseError,
     InvalidSourceError,
@@ -43,8 +43,10 @@ from leafmap_tiles.errors import (
     SourceTimeoutError,
     SourceUnreachableError,
     StoreError,
+    RenderDeadlineError,
     StyleError,
     UnknownSourceError,
+    UnreadableDataset,
 )
 
 #: A source that cannot be read: 400 when the request itself names the file (a
@@ -55,6 +57,7 @@ SOURCE = "source"
 #: Exception class -> HTTP status, most specific first (see :func:`status_for`).
 STATUS: tuple[tuple[type, int | str], ...] = (
     (RenderDeadlineError, 503),  # with Retry-After: 1
+    (ClientGoneError, 503),  # nobody reads it; not logged
     (BadRequestError, 400),
     (StyleError, 400),
     (UnknownSourceError, 404),
@@ -68,6 +71,7 @@ STATUS: tuple[tuple[type, int | str], ...] = (
     (SourceNotFoundError, SOURCE),
     (SourceIsDirectoryError, SOURCE),
     (InvalidSourceError, SOURCE),
+    (UnreadableDataset, 500),
     (LeafmapTilesError, 500),
 )
 
@@ -160,7 +164,7 @@ def error_response(scope, exc: BaseException, log: RateLimitedLog | None = None)
         # a registration is an admin route: only the kernel calls it, with the path it
         # names itself, and the user must learn which file failed
         message = scrub(message, scope.get("leafmap_tiles.paths"))
-    if status >= 500 and log is not None:
+    if status >= 500 and log is not None and not isinstance(exc, ClientGoneError):
         where = ""
         tb = exc.__traceback__
         while tb is not None and tb.tb_next is not None:

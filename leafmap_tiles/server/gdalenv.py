@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import threading
 
+from leafmap_tiles.protocol import members
+
 # Set once at server start in the server's own process (documented GDAL options).
 DEFAULTS = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
@@ -111,7 +113,7 @@ def _url_prefix(url: str) -> str | None:
 
 def _urls(path) -> list[str]:
     out = []
-    for p in (path if isinstance(path, tuple) else (path,)):
+    for p in members(path):
         if isinstance(p, str):
             out.extend(vrt_members(p) if p.lower().endswith(".vrt") else [p])
     return out
@@ -154,9 +156,9 @@ def vrt_members(path: str) -> list[str]:
 def is_remote(path) -> bool:
     """Whether reading ``path`` (a path, a mosaic tuple, or a VRT of such) goes over
     the network: then it is rendered on the remote pool, with its longer deadline."""
-    from leafmap_tiles.errors import REMOTE_PREFIXES
+    from leafmap_tiles._paths import is_remote_path
 
-    return any(p.startswith(REMOTE_PREFIXES) for p in _urls(path))
+    return any(is_remote_path(p) for p in _urls(path))
 
 
 def _host_for(url: str) -> str | None:

@@ -30,15 +30,9 @@ import threading
 import time
 from collections import defaultdict, deque
 
-from leafmap_tiles.errors import LeafmapTilesError
+from leafmap_tiles.errors import ClientGoneError, RenderDeadlineError
 
-
-class RenderDeadlineError(LeafmapTilesError, TimeoutError):
-    """A tile was not rendered within the server's deadline (HTTP 503)."""
-
-
-class ClientGoneError(Exception):
-    """The client closed its connection before its tile was rendered."""
+__all__ = ["ClientGoneError", "RenderDeadlineError", "Scheduler"]
 
 
 def _consume(future) -> None:

@@ -4,7 +4,6 @@ and a self-contained page that lists them (``/apidoc``, no external scripts)."""
 from __future__ import annotations
 
 
-
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -12,14 +11,6 @@ def _version() -> str:
         return version("leafmap_tiles")
     except Exception:
         return "0"
-
-
-def _q(name: str, description: str, *, required: bool = False, example: str | None = None, schema=None) -> dict:
-    p = {"in": "query", "name": name, "description": description, "required": required,
-         "schema": schema or {"type": "string"}}
-    if example is not None:
-        p["example"] = example
-    return p
 
 
 def _path(name: str, description: str, schema=None) -> dict:
@@ -37,36 +28,18 @@ _PNG = {
     "400": {"description": "Invalid query parameters (JSON {message})"},
     "404": {"description": "No dataset found for the given key values (JSON {message})"},
 }
-_RANGE = ("[min, max] as a JSON array; each item a number, null (the dataset's minimum or maximum) "
-          "or 'pN' with 0 <= N <= 100 (the N-th percentile of the dataset; p0 minimum, p100 maximum)")
-_TILE_SIZE = _q("tile_size", "[rows, cols] of the PNG as a JSON array (default [256, 256])", example="[256,256]")
 
 
 def openapi(colormaps: list[str]) -> dict:
-    """The OpenAPI document; ``colormaps`` are the accepted ``colormap`` names."""
-    cmap = _q("colormap", "colormap name (see /colormap)", schema={"type": "string", "enum": colormaps})
-    single = [
-        _q("stretch_range", _RANGE, example="[0,1]"),
-        _q("colormap", "colormap name, or 'explicit' with explicit_color_map",
-           schema={"type": "string", "enum": ["explicit", *colormaps]}),
-        _q("explicit_color_map", "JSON object {value: [r,g,b(,a)] or '#rrggbb'} for colormap=explicit: "
-           "exact colours, other values transparent", example='{"1": [255, 0, 0], "2": "#00ff00"}'),
-        _TILE_SIZE,
-    ]
-    rgb = [
-        _q("r", "last key value of the red band", required=True),
-        _q("g", "last key value of the green band", required=True),
-        _q("b", "last key value of the blue band", required=True),
-        _q("r_range", _RANGE), _q("g_range", _RANGE), _q("b_range", _RANGE), _TILE_SIZE,
-    ]
-    compute = [
-        _q("expression", "expression over v1..v5 (numbers, + - * / % **, comparisons, & | ~, "
-           "numpy functions such as where, sqrt, log, masked_where), evaluated in float64",
-           required=True, example="(v1 - v2) / (v1 + v2)"),
-        _q("stretch_range", "[min, max] numbers as a JSON array", required=True, example="[-1,1]"),
-        cmap, _TILE_SIZE,
-        *[_q(f"v{i}", f"last key value of the dataset bound to v{i}") for i in range(1, 6)],
-    ]
+    """The OpenAPI document; ``colormaps`` are the accepted ``colormap`` names.  The
+    query parameters of each route are those of its class in
+    :mod:`leafmap_tiles.server.terracotta_params` (one description of each)."""
+    from leafmap_tiles.server import terracotta_params as tp
+
+    def query(cls) -> list[dict]:
+        return tp.openapi_parameters(cls, colormaps)
+
+    single, rgb, compute = query(tp.SinglebandQuery), query(tp.RgbQuery), query(tp.ComputeQuery)
     keys = _path("keys", "key values separated by '/', in key order")
     some = _path("keys", "all key values but the last, separated by '/'")
     paths = {
@@ -76,25 +49,19 @@ def openapi(colormaps: list[str]) -> dict:
             "summary": "/datasets",
             "description": "Key values of the datasets matching the given key values; a value may be a list "
                            "'[a,b]' (any of them)",
-            "parameters": [
-                _q("<key name>", "value or [value1,value2] of that key"),
-                _q("limit", "datasets per page (default 100)", schema={"type": "integer", "minimum": 0}),
-                _q("page", "page number from 0", schema={"type": "integer", "minimum": 0}),
-                _q("order_by", "key names to sort by, comma-separated or as [k1,k2]"),
-                _q("ascending", "sort order (default true)", schema={"type": "boolean"}),
-            ],
+            "parameters": query(tp.DatasetsQuery),
             "responses": {"200": {"description": '{"limit", "page", "datasets": [{key: value}]}'},
                           "400": {"description": "unknown key or invalid parameter"}}}},
         "/metadata/{keys}": {"get": {
             "summary": "/metadata", "description": "Metadata of one dataset",
-            "parameters": [keys, _q("columns", "JSON list of columns to return", example='["range","mean"]')],
+            "parameters": [keys, *query(tp.MetadataQuery)],
             "responses": {"200": {"description": "bounds, convex_hull, valid_percentage, range, mean, stdev, "
                                                  "percentiles (1..99), metadata, keys"},
                           "404": {"description": "No dataset found"}}}},
         "/metadata": {"post": {
             "summary": "/metadata (many)",
-            "description": f"Metadata of up to 100 datasets: body {{\"keys\": [[k1, k2, ...], ...]}}",
-            "parameters": [_q("columns", "JSON list of columns to return")],
+            "description": "Metadata of up to 100 datasets: body {\"keys\": [[k1, k2, ...], ...]}",
+            "parameters": query(tp.MetadataQuery),
             "requestBody": {"content": {"application/json": {"schema": {
                 "type": "object", "properties": {"keys": {"type": "array", "items": {
                     "type": "array", "items": {"type": "string"}}}}}}}},
@@ -102,8 +69,7 @@ def openapi(colormaps: list[str]) -> dict:
                           "404": {"description": "No dataset found"}}}},
         "/colormap": {"get": {
             "summary": "/colormap", "description": "Values and RGBA colours of a colour bar",
-            "parameters": [_q("stretch_range", "[min, max] numbers as a JSON array", required=True),
-                           cmap, _q("num_values", "number of values (default 255)", schema={"type": "integer"})],
+            "parameters": query(tp.ColormapQuery),
             "responses": {"200": {"description": '{"colormap": [{"value", "rgba"}]}'}}}},
         "/singleband/{keys}/{tile_z}/{tile_x}/{tile_y}.png": {"get": {
             "summary": "/singleband (tile)", "parameters": [keys, *_XYZ, *single], "responses": _PNG}},

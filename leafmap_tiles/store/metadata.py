@@ -49,7 +49,8 @@ from typing import Any
 import numpy as np
 
 from .. import _antimeridian
-from ..errors import InvalidSourceError, SourceIsDirectoryError, SourceNotFoundError, StoreError
+from .._paths import check_local_path
+from ..errors import InvalidSourceError
 
 #: Rasters with more pixels are processed in chunks unless ``use_chunks`` says otherwise.
 IN_MEMORY_MAX_PIXELS = 32_000_000
@@ -108,7 +109,7 @@ def compute_metadata(
         raise ValueError("Cannot use both use_chunks and max_shape arguments")
 
     path = os.fspath(path)
-    _check_local_path(path)
+    check_local_path(path)
     from ..gdal_errors import classify
 
     t0 = time.monotonic()
@@ -147,15 +148,6 @@ def compute_metadata(
     stats["bounds"] = tuple(float(v) for v in bounds)
     stats["metadata"] = {} if extra_metadata is None else extra_metadata
     return stats
-
-
-def _check_local_path(path: str) -> None:
-    if "://" in path or path.startswith("/vsi"):
-        return
-    if os.path.isdir(path):
-        raise SourceIsDirectoryError(f"{path} is a directory, not a raster file")
-    if not os.path.exists(path):
-        raise SourceNotFoundError(f"No such raster file: {path}")
 
 
 # ---------------------------------------------------------------- in memory

@@ -32,7 +32,8 @@ _NOT_A_DATABASE = (
 )
 
 
-def _sqla():
+def load_sqlalchemy():
+    """The ``sqlalchemy`` module; :class:`StoreError` naming the install when missing."""
     try:
         import sqlalchemy
     except ImportError as exc:  # pragma: no cover - declared dependency
@@ -71,10 +72,10 @@ class SQLStore(KeyStore):
         return self.KEY_SIZE
 
     def _string(self, size: int):
-        return _sqla().types.String(size)
+        return load_sqlalchemy().types.String(size)
 
     def _text(self):
-        return _sqla().types.Text()
+        return load_sqlalchemy().types.Text()
 
     def _creation_lock(self, conn) -> None:
         """Serialise concurrent ``create`` calls (inside the creating transaction)."""
@@ -121,7 +122,7 @@ class SQLStore(KeyStore):
             conn.close()
 
     def _open_connection(self):
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         if not self._database_exists():
             raise InvalidDatabaseError(_NOT_A_DATABASE.format(path=self.path))
         try:
@@ -152,7 +153,7 @@ class SQLStore(KeyStore):
         self._verified = True
 
     def _read_version(self, conn) -> str | None:
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         try:
             with conn.begin():
                 return conn.execute(sqla.text("SELECT version FROM terracotta")).scalar()
@@ -161,7 +162,7 @@ class SQLStore(KeyStore):
 
     def _write(self, work) -> Any:
         """Run ``work(conn)`` in one write transaction, retrying on conflicts."""
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         for attempt in range(self.WRITE_ATTEMPTS):
             try:
                 with self._connection(write=True) as conn:
@@ -175,7 +176,7 @@ class SQLStore(KeyStore):
 
     # ---------------------------------------------------------------- tables
     def _build_tables(self, keys: Sequence[str], metadata_obj=None) -> dict[str, Any]:
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         md = metadata_obj if metadata_obj is not None else sqla.MetaData()
         key_size = self._key_size(len(keys))
         kinds = {
@@ -215,7 +216,7 @@ class SQLStore(KeyStore):
 
     # ---------------------------------------------------------------- KeyStore hooks
     def _db_create(self, keys: Sequence[str], descriptions: Mapping[str, str], exist_ok: bool) -> None:
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         self._create_database()
         md = sqla.MetaData()
         tables = self._build_tables(keys, md)
@@ -255,7 +256,7 @@ class SQLStore(KeyStore):
             return str(self._read_version(conn))
 
     def _db_keys(self) -> "OrderedDict[str, str]":
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         try:
             with self._connection() as conn:
                 rows = conn.execute(
@@ -269,7 +270,7 @@ class SQLStore(KeyStore):
         return [table.c[k] == v for k, v in keys.items()]
 
     def _db_datasets(self, where, page, limit, order_by, ascending):
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         table = self._table("datasets")
         conditions = [
             sqla.or_(*[table.c[k] == v for v in values]) if values else sqla.false()
@@ -287,7 +288,7 @@ class SQLStore(KeyStore):
         return {tuple(row[k] for k in names): row["path"] for row in rows}
 
     def _db_metadata_row(self, keys):
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         table = self._table("metadata")
         stmt = sqla.select(table).where(*self._key_filter(table, keys))
         with self._connection() as conn:
@@ -343,7 +344,7 @@ class _ServerStore(SQLStore):
 
     @classmethod
     def _parse_url(cls, url: str):
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         parsed = urllib.parse.urlparse(url)
         scheme = parsed.scheme.split("+")[0]
         if scheme != cls.DIALECT:
@@ -359,7 +360,7 @@ class _ServerStore(SQLStore):
         )
 
     def _make_engine(self):
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         try:
             return sqla.create_engine(
                 self.url,
@@ -376,7 +377,7 @@ class _ServerStore(SQLStore):
         return self.url.set(database="postgres" if self.DIALECT == "postgresql" else "")
 
     def _create_database(self) -> None:
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         engine = sqla.create_engine(
             self._admin_url(),
             isolation_level="AUTOCOMMIT",
@@ -424,14 +425,14 @@ class PostgreSQLStore(_ServerStore):
         return postgresql.dialect().identifier_preparer
 
     def _server_has_database(self, conn) -> bool:
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         found = conn.execute(
             sqla.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": self.url.database}
         ).first()
         return found is not None
 
     def _creation_lock(self, conn) -> None:
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         conn.execute(sqla.text("SELECT pg_advisory_xact_lock(7247365)"))
 
     def _is_retryable(self, exc) -> bool:
@@ -473,7 +474,7 @@ class MySQLStore(_ServerStore):
         return mysql.dialect().identifier_preparer
 
     def _server_has_database(self, conn) -> bool:
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         found = conn.execute(
             sqla.text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :n"),
             {"n": self.url.database},
@@ -484,3 +485,6 @@ class MySQLStore(_ServerStore):
         code = (getattr(getattr(exc, "orig", None), "args", None) or [None])[0]
         return code in (1062, 1213, 1205)  # duplicate key, deadlock, lock wait timeout
 
+
+
+_sqla = load_sqlalchemy  # the name before issue 17 (branches written before it)

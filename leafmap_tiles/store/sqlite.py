@@ -16,7 +16,7 @@ import urllib.parse
 from pathlib import Path
 
 from ..errors import InvalidDatabaseError
-from .sql import SQLStore, _sqla
+from .sql import SQLStore, load_sqlalchemy
 
 
 class SQLiteStore(SQLStore):
@@ -54,7 +54,7 @@ class SQLiteStore(SQLStore):
         return conn
 
     def _make_engine(self):
-        sqla = _sqla()
+        sqla = load_sqlalchemy()
         engine = sqla.create_engine(
             "sqlite://",
             creator=self._connect_dbapi,

@@ -133,7 +133,7 @@ def test_play_shows_several_frames_and_never_a_blank_map(ndvi_page):
 def test_series_panel_leaves_the_centre_and_zoom_controls_visible(ndvi_page):
     nb, cell = ndvi_page, 1
     page = nb.page
-    info = nb.map_info(cell)
+    nb.map_info(cell)  # the cell printed its map info
     loc = nb.map_locator(cell)
     loc.scroll_into_view_if_needed()
     box = loc.bounding_box()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -409,3 +408,96 @@ def test_benchmark_script_reads_the_same_headers_at_each_concurrency():
     h = result["headers"][4][0]
     assert (h["width"], h["height"], h["dtype"], h["epsg"], h["block_width"]) == (1024, 1024, "uint16", 32631, 256)
     assert h["overviews"] == [2, 4] and h["compression"] == "deflate" and h["nodata"] == 0.0
+
+
+# ---------------------------------------------------------------- pixel reads
+
+
+def _expected_point(path, lon, lat):
+    """Physical NDVI of the pixel holding (lon, lat) in a local asset file, rasterio
+    alone: DN * SCALE + OFFSET, NaN for nodata 255 or outside."""
+    from rasterio.warp import transform as warp_transform
+
+    with rasterio.open(path) as ds:
+        xs, ys = warp_transform("EPSG:4326", ds.crs, [lon], [lat])
+        r, c = ds.index(xs[0], ys[0])
+        if not (0 <= r < ds.height and 0 <= c < ds.width):
+            return np.nan
+        dn = int(ds.read(1)[r, c])
+    return np.nan if dn == NODATA else dn * SCALE + OFFSET
+
+
+def test_sample_points_with_credentials_and_mosaic(built, ndvi_assets):
+    """Values at points on every date, read through the Basic-auth server (the login of
+    the `built` fixture), against rasterio reading the same files locally; on the
+    two-tile date each point comes from the tile that holds it."""
+    col = built["main"]
+    east = next(s for s in CATALOG if s.part == "east")
+    west = next(s for s in CATALOG if s.part == "west")
+    ew, es, ee, en = ndvi_assets.info[east.id]["bbox"]
+    ww, ws, we, wn = ndvi_assets.info[west.id]["bbox"]
+    points = {"in_west": ((ww + we) / 2 - 0.002, (ws + wn) / 2), "in_east": ((ee + we) / 2 + 0.001, (es + en) / 2 + 0.001),
+              "corner": (ww + 0.0004, wn - 0.0004), "far": (10.0, 10.0)}
+    df = col.sample_points(points, asset="NDVI", progress=False)
+    assert list(df.columns) == ["point", "lon", "lat", "date", "value"]
+    assert len(df) == len(points) * len(col.dates)
+    by_date = {}
+    for spec in CATALOG:
+        by_date.setdefault(spec.date, []).append(spec)
+    checked = 0
+    for _, row in df.iterrows():
+        specs = by_date[row["date"].strftime("%Y-%m-%d")]
+        expected = np.nan
+        for spec in specs:  # the first tile with data
+            v = _expected_point(ndvi_assets.path(spec), row["lon"], row["lat"])
+            if not np.isnan(v):
+                expected = v
+                break
+        if np.isnan(expected):
+            assert np.isnan(row["value"]), (row["point"], row["date"])
+        else:
+            assert row["value"] == pytest.approx(expected, abs=1e-12), (row["point"], row["date"])
+            checked += 1
+    assert checked >= 25
+    assert df[df["point"] == "far"]["value"].isna().all()
+    mosaic = df[(df["date"] == east.date)].set_index("point")["value"]
+    assert not np.isnan(mosaic["in_west"]) and not np.isnan(mosaic["in_east"])
+    with pytest.raises(ValueError):
+        col.sample_points([(1000, 0)], asset="NDVI")
+    with pytest.raises(KeyError):
+        col.sample_points([(0, 0)], asset="B04")
+
+
+def test_read_bbox_as_dataarray(built, ndvi_assets):
+    from rasterio.windows import from_bounds
+
+    col = built["main"]
+    spec = CATALOG[0]
+    w, s, e, n = ndvi_assets.info[spec.id]["bbox"]
+    bbox = (w + 0.2 * (e - w), s + 0.3 * (n - s), w + 0.7 * (e - w), s + 0.8 * (n - s))
+    da = col.read(bbox, asset="NDVI", progress=False)
+    assert da.dims == ("time", "y", "x")
+    assert [str(t)[:10] for t in da["time"].values] == col.dates
+    assert da.rio.crs.to_epsg() == 26914
+    t = da.rio.transform()
+    with rasterio.open(ndvi_assets.path(spec)) as ds:
+        assert t.a == ds.transform.a and (t.c - ds.transform.c) % t.a == 0 and (ds.transform.f - t.f) % t.a == 0
+        win = from_bounds(t.c, t.f + t.e * da.sizes["y"], t.c + t.a * da.sizes["x"], t.f, ds.transform)
+        dn = ds.read(1, window=win.round_offsets().round_lengths()).astype(float)
+    expected = np.where(dn == NODATA, np.nan, dn * SCALE + OFFSET)
+    np.testing.assert_allclose(da.isel(time=0).values, expected, rtol=0, atol=1e-12)
+    assert da.x.values[0] == t.c + t.a / 2  # pixel centres
+    # the mosaic date: no gap where one of its two tiles has data
+    east = next(sp for sp in CATALOG if sp.part == "east")
+    k = col.dates.index(east.date)
+    assert np.isfinite(da.isel(time=k).values).mean() > 0.95
+    # twice the pixel size: the cached header's first overview (factor 2), exact pixels
+    coarse = col.read(bbox, asset="NDVI", resolution=2 * t.a, progress=False)
+    ct = coarse.rio.transform()
+    with rasterio.open(ndvi_assets.path(spec), overview_level=0) as ov:
+        win = from_bounds(ct.c, ct.f + ct.e * coarse.sizes["y"], ct.c + ct.a * coarse.sizes["x"], ct.f, ov.transform)
+        dn = ov.read(1, window=win.round_offsets().round_lengths(), boundless=True, fill_value=NODATA).astype(float)
+    np.testing.assert_allclose(coarse.isel(time=0).values, np.where(dn == NODATA, np.nan, dn * SCALE + OFFSET),
+                               rtol=0, atol=1e-12)
+    with pytest.raises(ValueError):
+        col.read((5, 50, 4, 51), asset="NDVI")

@@ -101,7 +101,6 @@ def test_palette_is_default_and_explicit_map_gives_exact_colours(m):
     exp = m.add_raster(data("nlcd.tif"), colormap=classes, layer_name="classes")
     z, x, y = centre_tile(m, exp)
     got = decode(fetch(exp, z, x, y))
-    import rasterio
     from rio_tiler.io import Reader
 
     with Reader(data("nlcd.tif")) as r:

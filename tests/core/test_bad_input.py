@@ -4,7 +4,6 @@ unchanged (no half-added layer)."""
 from __future__ import annotations
 
 import http.server
-import shutil
 import socket
 import threading
 import time

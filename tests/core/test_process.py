@@ -11,7 +11,6 @@ import textwrap
 import time
 
 import psutil
-import pytest
 import requests
 
 from leafmap_tiles.client import TileServer

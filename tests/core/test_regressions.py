@@ -11,7 +11,7 @@ import rasterio
 import requests
 from affine import Affine
 
-from leafmap_tiles.errors import InvalidSourceError, StyleError
+from leafmap_tiles.errors import StyleError
 from tests.conftest import data
 from tests.core.helpers import decode
 

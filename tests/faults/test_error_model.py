@@ -16,9 +16,15 @@ from leafmap_tiles.errors import (
     SourceTimeoutError,
     SourceUnreachableError,
     StyleError,
+    ClientGoneError,
+    LeafmapTilesError,
+    RenderDeadlineError,
+    TileOutsideBoundsError,
     UnknownSourceError,
+    UnreadableDataset,
+    from_name,
 )
-from leafmap_tiles.render.errors import classify
+from leafmap_tiles.gdal_errors import classify
 from leafmap_tiles.render.remote import RemoteHealth
 from leafmap_tiles.server.errors import RateLimitedLog, scrub, status_for
 
@@ -54,6 +60,17 @@ def _chained(outer: str, inner: str) -> Exception:
     (URL, OSError("HTTP response code: 404"), 0.0, SourceNotFoundError),
     ("/data/a.tif", OSError("'/data/a.tif' not recognized as being in a supported file format."), 0.0,
      InvalidSourceError),
+    # the wording of hosts that refuse without GDAL's "HTTP response code" (was providers.stac's rule)
+    (URL, OSError("CURL error: The requested URL returned error: 403 Forbidden"), 0.0, AuthenticationError),
+    # a "403" in the URL itself is not an answer
+    ("http://example.invalid/403/a.tif", OSError("http://example.invalid/403/a.tif: TIFFReadDirectory failed"),
+     0.0, InvalidSourceError),
+    # GDAL's words for a file that is not there (was providers.stac's rule too)
+    ("/data/gone.tif", OSError("/data/gone.tif: No such file or directory"), 0.0, SourceNotFoundError),
+    # ... but a host that cannot be reached stays unreachable, whatever GDAL adds
+    (URL, _chained("'/vsicurl/http://example.invalid/a.tif' does not exist in the file system, and is not "
+                   "recognized as a supported dataset name.", "CURL error: Connection refused"), 0.0,
+     SourceUnreachableError),
 ])
 def test_classify(path, exc, elapsed, cls, monkeypatch):
     monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "10")
@@ -78,6 +95,27 @@ def test_status_table():
     assert status_for(InvalidSourceError("x")) == 500
     assert status_for(SourceNotFoundError("x")) == 500
     assert status_for(KeyError("bug")) == 500
+    # the classes that were defined by the routes or as control flow are in the one tree
+    assert status_for(RenderDeadlineError("x")) == 503
+    assert status_for(ClientGoneError("x")) == 503
+    assert status_for(UnreadableDataset("x")) == 500
+    for cls in (RenderDeadlineError, ClientGoneError, UnreadableDataset, TileOutsideBoundsError):
+        assert issubclass(cls, LeafmapTilesError) and from_name(cls.__name__, "m").__class__ is cls
+
+
+def test_one_path_rule():
+    from leafmap_tiles._paths import check_local_path, is_remote, to_gdal_path
+
+    for remote in ("http://h/a.tif", "https://h/a.tif", "s3://b/k.tif", "gs://b/k", "az://c/k",
+                   "/vsicurl/http://h/a.tif", "/vsimem/x.tif", "ftp://h/a.tif"):
+        assert is_remote(remote), remote
+        check_local_path(remote)  # not checked
+    for local in ("/data/a.tif", "a.tif", "file:///data/a.tif", r"C:\data\a.tif"):
+        assert not is_remote(local), local
+    assert is_remote(("/data/a.tif", "https://h/b.tif")) and not is_remote(["/a.tif", "/b.tif"])
+    assert to_gdal_path("s3://b/k.tif") == "/vsis3/b/k.tif" and to_gdal_path("gs://b/k") == "/vsigs/b/k"
+    with pytest.raises(SourceNotFoundError):
+        check_local_path("/nonexistent/leafmap_tiles/a.tif")
 
 
 def test_scrub():

@@ -5,7 +5,6 @@ add_raster of the same style (the reference for restyle)."""
 
 from __future__ import annotations
 
-import io
 
 import ipyleaflet
 import morecantile

@@ -82,8 +82,8 @@ def test_click_plots_the_series_with_one_request(m, naip_with_hole):
     finally:
         server._request = original
     assert calls == [("POST", "points")]
-    assert ts.series == ts.values_at(lon, lat)
-    assert ts.series[2] == ("2012-07-31", None)
+    assert ts.shown_series == ts.values_at(lon, lat)
+    assert ts.shown_series[2] == ("2012-07-31", None)
     assert ts.series_control in m.controls
     img = Image.open(io.BytesIO(ts.series_image.value))
     assert img.size == (330, 190)  # small enough to leave the map's centre and controls free (issue 12)

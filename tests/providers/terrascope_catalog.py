@@ -6,18 +6,20 @@ opengeos/data, MIT)."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from leafmap_tiles import settings
+
 REPO = Path(__file__).resolve().parents[2]
 # The bundled 256x256 NAIP windows (tests/data/naip: same pixel window for every date,
 # georeferencing kept) so that a clean clone tests the same everywhere;
-# LEAFMAP_TILES_DATA=<shared data folder> uses the full NAIP quarter-quads instead.
+# LEAFMAP_TILES_DATA=<shared data folder> (or its old name LEAFMAP_TILES_SHARED_DATA, see
+# leafmap_tiles.settings) uses the full NAIP quarter-quads instead.
 NAIP_DIR = (
-    Path(os.environ["LEAFMAP_TILES_DATA"]) / "naip" if os.environ.get("LEAFMAP_TILES_DATA")
+    Path(settings.current().data) / "naip" if settings.current().data
     else REPO / "tests" / "data" / "naip"
 )
 

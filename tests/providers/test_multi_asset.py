@@ -96,7 +96,7 @@ def test_ndvi_from_two_assets_matches_numpy(m, logged_in, band_assets):
 
 def test_each_asset_keeps_its_own_nodata(m, logged_in, band_assets):
     item = logged_in["NAIP_BANDS_20180716"]
-    lyr = m.add_raster(item, assets=["red", "nir"])
+    m.add_raster(item, assets=["red", "nir"])
     files = band_assets.files[item.id]
     rows, cols = NIR_HOLE
     (lon, lat), want = expected_ndvi(files, rows.start * 2 + 1, cols.start * 2 + 1)  # inside the NIR hole

@@ -10,7 +10,6 @@ that ``/rgb`` and ``/compute`` can combine.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np

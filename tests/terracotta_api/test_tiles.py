@@ -7,7 +7,6 @@ opaque in both, and the same transparent area except pixels at the footprint's e
 from __future__ import annotations
 
 import json
-import math
 import urllib.parse
 
 import numpy as np
@@ -204,7 +203,7 @@ def test_compute_tiles_match_terracotta(client, tc_client):
         for cmap in ("", "&colormap=rdylgn"):
             url = f"/compute/landsat/1990/{z}/{x}/{y}.png?v1=b4&v2=b3&" + urllib.parse.urlencode(
                 {"expression": expr, "stretch_range": "[-0.5, 0.8]"}) + cmap
-            res = check_same(client, tc_client, url)
+            check_same(client, tc_client, url)
             checked += 1
     assert checked >= 8
 

@@ -1,0 +1,133 @@
+"""Every ``LEAFMAP_TILES_*`` environment variable the package reads, with its default:
+the one place that reads them.
+
+=====================================  ===========================  ==========================================
+variable                               default                      meaning
+=====================================  ===========================  ==========================================
+``LEAFMAP_TILES_CACHE_ENTRIES``        256                          entries of each LRU cache of a server
+``LEAFMAP_TILES_WORKERS``              per app (below)              threads rendering tiles of local files
+``LEAFMAP_TILES_TILE_DEADLINE``        5 (s)                        a local tile answers 503 past this
+``LEAFMAP_TILES_REMOTE_TILE_DEADLINE`` 20 (s)                       the same for a tile of a URL
+``LEAFMAP_TILES_LOG_LEVEL``            ``warning``                  uvicorn's log level in the session server
+``LEAFMAP_TILES_DEBUG``                unset                        set: the session server's stderr is shown
+``LEAFMAP_TILES_CLIENT_PREFIX``        unset (detected)             the browser's URL prefix of the server
+``LEAFMAP_TILES_WORKSPACE``            ``~/leafmap_tiles_workspace`` folder of the collections' workspaces
+``LEAFMAP_TILES_TERRASCOPE_STAC_URL``  ``https://stac.terrascope.be`` Terrascope's STAC API
+``LEAFMAP_TILES_TERRASCOPE_HOSTS``     ``services.terrascope.be``   hosts that get the Terrascope login
+``LEAFMAP_TILES_EARTH_SEARCH_URL``     Element 84's ``/v1``          Earth Search's STAC API
+``LEAFMAP_TILES_DATA``                 unset                        folder of the shared real rasters (tests,
+                                                                    benchmarks); old name
+                                                                    ``LEAFMAP_TILES_SHARED_DATA`` still read
+=====================================  ===========================  ==========================================
+
+``LEAFMAP_TILES_WORKERS`` is one number for both servers; without it each server
+takes the default its work needs (:func:`session_workers`, :func:`serve_workers`).
+
+An empty value, ``0`` or a value that is not a number where a number is expected
+counts as unset: the default applies (before this module, ``0`` deadlines made every
+tile answer 503 and an unparsable number stopped the server from starting).  :func:`current` reads the
+environment each time it is called (cheap), so a notebook may set a variable before
+its first map; each server reads it once, when its app is made.  The variables of
+the test and benchmark set-up (``LEAFMAP_TILES_TEST_PG``, ``_NGINX``, ``_STAC_VENV``,
+``_CHROMIUM``, ``_PEERS_VENV``, ...) are read by those scripts, not by the package.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = [
+    "ALIASES",
+    "Settings",
+    "current",
+    "serve_workers",
+    "session_workers",
+]
+
+#: Old names still read (new name -> old names, read when the new one is unset).
+ALIASES: dict[str, tuple[str, ...]] = {"LEAFMAP_TILES_DATA": ("LEAFMAP_TILES_SHARED_DATA",)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The values of the ``LEAFMAP_TILES_*`` variables (see the module's table)."""
+
+    cache_entries: int = 256
+    workers: int | None = None
+    tile_deadline: float = 5.0
+    remote_tile_deadline: float = 20.0
+    log_level: str = "warning"
+    debug: bool = False
+    client_prefix: str | None = None
+    workspace: str = "~/leafmap_tiles_workspace"
+    terrascope_stac_url: str = "https://stac.terrascope.be"
+    terrascope_hosts: tuple[str, ...] = ("services.terrascope.be",)
+    earth_search_url: str = "https://earth-search.aws.element84.com/v1"
+    data: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of ``environ`` (default ``os.environ``); empty or unparsable
+        values give the default."""
+        env = os.environ if environ is None else environ
+
+        def text(name: str) -> str | None:
+            for key in (name, *ALIASES.get(name, ())):
+                value = env.get(key)
+                if value:
+                    return value
+            return None
+
+        def number(name: str, kind: type[int] | type[float], default: float | None) -> float | None:
+            value = text(name)
+            if value is None:
+                return default
+            try:
+                return kind(value) or default  # "0" means "the default", as it always has
+            except ValueError:
+                return default
+
+        hosts = text("LEAFMAP_TILES_TERRASCOPE_HOSTS")
+        workers = number("LEAFMAP_TILES_WORKERS", int, None)
+        return cls(
+            cache_entries=max(1, int(number("LEAFMAP_TILES_CACHE_ENTRIES", int, 256) or 256)),
+            workers=int(workers) if workers else None,
+            tile_deadline=float(number("LEAFMAP_TILES_TILE_DEADLINE", float, 5.0) or 5.0),
+            remote_tile_deadline=float(number("LEAFMAP_TILES_REMOTE_TILE_DEADLINE", float, 20.0) or 20.0),
+            log_level=text("LEAFMAP_TILES_LOG_LEVEL") or "warning",
+            debug=bool(text("LEAFMAP_TILES_DEBUG")),
+            client_prefix=text("LEAFMAP_TILES_CLIENT_PREFIX"),
+            workspace=text("LEAFMAP_TILES_WORKSPACE") or "~/leafmap_tiles_workspace",
+            terrascope_stac_url=text("LEAFMAP_TILES_TERRASCOPE_STAC_URL") or "https://stac.terrascope.be",
+            terrascope_hosts=(tuple(h.strip() for h in hosts.split(",") if h.strip()) if hosts
+                              else ("services.terrascope.be",)),
+            earth_search_url=(text("LEAFMAP_TILES_EARTH_SEARCH_URL")
+                              or "https://earth-search.aws.element84.com/v1"),
+            data=text("LEAFMAP_TILES_DATA"),
+        )
+
+
+def current() -> Settings:
+    """The settings of this process's environment now."""
+    return Settings.from_env()
+
+
+def session_workers(settings: Settings | None = None) -> int:
+    """Threads rendering local tiles in the session server: ``LEAFMAP_TILES_WORKERS``,
+    else one per core (at least 2).  Such tiles are CPU-bound; more threads only
+    contend for the GIL (benchmarks/tiles.py on 2 cores, same file and tiles:
+    2 threads ~215 tiles/s, 6 threads ~155).  Remote sources have their own, larger
+    pool, as their reads wait on the network."""
+    s = settings or current()
+    return s.workers or max(2, os.cpu_count() or 2)
+
+
+def serve_workers(settings: Settings | None = None) -> int:
+    """Threads reading tiles in ``leafmap-tiles serve``: ``LEAFMAP_TILES_WORKERS``, else
+    ``max(4, 3 * cores)``.  A key store often lists files on network storage or URLs,
+    whose reads wait on I/O, so this server keeps more threads than cores (the session
+    server keeps such sources on a pool of their own instead)."""
+    s = settings or current()
+    return s.workers or max(4, 3 * (os.cpu_count() or 2))

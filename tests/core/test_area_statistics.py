@@ -1,0 +1,169 @@
+"""layer.statistics(geometry): area statistics on the tile server, against rasterio + numpy
+reading the same pixels (the whole file read with rasterio, the polygon rasterised over
+the file's own grid with centre-in-polygon, reduced with numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+import shapely.geometry as sg
+from rasterio.features import geometry_mask
+from rasterio.warp import transform as warp_transform
+from rasterio.warp import transform_geom
+
+from leafmap_tiles.errors import BadRequestError
+from tests.conftest import data
+from tests.map.helpers import NDVI, copy_with_nodata_block, naip_files, pixel_lonlat
+
+NAIP_2009 = naip_files()[0]
+
+
+def lonlat_polygon(path, rows_cols):
+    """An EPSG:4326 polygon through the given (row, col) pixel positions (fractional
+    allowed) of ``path``."""
+    with rasterio.open(path) as ds:
+        xs, ys = zip(*[ds.transform @ (c, r) for r, c in rows_cols])
+        lons, lats = warp_transform(ds.crs, "EPSG:4326", list(xs), list(ys))
+    return sg.Polygon(list(zip(lons, lats)))
+
+
+FIELD = [(30.3, 40.2), (60.7, 200.1), (210.4, 170.6), (180.2, 20.9)]  # a quadrilateral field
+
+
+def reference(path, poly, expression=None, band=1, percentiles=(2, 98)):
+    """rasterio + numpy alone: values inside ``poly`` (pixel centres), nodata excluded,
+    scale/offset tags applied for a plain band."""
+    with rasterio.open(path) as ds:
+        geom = transform_geom("EPSG:4326", ds.crs, sg.mapping(poly))
+        inside = geometry_mask([geom], out_shape=(ds.height, ds.width), transform=ds.transform, invert=True)
+        a = ds.read(masked=True).astype("float64")
+        scales, offsets = ds.scales, ds.offsets
+    if expression == NDVI:
+        b1, b4 = a[0], a[3]
+        with np.errstate(all="ignore"):
+            v = (b4 - b1) / (b4 + b1)
+        v = np.ma.masked_invalid(v)
+        vals = v.data[inside & ~np.ma.getmaskarray(v)]
+    else:
+        b = a[band - 1]
+        vals = b.data[inside & ~np.ma.getmaskarray(b)] * scales[band - 1] + offsets[band - 1]
+    out = {"count": vals.size, "mean": vals.mean(), "median": np.median(vals), "min": vals.min(),
+           "max": vals.max(), "std": vals.std()}
+    for p, q in zip(percentiles, np.percentile(vals, percentiles)):
+        out[f"p{p}"] = q
+    return out, int(inside.sum())
+
+
+def assert_same(got, ref):
+    assert got["count"] == ref["count"]
+    for k, v in ref.items():
+        assert got[k] == pytest.approx(v, rel=1e-12, abs=1e-12), k
+
+
+def test_ndvi_over_a_field_equals_rasterio_numpy(m):
+    lyr = m.add_raster(NAIP_2009, expression=NDVI, colormap="RdYlGn", vmin=-0.2, vmax=0.6)
+    poly = lonlat_polygon(NAIP_2009, FIELD)
+    got = lyr.statistics(poly, percentiles=(2, 10, 90, 98))
+    ref, pixels = reference(NAIP_2009, poly, NDVI, percentiles=(2, 10, 90, 98))
+    assert_same(got, ref)
+    assert got["pixels"] == pixels and got["band"] == NDVI
+    assert 20000 < got["count"] <= pixels
+    # a GeoJSON dict and a Feature give the same answer as the shapely geometry
+    assert lyr.statistics(sg.mapping(poly), percentiles=(2, 10, 90, 98)) == got
+    feature = {"type": "Feature", "properties": {}, "geometry": sg.mapping(poly)}
+    assert lyr.statistics(feature, percentiles=(2, 10, 90, 98)) == got
+    # the overview statistics of the registration are still the list they were
+    assert isinstance(lyr.statistics[0]["p2"], float)
+
+
+def test_one_pixel_checked_by_hand(m):
+    """Pixel (128, 128) of the 2009 window holds R, G, B, NIR = 91, 100, 88, 96: a
+    polygon around its centre only (not reaching the neighbours' centres)."""
+    lyr = m.add_raster(NAIP_2009, expression=NDVI)
+    poly = lonlat_polygon(NAIP_2009, [(128.2, 128.2), (128.2, 128.8), (128.8, 128.8), (128.8, 128.2)])
+    got = lyr.statistics(poly)
+    assert got["count"] == 1 and got["pixels"] == 1
+    assert got["mean"] == got["median"] == got["min"] == got["max"] == pytest.approx(5 / 187, abs=1e-15)
+    assert got["std"] == 0.0
+    rgb = m.add_raster(NAIP_2009, indexes=[4, 1, 2])
+    assert [rgb.statistics(poly, band=b)["mean"] for b in (1, 2, 3)] == [96.0, 91.0, 100.0]
+    # 2 x 2 pixels (128..129, 128..129): NIR values read by hand with rasterio
+    with rasterio.open(NAIP_2009) as ds:
+        nir = ds.read(4)[128:130, 128:130].astype(float)
+    poly4 = lonlat_polygon(NAIP_2009, [(128.1, 128.1), (128.1, 129.9), (129.9, 129.9), (129.9, 128.1)])
+    got4 = rgb.statistics(poly4)
+    assert got4["count"] == 4 and got4["mean"] == nir.mean() and got4["max"] == nir.max()
+
+
+def test_scale_offset_applied_and_nodata_excluded(m):
+    """cog_scale.tif: int16, band 1 scale 0.0001 offset 1000, band 2 0.001 / 2000,
+    nodata 0 (12 nodata pixels in band 1)."""
+    path = data("cog_scale.tif")
+    layers = {b: m.add_raster(path, indexes=b) for b in (1, 2)}
+    with rasterio.open(path) as ds:
+        w, s, e, n = ds.bounds
+        pts = [(w + 0.05 * (e - w), s + 0.05 * (n - s)), (e - 0.1 * (e - w), s + 0.2 * (n - s)),
+               (w + 0.6 * (e - w), n - 0.02 * (n - s))]
+        lons, lats = warp_transform(ds.crs, "EPSG:4326", *zip(*pts))
+    poly = sg.Polygon(list(zip(lons, lats)))
+    for band in (1, 2):
+        got = layers[band].statistics(poly)
+        ref, pixels = reference(path, poly, band=band)
+        assert_same(got, ref)
+        assert got["mean"] > 1000 * band  # physical units, not DN
+    # the layer's own scale/offset (e.g. STAC raster:scale) replace the file's tags
+    lyr = layers[1]
+    own = m.server.statistics(lyr.source_id, sg.mapping(poly), lyr.style, (), scale=2.0, offset=-1.0)
+    with rasterio.open(path) as ds:
+        geom = transform_geom("EPSG:4326", ds.crs, sg.mapping(poly))
+        inside = geometry_mask([geom], out_shape=(ds.height, ds.width), transform=ds.transform, invert=True)
+        b1 = ds.read(1, masked=True)
+    raw = b1.data[inside & ~b1.mask].astype(float)
+    assert own["statistics"][0]["mean"] == pytest.approx((raw * 2.0 - 1.0).mean(), rel=1e-12)
+
+
+def test_nodata_block_and_mosaic_fill(m, tmp_path):
+    hole = str(tmp_path / "naip_2009_hole.tif")
+    copy_with_nodata_block(NAIP_2009, hole, slice(100, 141), slice(100, 141))
+    poly = lonlat_polygon(NAIP_2009, FIELD)
+    holed = m.add_raster(hole, expression=NDVI).statistics(poly)
+    full_ref, pixels = reference(NAIP_2009, poly, NDVI)
+    hole_ref, _ = reference(hole, poly, NDVI)
+    assert_same(holed, hole_ref)
+    assert holed["count"] == full_ref["count"] - 41 * 41  # the block lies inside the field
+    # a same-date mosaic: each pixel from the first file with data (the hole from the second)
+    mosaic = m.add_raster([hole, NAIP_2009], expression=NDVI).statistics(poly)
+    assert_same(mosaic, full_ref)
+    assert mosaic["pixels"] == pixels
+
+
+def test_outside_and_bad_geometries(m):
+    lyr = m.add_raster(NAIP_2009, expression=NDVI)
+    far = sg.box(10.0, 10.0, 10.1, 10.1)
+    out = lyr.statistics(far)
+    assert out["count"] == 0 and out["mean"] is None and out["p98"] is None and out["pixels"] == 0
+    lon, lat = pixel_lonlat(NAIP_2009, 10, 10)
+    for bad in (sg.Point(lon, lat), {"type": "LineString", "coordinates": [[lon, lat], [lon + 0.01, lat]]},
+                {"type": "Polygon", "coordinates": [[[lon, lat], [lon, lat], [lon, lat], [lon, lat]]]},
+                {"type": "Polygon", "coordinates": [[[500, 0], [501, 0], [501, 1], [500, 0]]]},
+                [1, 2, 3], "POLYGON"):
+        with pytest.raises(BadRequestError):
+            lyr.statistics(bad)
+    with pytest.raises(BadRequestError):
+        lyr.statistics(lonlat_polygon(NAIP_2009, FIELD), percentiles=(101,))
+    with pytest.raises(BadRequestError):
+        lyr.statistics(lonlat_polygon(NAIP_2009, FIELD), band=2)  # an expression has one band
+
+
+def test_too_large_an_area_is_refused(m, monkeypatch):
+    monkeypatch.setenv("LEAFMAP_TILES_MAX_AREA_PIXELS", "1000")  # read by a new server process
+    from leafmap_tiles.client import TileServer
+    from leafmap_tiles.map.layers import make_raster_layer
+
+    with TileServer() as srv:
+        lyr = make_raster_layer(srv, NAIP_2009, expression=NDVI)
+        with pytest.raises(BadRequestError, match="LEAFMAP_TILES_MAX_AREA_PIXELS"):
+            lyr.statistics(lonlat_polygon(NAIP_2009, FIELD))
+        small = lonlat_polygon(NAIP_2009, [(10, 10), (10, 20), (20, 20), (20, 10)])
+        assert lyr.statistics(small)["count"] > 0

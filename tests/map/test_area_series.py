@@ -1,0 +1,193 @@
+"""slider.series(geometry) and the draw control: a DataFrame of area statistics per frame,
+against rasterio + numpy reading every date's file."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely.geometry as sg
+from PIL import Image
+
+from leafmap_tiles.errors import BadRequestError
+from tests.core.test_area_statistics import FIELD, lonlat_polygon, reference
+from tests.map.helpers import NDVI, copy_with_nodata_block, naip_files
+
+
+@pytest.fixture
+def files():
+    return naip_files()
+
+
+def draw(control, geometry) -> None:
+    """What the browser sends when the user finishes a polygon with the draw tool."""
+    control._handle_leaflet_event(None, {"event": "draw:created", "geo_json": {
+        "type": "Feature", "properties": {"style": {}}, "geometry": geometry}}, [])
+
+
+def test_series_equals_rasterio_for_every_date(m, files):
+    ts = m.add_time_slider(files, expression=NDVI, colormap="RdYlGn", vmin=-0.2, vmax=0.6)
+    poly = lonlat_polygon(files[0], FIELD)
+    df = ts.series(poly, stats=("mean", "median", "std", "p90"))
+    assert list(df.columns) == ["label", "mean", "median", "std", "p90", "count"]
+    assert isinstance(df.index, pd.DatetimeIndex) and df.index.name == "date"
+    assert [d.date().isoformat() for d in df.index] == ts.labels == list(df["label"])
+    for f, (_, row) in zip(files, df.iterrows()):
+        ref, _ = reference(f, poly, NDVI, percentiles=(90,))
+        assert row["count"] == ref["count"]
+        for k in ("mean", "median", "std", "p90"):
+            assert row[k] == pytest.approx(ref[k], rel=1e-12), (row["label"], k)
+    # 2009 by hand-checked construction: the same value as layer.statistics of that frame
+    assert df["mean"].iloc[0] == ts.layers[0].statistics(poly)["mean"]
+
+
+def test_one_request_per_frame_and_csv(m, files, tmp_path):
+    ts = m.add_time_slider(files, expression=NDVI)
+    poly = lonlat_polygon(files[0], FIELD)
+    server = ts.layers[0].server
+    calls = []
+    original = server._request
+
+    def counting(method, path, *a, **kw):
+        calls.append((method, path))
+        return original(method, path, *a, **kw)
+
+    server._request = counting
+    try:
+        df = ts.series(sg.mapping(poly), progress=False)
+    finally:
+        server._request = original
+    assert sorted(calls) == sorted(("POST", f"statistics/{layer.source_id}") for layer in ts.layers)
+    path = tmp_path / "series.csv"
+    df.to_csv(path)
+    back = pd.read_csv(path, index_col="date", parse_dates=True)
+    assert list(back.index) == list(df.index)
+    np.testing.assert_allclose(back["mean"].to_numpy(), df["mean"].to_numpy(), rtol=1e-12)
+    assert list(back["count"]) == list(df["count"])
+
+
+def test_nodata_gaps_and_same_date_mosaic(m, files, tmp_path):
+    """Frame 2 is a two-file mosaic (2009 with a nodata block, filled from 2009 itself);
+    frame 3 is that holed file alone; a frame outside the polygon gives NaN, count 0."""
+    hole = str(tmp_path / "m_4709963_se_14_1_20090818.tif")
+    copy_with_nodata_block(files[0], hole, slice(100, 141), slice(100, 141))
+    poly = lonlat_polygon(files[0], FIELD)
+    ts = m.add_time_slider({"2009-08-18": files[0], "2009-08-19": [hole, files[0]], "2009-08-20": hole},
+                           expression=NDVI)
+    df = ts.series(poly, stats=("mean", "count"))
+    full, _ = reference(files[0], poly, NDVI)
+    holed, _ = reference(hole, poly, NDVI)
+    assert list(df["count"]) == [full["count"], full["count"], full["count"] - 41 * 41]
+    assert df["mean"].iloc[1] == pytest.approx(full["mean"], rel=1e-12)
+    assert df["mean"].iloc[2] == pytest.approx(holed["mean"], rel=1e-12)
+    far = ts.series(sg.box(10, 10, 10.01, 10.01))
+    assert far["mean"].isna().all() and (far["count"] == 0).all()
+
+
+def test_labels_that_are_not_dates(m, files):
+    ts = m.add_time_slider({"early": files[0], "late": files[-1]}, expression=NDVI)
+    df = ts.series(lonlat_polygon(files[0], FIELD), stats="mean")
+    assert df.index.name == "frame" and list(df.index) == ["early", "late"]
+
+
+def test_bad_stats_and_geometry_before_any_request(m, files):
+    ts = m.add_time_slider(files[:3], expression=NDVI)
+    server = ts.layers[0].server
+    calls = []
+    original = server._request
+    server._request = lambda *a, **kw: calls.append(a) or original(*a, **kw)
+    try:
+        for stats in (("mean", "average"), ("p101",), ()):
+            with pytest.raises(BadRequestError):
+                ts.series(lonlat_polygon(files[0], FIELD), stats=stats)
+        with pytest.raises(BadRequestError):
+            ts.series(object())
+        assert calls == []
+        with pytest.raises(BadRequestError):  # a point: refused by the first frame's request only
+            ts.series(sg.Point(-99.1, 47.0))
+        assert len(calls) == 1
+    finally:
+        server._request = original
+
+
+def test_drawn_polygon_plots_the_series_with_a_csv_button(m, files):
+    ts = m.add_time_slider(files, expression=NDVI, colormap="RdYlGn", vmin=-0.2, vmax=0.6, zoom_to_layer=True)
+    ts.value_label = "NDVI"
+    d = ts.add_draw_control(stats=("mean", "median"))
+    assert d.control in m.controls
+    assert d.control.polyline == {} and d.control.polygon  # polygons and rectangles only
+    poly = lonlat_polygon(files[0], FIELD)
+    draw(d.control, sg.mapping(poly))
+    assert ts.series_control in m.controls
+    df = ts.area_series
+    assert df is d.last_series
+    pd.testing.assert_frame_equal(df, ts.series(poly, stats=("mean", "median")))
+    img = Image.open(io.BytesIO(ts.series_image.value))
+    assert img.size == (330, 190)
+    href = re.search(r"href='data:text/csv;base64,([^']+)'", ts.series_download.value).group(1)
+    assert base64.b64decode(href).decode() == df.to_csv()
+    assert ts.series_download.layout.display is None
+    # a click afterwards shows the pixel's series again, without the CSV button
+    from tests.map.helpers import click, pixel_lonlat
+
+    click(m, *pixel_lonlat(files[0], 50, 50))
+    assert ts.area_series is None and ts.series_download.layout.display == "none"
+    # closing the slider removes its draw control
+    ts.close()
+    assert d.control not in m.controls
+
+
+def test_drawing_a_zero_area_polygon_says_so(m, files):
+    ts = m.add_time_slider(files[:2], expression=NDVI)
+    d = ts.add_draw_control()
+    lon, lat = -99.1, 47.03
+    draw(d.control, {"type": "Polygon", "coordinates": [[[lon, lat], [lon, lat], [lon, lat], [lon, lat]]]})
+    assert d.last_series is None and "empty" in d.last_error
+
+
+def test_vertex_clicks_of_the_drawing_do_not_replace_the_area_series(m, files):
+    """The browser reports each vertex placed with the polygon tool as a map click too;
+    the closing click may come after the polygon: the area series stays, and the
+    inspector's point from a vertex click is dismissed."""
+    from tests.map.helpers import click
+
+    ts = m.add_time_slider(files[:3], expression=NDVI)
+    d = ts.add_draw_control()
+    poly = lonlat_polygon(files[0], FIELD)
+    first = poly.exterior.coords[0]
+    click(m, *first)  # the first vertex: a point series for now
+    assert ts.shown_series is not None and m.inspector.last is not None
+    draw(d.control, sg.mapping(poly))
+    assert ts.area_series is not None and m.inspector.last is None
+    click(m, first[0] + 1e-7, first[1])  # the closing click, after the polygon was made
+    assert ts.area_series is not None and ts.shown_series is None
+    d._created_at -= 60  # later, a click at the same place is a click again
+    click(m, *first)
+    assert ts.shown_series is not None and ts.area_series is None
+
+
+def test_a_vertex_click_whose_query_ends_after_the_polygon_is_undone(m, files):
+    """The kernel may finish showing a vertex click after the polygon arrived: the
+    point is then dismissed and the area series shown again."""
+    from tests.map.helpers import click
+
+    ts = m.add_time_slider(files[:3], expression=NDVI)
+    d = ts.add_draw_control()
+    poly = lonlat_polygon(files[0], FIELD)
+    first = poly.exterior.coords[0]
+    original = m.inspector.click
+
+    def slow_click(lon, lat):  # the polygon arrives while this click is being answered
+        out = original(lon, lat)
+        m.inspector.click = original
+        draw(d.control, sg.mapping(poly))
+        return out
+
+    m.inspector.click = slow_click
+    click(m, *first)
+    assert ts.area_series is not None and ts.shown_series is None
+    assert m.inspector.last is None and m.inspector.control not in m.controls
