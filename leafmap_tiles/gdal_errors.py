@@ -65,13 +65,13 @@ _S3_MISSING_WORDS = ("does not exist in the file system", "bucket does not exist
                      "nosuchkey", "nosuchbucket")
 
 
-def _is_s3(path) -> bool:
+def _is_s3(path: object) -> bool:
     if isinstance(path, (tuple, list)):
         return any(_is_s3(p) for p in path)
     return isinstance(path, str) and path.startswith(("/vsis3/", "s3://"))
 
 
-def s3_url(path: str) -> str:
+def s3_url(path: object) -> str:
     """``s3://bucket/key`` of a ``/vsis3/`` path, for messages."""
     return "s3://" + path[len("/vsis3/"):] if isinstance(path, str) and path.startswith("/vsis3/") else str(path)
 

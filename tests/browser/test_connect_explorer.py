@@ -31,7 +31,7 @@ def _rgba(png: bytes) -> np.ndarray:
 
 
 @pytest.fixture
-def explorer(server_url):
+def explorer(server_url):  # noqa: F811  (the fixture imported above)
     port = _free_port()
     exe = Path(sys.executable).with_name("leafmap-tiles")
     proc = subprocess.Popen([str(exe), "connect", server_url, "--port", str(port), "--no-browser"],
