@@ -306,8 +306,10 @@ class RenderEngine:
             minzoom, maxzoom = int(rdr.minzoom), int(rdr.maxzoom)
         except Exception:
             minzoom, maxzoom = 0, 22
-        native = _native_maxzoom(ds)  # rio-tiler's is too low across the antimeridian
-        if native is not None:
+        # rio-tiler's is too low across the antimeridian; the centre pixel's size is too
+        # coarse where the centre is a pole of Web Mercator (polar rasters): the finer
+        native = _native_maxzoom(ds)
+        if native is not None and native > maxzoom:
             maxzoom = native
             minzoom = min(minzoom, maxzoom)
         info = SourceInfo(

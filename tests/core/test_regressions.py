@@ -196,3 +196,23 @@ def test_layers_ask_only_for_tiles_in_their_footprint(m):
     assert dateline.bounds == [[ds, -180.0], [dn, 180.0]]
     assert leaflet_bounds(None) is None and leaflet_bounds([0, 1, 2]) is None
     assert leaflet_bounds([float("nan"), 0, 1, 1]) is None
+
+
+def test_native_zoom_of_polar_and_antimeridian_rasters():
+    """The native (max) zoom: rio-tiler's, unless the raster's centre pixel is finer in
+    Web Mercator (across the antimeridian rio-tiler's is too low: cog_dateline 4 -> 10).
+    A polar stereographic raster centred on the South Pole keeps rio-tiler's 4 (its
+    centre pixel measured at the pole gave zoom 1: 16x blown-up tiles in the browser)."""
+    import warnings
+
+    from rio_tiler.io import Reader
+
+    from leafmap_tiles.render import RenderEngine
+
+    engine = RenderEngine()
+    expected = {"bremen_sea_ice_conc_2022_9_9.tif": 4, "cog_dateline.tif": 10, "cog.tif": 9}
+    for name, zoom in expected.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Reader(data(name)) as r:
+                assert engine.info(data(name)).maxzoom == zoom >= r.maxzoom, name
