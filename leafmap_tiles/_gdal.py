@@ -96,3 +96,128 @@ def _vsi(prefix: str) -> str:
 
 
 _lib = lib  # the name before issue 17 (branches written before it)
+
+
+# ----------------------------------------------------------------- VSI files (remote key stores)
+
+#: GDAL's VSI error numbers (cpl_vsi_error.h) that mean "refused" and "not there".
+VSIE_DENIED = (6, 9, 10)  # AccessDenied, InvalidCredentials, SignatureDoesNotMatch
+VSIE_MISSING = (7, 8)     # BucketNotFound, ObjectNotFound
+
+
+class VSIError(OSError):
+    """A failed GDAL VSI call: ``errno`` is GDAL's VSI error number, ``strerror`` its message."""
+
+
+class _StatBuf(ctypes.Structure):
+    # VSIStatBufL is struct stat64 on Linux/glibc; only its size matters here, the
+    # size and mtime are read from the file's metadata instead
+    _fields_ = [("_pad", ctypes.c_byte * 256)]
+
+
+def _check_vsi(what: str, path: str) -> None:
+    lib = _lib()
+    lib.VSIGetLastErrorNo.restype = ctypes.c_int
+    lib.VSIGetLastErrorMsg.restype = ctypes.c_char_p
+    no = lib.VSIGetLastErrorNo()
+    msg = (lib.VSIGetLastErrorMsg() or b"").decode(errors="replace")
+    raise VSIError(no, msg or f"{what} failed for {path}")
+
+
+class thread_options:
+    """Context manager: GDAL config options for the calling thread only
+    (``CPLSetThreadLocalConfigOption``), restored on exit."""
+
+    def __init__(self, options: dict[str, str]) -> None:
+        self.options = dict(options)
+        self._old: dict[str, bytes | None] = {}
+
+    def __enter__(self):
+        lib = _lib()
+        lib.CPLGetThreadLocalConfigOption.restype = ctypes.c_char_p
+        lib.CPLGetThreadLocalConfigOption.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        lib.CPLSetThreadLocalConfigOption.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        for k, v in self.options.items():
+            self._old[k] = lib.CPLGetThreadLocalConfigOption(k.encode(), None)
+            lib.CPLSetThreadLocalConfigOption(k.encode(), v.encode())
+        return self
+
+    def __exit__(self, *exc):
+        lib = _lib()
+        for k, old in self._old.items():
+            lib.CPLSetThreadLocalConfigOption(k.encode(), old)
+        return False
+
+
+def vsi_headers(path: str) -> dict[str, str]:
+    """The HTTP headers of a remote file (``/vsis3/...``, ``/vsicurl/...``) from
+    GDAL (``VSIGetFileMetadata(path, "HEADERS")``), e.g. ``ETag``, ``Content-Length``,
+    ``Last-Modified``; asked afresh (GDAL's cache for ``path`` is cleared first).
+
+    Raises:
+        VSIError: the file cannot be stat'ed (``errno`` one of GDAL's VSI error numbers).
+    """
+    lib = _lib()
+    clear = lib.VSICurlPartialClearCache
+    clear.argtypes = [ctypes.c_char_p]
+    clear(path.encode())
+    lib.VSIErrorReset()
+    stat = lib.VSIStatExL
+    stat.argtypes = [ctypes.c_char_p, ctypes.POINTER(_StatBuf), ctypes.c_int]
+    stat.restype = ctypes.c_int
+    buf = _StatBuf()
+    if stat(path.encode(), ctypes.byref(buf), 0x1 | 0x2 | 0x8) != 0:  # EXISTS|NATURE|SET_ERROR_FLAG
+        _check_vsi("stat", path)
+    fn = lib.VSIGetFileMetadata
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]
+    fn.restype = ctypes.POINTER(ctypes.c_char_p)
+    lst = fn(path.encode(), b"HEADERS", None)
+    out: dict[str, str] = {}
+    if lst:
+        i = 0
+        while lst[i] is not None:
+            k, _, v = lst[i].decode(errors="replace").partition("=")
+            out[k.strip().lower()] = v.strip()
+            i += 1
+        destroy = lib.CSLDestroy
+        destroy.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+        destroy(lst)
+    return out
+
+
+def vsi_download(path: str, dest: str, chunk: int = 1 << 20) -> int:
+    """Copy the remote file ``path`` to the local file ``dest``; returns its size.
+
+    Raises:
+        VSIError: it cannot be opened or read.
+    """
+    lib = _lib()
+    lib.VSIErrorReset()
+    fopen = lib.VSIFOpenExL
+    fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
+    fopen.restype = ctypes.c_void_p
+    fp = fopen(path.encode(), b"rb", 1)
+    if not fp:
+        _check_vsi("open", path)
+    read = lib.VSIFReadL
+    read.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
+    read.restype = ctypes.c_size_t
+    close = lib.VSIFCloseL
+    close.argtypes = [ctypes.c_void_p]
+    buf = ctypes.create_string_buffer(chunk)
+    total = 0
+    try:
+        with open(dest, "wb") as out:
+            while True:
+                n = read(buf, 1, chunk, fp)
+                if n:
+                    out.write(buf.raw[:n])
+                    total += n
+                if n < chunk:
+                    break
+        err = lib.VSIGetLastErrorNo()
+        if err:
+            _check_vsi("read", path)
+    finally:
+        close(fp)
+    return total

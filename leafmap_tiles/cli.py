@@ -1,4 +1,4 @@
-"""``leafmap-tiles`` command line: ``ingest``, ``optimize-rasters`` and ``serve``.
+"""``leafmap-tiles`` command line: ``ingest``, ``optimize-rasters``, ``serve`` and ``connect``.
 
 Each subcommand is a pair of functions: ``_add_<name>(subparsers)`` declares its
 arguments, ``_run_<name>(args)`` does the work and returns the exit code.  Errors
@@ -260,12 +260,71 @@ def _run_serve(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- connect
+
+
+def _add_connect(subparsers) -> None:
+    p = subparsers.add_parser(
+        "connect",
+        help="explore a running Terracotta-compatible server in the browser",
+        description=(
+            "Start a small web explorer of the Terracotta-compatible server at URL "
+            "(leafmap-tiles serve, or Terracotta itself; http://host:port or host:port): "
+            "keys and datasets listed and filtered, a dataset on a Leaflet map with the "
+            "colormap and stretch chosen, RGB from the last key, categories as a legend. "
+            "The browser loads tiles from URL itself, so it must reach that server."
+        ),
+    )
+    p.add_argument("url", metavar="URL", help="the server, e.g. http://127.0.0.1:5000 or localhost:5000")
+    p.add_argument("--host", default="127.0.0.1", help="address the explorer binds [default: 127.0.0.1]")
+    p.add_argument("--port", type=int, default=None,
+                   help="port [default: first free port from 5100 to 5199; 0 for any free port]")
+    p.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
+
+
+def _run_connect(args) -> int:
+    import uvicorn
+
+    from .server.explorer import create_explorer_app, normalise_url
+    from .store.http import RemoteStore
+
+    try:
+        target = normalise_url(args.url)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise StoreError(f"--port must be between 0 and 65535, got {args.port}")
+    keys = RemoteStore(target, timeout=10).get_keys()  # fails now if it is not a Terracotta server
+    app = create_explorer_app(target)
+    sock = _bind(args.host, [args.port] if args.port is not None else range(5100, 5200))
+    if sock is None:
+        tried = args.port if args.port is not None else "5100-5199"
+        raise StoreError(f"cannot bind {args.host}:{tried} (port in use?)")
+    port = sock.getsockname()[1]
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    address = f"http://{shown}:{port}/"
+    print(f"Exploring {target} (keys: {', '.join(keys) or 'none'}) on {address} (Ctrl+C to stop)", flush=True)
+    if not args.no_browser:
+        import webbrowser
+
+        webbrowser.open(address)
+    from .server.errors import http_protocol
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", http=http_protocol())
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
 # ---------------------------------------------------------------------------- main
 
 _SUBCOMMANDS = {
     "ingest": (_add_ingest, _run_ingest),
     "optimize-rasters": (_add_optimize_rasters, _run_optimize_rasters),
     "serve": (_add_serve, _run_serve),
+    "connect": (_add_connect, _run_connect),
 }
 
 

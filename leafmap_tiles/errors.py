@@ -31,6 +31,18 @@ class AuthenticationError(LeafmapTilesError, PermissionError):
     """The remote server answered 401/403: the user must log in to the provider."""
 
 
+class S3AccessDeniedError(AuthenticationError):
+    """An S3 endpoint refused the request (HTTP 403): unknown access key
+    (``InvalidAccessKeyId``), wrong secret (``SignatureDoesNotMatch``) or no
+    permission (``AccessDenied``).  The tile servers answer 403."""
+
+
+class S3ConfigurationError(LeafmapTilesError, ValueError):
+    """The S3 settings of the environment cannot be used: ``AWS_PROFILE`` names a
+    profile no AWS file has, an endpoint URL that is not ``http(s)://host[:port]``,
+    an ``s3://`` URL without bucket or key (see :mod:`leafmap_tiles.s3`)."""
+
+
 class SourceTimeoutError(LeafmapTilesError, TimeoutError):
     """The remote server did not answer within the bounded timeout."""
 
@@ -80,6 +92,11 @@ class InvalidDatabaseError(StoreError):
     version conflict, or keys that differ from the ones asked for."""
 
 
+class ReadOnlyStoreError(StoreError):
+    """A write (``create``, ``insert``, ``delete``, ``ingest``) to a key store that is
+    read-only: a database on S3, or a remote Terracotta server (``store.connect``)."""
+
+
 class PatternError(StoreError):
     """An ingest pattern that cannot be used (bad placeholder, no key, duplicate keys)."""
 
@@ -112,6 +129,8 @@ _ALL: dict[str, type[LeafmapTilesError]] = {
         SourceIsDirectoryError,
         InvalidSourceError,
         AuthenticationError,
+        S3AccessDeniedError,
+        S3ConfigurationError,
         SourceTimeoutError,
         SourceUnreachableError,
         BadRequestError,
@@ -123,6 +142,7 @@ _ALL: dict[str, type[LeafmapTilesError]] = {
         DatasetNotFoundError,
         InvalidDatabaseError,
         PatternError,
+        ReadOnlyStoreError,
         UnreadableDataset,
         RenderDeadlineError,
         ClientGoneError,
@@ -149,6 +169,8 @@ def for_dataset(name: str, exc: LeafmapTilesError) -> LeafmapTilesError:
         return SourceTimeoutError(f"dataset {name}: its remote host did not answer in time; try again later")
     if isinstance(exc, SourceUnreachableError):
         return SourceUnreachableError(f"dataset {name}: its remote host cannot be reached; try again later")
+    if isinstance(exc, S3AccessDeniedError):
+        return S3AccessDeniedError(f"dataset {name}: S3 refused access (403) to the server's credentials")
     if isinstance(exc, AuthenticationError):
         return AuthenticationError(f"dataset {name}: its remote host refused access (credentials of the server)")
     return UnreadableDataset(f"dataset {name} cannot be read (its file is missing or corrupt)")

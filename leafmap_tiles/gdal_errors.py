@@ -28,6 +28,7 @@ from leafmap_tiles._paths import is_remote
 from leafmap_tiles.errors import (
     AuthenticationError,
     InvalidSourceError,
+    S3AccessDeniedError,
     LeafmapTilesError,
     SourceNotFoundError,
     SourceTimeoutError,
@@ -50,6 +51,29 @@ _UNREACHABLE_WORDS = (
     "could not resolve", "couldn't resolve", "connection reset", "recv failure", "send failure",
     "empty reply", "ssl connect error", "network is unreachable", "no route to host",
 )
+
+
+#: The messages of S3's 403 answers (AWS's words, which S3-compatible servers reuse),
+#: as GDAL reports them for a ``/vsis3/`` path.
+S3_DENIED_WORDS = (
+    "access key id you provided does not exist",   # InvalidAccessKeyId
+    "signature we calculated does not match",      # SignatureDoesNotMatch
+    "security token included in the request is invalid",  # InvalidToken
+    "access denied", "accessdenied", "invalidaccesskeyid", "signaturedoesnotmatch",
+)
+_S3_MISSING_WORDS = ("does not exist in the file system", "bucket does not exist", "key does not exist",
+                     "nosuchkey", "nosuchbucket")
+
+
+def _is_s3(path: object) -> bool:
+    if isinstance(path, (tuple, list)):
+        return any(_is_s3(p) for p in path)
+    return isinstance(path, str) and path.startswith(("/vsis3/", "s3://"))
+
+
+def s3_url(path: object) -> str:
+    """``s3://bucket/key`` of a ``/vsis3/`` path, for messages."""
+    return "s3://" + path[len("/vsis3/"):] if isinstance(path, str) and path.startswith("/vsis3/") else str(path)
 
 
 def http_timeout() -> float:
@@ -97,6 +121,20 @@ def classify(path: object, exc: BaseException, during: str = "open", elapsed: fl
     remote = is_remote(path)
     m = _HTTP_CODE.search(msg)
     code = int(m.group(1)) if m else None
+    if _is_s3(path):
+        if code == 403 or any(w in low for w in S3_DENIED_WORDS):
+            from leafmap_tiles import s3
+
+            try:
+                where = s3.settings().describe()
+            except LeafmapTilesError:
+                where = "the configured endpoint"
+            return S3AccessDeniedError(
+                f"{s3_url(path)}: S3 refused access (HTTP 403: {detail}) at {where}; check "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or the AWS_PROFILE profile) and the key's permissions"
+            )
+        if code == 404 or any(w in low for w in _S3_MISSING_WORDS):
+            return SourceNotFoundError(f"{s3_url(path)}: no such object or bucket (HTTP 404)")
     if (code in (401, 403) or ("401" in msg and "unauthorized" in low) or "access denied" in low
             or (remote and code is None and _REMOTE_AUTH.search(_URL_TEXT.sub("", msg)))):
         return AuthenticationError(

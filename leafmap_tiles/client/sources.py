@@ -37,7 +37,13 @@ def prepare_source(source, tmpdir: str, crs=None, transform=None, nodata=None) -
         if not path.strip():
             raise InvalidSourceError("empty path: give a raster file path or URL")
         if is_remote_path(path):
-            path = to_gdal_path(path)
+            if path.startswith(("s3://", "/vsis3/")):
+                from leafmap_tiles import s3
+
+                s3.settings()  # S3ConfigurationError now, before the map changes
+                path = s3.vsi_path(path)
+            else:
+                path = to_gdal_path(path)
             name = path.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
             return path, os.path.splitext(name)[0] or "raster"
         path = os.path.abspath(os.path.expanduser(path))

@@ -123,7 +123,11 @@ def _stretch(style: dict, metadatas: list[Mapping[str, Any]]) -> tuple[float, fl
     return lo, hi
 
 
-def create_layer(m, store, kv: tuple[str, ...], path: str, style: dict, stretch) -> Any:
+def create_layer(m, store, kv: tuple[str, ...], path: str, style: dict, stretch, metadata=None) -> Any:
+    if getattr(store, "provider", None) == "http":  # a remote Terracotta server renders it
+        from leafmap_tiles.map.remote_layers import remote_dataset_layer
+
+        return remote_dataset_layer(store, kv, style, stretch, metadata or store.get_metadata(list(kv)))
     names = tuple(store.key_names)
     name = style.get("layer_name") or "/".join(kv)
     kwargs = dict(
@@ -145,7 +149,8 @@ def create_layer(m, store, kv: tuple[str, ...], path: str, style: dict, stretch)
 
 
 def _as_store(store):
-    """A key store, or a path/URL of one (opened; it must exist)."""
+    """A key store, or a path/URL of one (opened; it must exist); an http(s) URL is a
+    Terracotta-compatible server (:func:`leafmap_tiles.store.connect`)."""
     import os
 
     if isinstance(store, (str, os.PathLike)):
@@ -153,6 +158,8 @@ def _as_store(store):
         from leafmap_tiles.errors import SourceNotFoundError
 
         text = os.fspath(store)
+        if text.startswith(("http://", "https://")):  # a running Terracotta-compatible server
+            return _store.connect(text)
         if "://" not in text and not os.path.exists(text):
             raise SourceNotFoundError(f"key store database not found: {text}")
         return _store.open(text)
@@ -167,7 +174,7 @@ def add_dataset(m, store, keys=None, zoom_to_layer: bool = True, **kwargs):
     key_values, style = split_kwargs(store, kwargs)
     kv, path = find(store, keys, **key_values)
     metadata = store.get_metadata(list(kv))
-    layer = create_layer(m, store, kv, path, style, _stretch(style, [metadata]))
+    layer = create_layer(m, store, kv, path, style, _stretch(style, [metadata]), metadata)
     layer.class_names = categories(metadata)
     return m.put_on_map(layer, zoom_to_layer)
 
@@ -213,7 +220,7 @@ def dataset_layers(m, store, **kwargs) -> dict[str, Any]:
             st = dict(style)
             if st.get("layer_name"):
                 st["layer_name"] = f"{st['layer_name']} {kv[idx]}"
-            layers[kv[idx]] = create_layer(m, store, tuple(kv), path, st, stretch)
+            layers[kv[idx]] = create_layer(m, store, tuple(kv), path, st, stretch, metadatas[list(found).index(kv)])
             layers[kv[idx]].class_names = categories(metadatas[list(found).index(kv)])
     except Exception:
         for layer in layers.values():

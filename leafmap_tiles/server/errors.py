@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse
 from leafmap_tiles.errors import (
     AuthenticationError,
     BadRequestError,
+    S3AccessDeniedError,
     ClientGoneError,
     DatasetNotFoundError,
     InvalidDatabaseError,
@@ -63,6 +64,7 @@ STATUS: tuple[tuple[type, int | str], ...] = (
     (DatasetNotFoundError, 404),
     (InvalidDatabaseError, 500),
     (StoreError, 400),
+    (S3AccessDeniedError, 403),
     (AuthenticationError, 401),
     (SourceTimeoutError, 504),
     (SourceUnreachableError, 502),

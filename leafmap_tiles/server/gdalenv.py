@@ -43,6 +43,28 @@ def set_defaults(cachemax_mb: int | None = None) -> None:
         if v == "":
             continue
         os.environ.setdefault(k, v)
+    apply_s3()
+
+
+def apply_s3() -> dict[str, str]:
+    """Hand GDAL the S3 settings it would not read by itself (an endpoint given the
+    boto way, ``AWS_ENDPOINT_URL``, or by an ``AWS_PROFILE`` profile; path-style
+    addressing for an IP endpoint; see :mod:`leafmap_tiles.s3`), as path-specific
+    options on ``/vsis3/`` only.  Returns them; a configuration that cannot be used
+    is logged and left to GDAL (each ``s3://`` read then fails with the reason)."""
+    import logging
+
+    from leafmap_tiles import _gdal, s3
+    from leafmap_tiles.errors import S3ConfigurationError
+
+    try:
+        options = s3.gdal_options()
+    except S3ConfigurationError as exc:
+        logging.getLogger("leafmap_tiles.server").warning("S3 settings not used: %s", exc)
+        return {}
+    for key, value in options.items():
+        _gdal.set_path_option("/vsis3/", key, value)
+    return options
 
 
 def limit_malloc_arenas(n: int | None = None) -> bool:

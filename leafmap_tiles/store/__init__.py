@@ -9,7 +9,8 @@
 Modules: :mod:`.layout` (Terracotta's tables and row encoding), :mod:`.metadata`
 (statistics of a raster), :mod:`.base` (the driver API), :mod:`.sql` (SQLAlchemy
 back end, PostgreSQL, MySQL), :mod:`.sqlite` (SQLite file), :mod:`.patterns`
-(raster patterns), :mod:`.ingest` (pattern to database).
+(raster patterns), :mod:`.ingest` (pattern to database), :mod:`.remote` (a
+read-only SQLite file on S3).
 """
 
 from __future__ import annotations
@@ -21,7 +22,26 @@ from ..errors import StoreError
 from .base import KeyStore
 from .metadata import compute_metadata
 
-__all__ = ["open", "KeyStore", "compute_metadata"]
+__all__ = ["open", "connect", "KeyStore", "compute_metadata"]
+
+
+def connect(url: str, timeout: float = 30.0) -> KeyStore:
+    """A running Terracotta-compatible server (``leafmap-tiles serve`` or Terracotta
+    itself) as a read-only key store: keys, datasets and metadata over HTTP; its
+    datasets' tiles are rendered by that server (:class:`~.http.RemoteStore`), so
+    :meth:`Map.add_dataset` and :meth:`Map.dataset_layers` accept it.
+
+    Args:
+        url: the server's root, ``http(s)://host:port[/prefix]``.
+        timeout: seconds per request.
+
+    Raises:
+        StoreError: not an http(s) URL.  Requests raise ``SourceUnreachableError``
+            (server down), ``InvalidDatabaseError`` (not a Terracotta answer).
+    """
+    from .http import RemoteStore
+
+    return RemoteStore(url, timeout=timeout)
 
 
 def open(path_or_url: str | os.PathLike) -> KeyStore:  # noqa: A001 - mirrors terracotta.get_driver
@@ -30,14 +50,20 @@ def open(path_or_url: str | os.PathLike) -> KeyStore:  # noqa: A001 - mirrors te
     Args:
         path_or_url: a file path (or ``sqlite:///path``) for SQLite;
             ``postgresql://user:password@host:port/database`` or
-            ``mysql://user:password@host:port/database`` for SQL servers.
+            ``mysql://user:password@host:port/database`` for SQL servers;
+            ``s3://bucket/key.sqlite`` for a Terracotta SQLite file on S3, read-only
+            (:class:`~.remote.RemoteSQLiteStore`: downloaded on first use, downloaded
+            again when the object changes; endpoint and credentials as in
+            :mod:`leafmap_tiles.s3`).
 
     Returns:
         a :class:`KeyStore`; call :meth:`KeyStore.create` (or :meth:`KeyStore.ingest`)
         to make a new database.
 
     Raises:
-        StoreError: empty path, or an unsupported URL scheme (e.g. ``s3://``).
+        StoreError: empty path, or an unsupported URL scheme.
+        S3ConfigurationError: an ``s3://`` URL without bucket or key, or S3 settings
+            that cannot be used (e.g. an unknown ``AWS_PROFILE``).
     """
     text = os.fspath(path_or_url)
     if not text:
@@ -47,6 +73,12 @@ def open(path_or_url: str | os.PathLike) -> KeyStore:  # noqa: A001 - mirrors te
         from .sql import PostgreSQLStore
 
         return PostgreSQLStore(text)
+    if scheme == "s3":
+        from .. import s3
+        from .remote import RemoteSQLiteStore
+
+        s3.settings()
+        return RemoteSQLiteStore(text)
     if scheme == "mysql":
         from .sql import MySQLStore
 
@@ -55,6 +87,7 @@ def open(path_or_url: str | os.PathLike) -> KeyStore:  # noqa: A001 - mirrors te
         from .sqlite import SQLiteStore
 
         return SQLiteStore(text[len("file://"):] if scheme == "file" else text)
+    hint = "; for a running Terracotta server use store.connect(url)" if scheme in ("http", "https") else ""
     raise StoreError(
-        f"unsupported key store URL scheme {scheme!r}: use a file path, postgresql:// or mysql://"
+        f"unsupported key store URL scheme {scheme!r}: use a file path, postgresql://, mysql:// or s3://{hint}"
     )

@@ -129,6 +129,6 @@ def test_connect_block(filled):
 
 def test_open_rejects_unknown_scheme():
     with pytest.raises(StoreError):
-        store.open("s3://bucket/tc.sqlite")
+        store.open("ftp://host/tc.sqlite")
     with pytest.raises(StoreError):
         store.open("")

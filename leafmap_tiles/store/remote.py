@@ -1,0 +1,242 @@
+"""A Terracotta SQLite database on S3 (``s3://bucket/db.sqlite``), read-only.
+
+As Terracotta's remote SQLite driver does, the file is downloaded once into a local
+temporary copy that every query reads, and downloaded again when it may have
+changed; writes are refused.  Unlike Terracotta, which downloads the whole file
+again whenever its copy is older than ``REMOTE_DB_CACHE_TTL`` seconds, the object's
+``ETag``/size/``Last-Modified`` are asked (one HEAD request) at most every
+:attr:`RemoteSQLiteStore.cache_ttl` seconds, and the file is downloaded again only
+when they changed.  A new copy replaces the old one atomically; queries already
+running finish on the old one.  When the check fails (the endpoint is down) the copy
+that was there is kept and the check is tried again after ``cache_ttl``.
+
+The object is read through GDAL's ``/vsis3/`` with the S3 settings of
+:mod:`leafmap_tiles.s3` (endpoint, ``AWS_*`` credentials, profiles), given to GDAL
+for the downloading thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+
+from ..errors import (
+    InvalidDatabaseError,
+    LeafmapTilesError,
+    ReadOnlyStoreError,
+    S3AccessDeniedError,
+)
+from . import layout
+from .sqlite import SQLiteStore
+
+log = logging.getLogger("leafmap_tiles.store")
+
+#: Seconds between two checks whether the remote database changed
+#: (``LEAFMAP_TILES_REMOTE_DB_CACHE_TTL`` overrides; Terracotta's setting of the same
+#: purpose is ``REMOTE_DB_CACHE_TTL``, 600 s, after which it downloads again).
+DEFAULT_CACHE_TTL = 10.0
+
+
+def _default_ttl() -> float:
+    try:
+        return float(os.environ.get("LEAFMAP_TILES_REMOTE_DB_CACHE_TTL", "") or DEFAULT_CACHE_TTL)
+    except ValueError:
+        return DEFAULT_CACHE_TTL
+
+
+class RemoteSQLiteStore(SQLiteStore):
+    """Read-only Terracotta key store whose SQLite file is an S3 object.
+
+    Get one with ``leafmap_tiles.store.open("s3://bucket/key.sqlite")``.
+
+    Args:
+        url: ``s3://bucket/key``.
+        cache_ttl: seconds between two checks for a new version of the object
+            (default :data:`DEFAULT_CACHE_TTL`); 0 checks before every query.
+        cache_dir: folder of the local copy (default: a new temporary folder,
+            removed with the store or at exit).
+
+    Raises (on first use, not here):
+        S3AccessDeniedError: the endpoint refused the credentials (403).
+        InvalidDatabaseError: no such object or bucket, or not a Terracotta database.
+    """
+
+    provider = "sqlite-remote"
+
+    def __init__(self, url: str, cache_ttl: float | None = None, cache_dir: str | None = None,
+                 clock=time.monotonic) -> None:
+        from .. import s3
+
+        self.url = str(url)
+        self._vsi = s3.vsi_path(self.url)
+        self.cache_ttl = _default_ttl() if cache_ttl is None else float(cache_ttl)
+        self._clock = clock
+        self._dir = tempfile.mkdtemp(prefix="leafmap_tiles_remote_db_", dir=cache_dir)
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
+        self._local_path = os.path.join(self._dir, "db.sqlite")
+        self._version: tuple | None = None  # (etag, size, last-modified) of the copy
+        self._checked_at = -float("inf")
+        self._update_lock = threading.Lock()
+        #: how many times the object was downloaded (1 after the first use)
+        self.downloads = 0
+        # SQLStore's state; the path shown in messages is the URL
+        super(SQLiteStore, self).__init__(self.url)
+        self._metadata_cache: dict[tuple, dict] = {}
+
+    # ---------------------------------------------------------------- the copy
+    @property
+    def local_path(self) -> str:
+        """The local copy that queries read (it exists after the first query)."""
+        return self._local_path
+
+    def _remote_version(self) -> tuple:
+        from .. import _gdal, s3
+
+        with _gdal.thread_options(s3.gdal_options()):
+            headers = _gdal.vsi_headers(self._vsi)
+        return (headers.get("etag"), headers.get("content-length"), headers.get("last-modified"))
+
+    def _error(self, exc: Exception) -> LeafmapTilesError:
+        from .. import _gdal, s3
+
+        msg = getattr(exc, "strerror", None) or str(exc)
+        no = getattr(exc, "errno", None)
+        low = msg.lower()
+        from ..gdal_errors import S3_DENIED_WORDS
+
+        if no in _gdal.VSIE_DENIED or "403" in msg or any(w in low for w in S3_DENIED_WORDS):
+            try:
+                where = s3.settings().describe()
+            except LeafmapTilesError:
+                where = "the configured endpoint"
+            return S3AccessDeniedError(
+                f"{self.url}: S3 refused access (HTTP 403: {msg}) at {where}; check "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or the AWS_PROFILE profile) and the key's permissions"
+            )
+        if no in _gdal.VSIE_MISSING or "does not exist" in low or "404" in msg or no == 1:
+            return InvalidDatabaseError(f"Could not retrieve database {self.url}: no such object or bucket ({msg})")
+        return InvalidDatabaseError(f"Could not retrieve database {self.url}: {msg}")
+
+    def refresh(self, force: bool = False) -> bool:
+        """Download the object again if it changed (or always, with ``force``) since
+        the copy was made; returns whether a new copy was made.
+
+        Raises:
+            S3AccessDeniedError, InvalidDatabaseError: as the first use; once a copy
+                exists, a failed check keeps it (logged) and returns False.
+        """
+        from .. import _gdal, s3
+
+        with self._update_lock:
+            try:
+                version = self._remote_version()
+                self._checked_at = self._clock()
+                if not force and version == self._version and os.path.exists(self._local_path):
+                    return False
+                part = self._local_path + ".part"
+                with _gdal.thread_options(s3.gdal_options()):
+                    _gdal.vsi_download(self._vsi, part)
+            except (OSError, LeafmapTilesError) as exc:
+                err = exc if isinstance(exc, LeafmapTilesError) else self._error(exc)
+                if self._version is not None and os.path.exists(self._local_path):
+                    self._checked_at = self._clock()
+                    log.warning("%s: keeping the local copy, the check failed: %s", self.url, err)
+                    return False
+                raise err from None
+            os.replace(part, self._local_path)
+            self._version = version
+            self.downloads += 1
+            # connections of the pool read the old file: new ones open the new copy
+            self.dispose()
+            self._key_names = None
+            self._tables = None
+            self._verified = False
+            self._metadata_cache.clear()
+            return True
+
+    def _maybe_refresh(self) -> None:
+        if self._version is not None and self._clock() - self._checked_at < self.cache_ttl:
+            return
+        self.refresh()
+
+    # ---------------------------------------------------------------- SQLiteStore hooks
+    def _open_connection(self):
+        self._maybe_refresh()
+        return super()._open_connection()
+
+    def _database_exists(self) -> bool:
+        return os.path.isfile(self._local_path)
+
+    def _connect_dbapi(self):
+        import sqlite3
+        import urllib.parse
+
+        uri = f"file:{urllib.parse.quote(self._local_path)}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=self.BUSY_TIMEOUT, check_same_thread=False)
+        conn.isolation_level = None
+        return conn
+
+    def _create_database(self) -> None:
+        self._refuse("create")
+
+    # ---------------------------------------------------------------- read-only
+    def _refuse(self, what: str):
+        raise ReadOnlyStoreError(f"{self.url} is read-only (a database on S3): cannot {what}; "
+                                 "write a local copy and upload it")
+
+    def create(self, *args, **kwargs) -> None:
+        """Refused: raises :class:`ReadOnlyStoreError`."""
+        self._refuse("create")
+
+    def insert(self, *args, **kwargs) -> None:
+        """Refused: raises :class:`ReadOnlyStoreError`."""
+        self._refuse("insert")
+
+    def delete(self, *args, **kwargs) -> None:
+        """Refused: raises :class:`ReadOnlyStoreError`."""
+        self._refuse("delete")
+
+    def ingest(self, *args, **kwargs):
+        """Refused: raises :class:`ReadOnlyStoreError`."""
+        self._refuse("ingest")
+
+    def _db_insert(self, keys, path, encoded) -> None:
+        self._refuse("store metadata")
+
+    def get_metadata(self, keys):
+        """Metadata of one dataset, as :meth:`KeyStore.get_metadata`; metadata missing
+        from the database is computed (downsampled, as Terracotta) and kept in memory
+        only, since the database is read-only."""
+        keys_d = self._as_dict(keys, require_all=True)
+        row = self._db_metadata_row(keys_d)
+        if row is not None:
+            return layout.decode_metadata(row)
+        kv = tuple(keys_d[k] for k in self.key_names)
+        hit = self._metadata_cache.get(kv)
+        if hit is not None:
+            return hit
+        from ..errors import DatasetNotFoundError
+        from .base import LAZY_LOADING_MAX_SHAPE
+
+        found = self._db_datasets({k: [v] for k, v in keys_d.items()}, 0, None, list(self.key_names), True)
+        if not found:
+            raise DatasetNotFoundError(f"No dataset found with keys {keys_d}")
+        (path,) = found.values()
+        md = self.compute_metadata(path, max_shape=LAZY_LOADING_MAX_SHAPE)
+        row = dict(layout.encode_metadata(md), path=path)
+        out = layout.decode_metadata(row)
+        self._metadata_cache[kv] = out
+        return out
+
+    def close(self) -> None:
+        """Close its connections and remove the local copy (also done at exit)."""
+        self.dispose()
+        self._finalizer()
+
+    def __repr__(self) -> str:
+        return f"RemoteSQLiteStore({self.url!r})"
