@@ -261,6 +261,7 @@ def _run_serve(args) -> int:
     # this command's own process: the same GDAL and allocator settings as the session server
     gdalenv.set_defaults(args.gdal_cachemax)
     gdalenv.limit_malloc_arenas()
+    gdalenv.skip_unused_imports()
     configure_logging(args.log_level)  # failures answered 5xx: one line each (rate limited), on stderr
     from .server.terracotta_api import _open_store, create_terracotta_app
 

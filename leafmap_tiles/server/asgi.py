@@ -89,7 +89,7 @@ def create_app(
             store; default ``$LEAFMAP_TILES_DATABASE``.
         workers: render threads (default ``$LEAFMAP_TILES_WORKERS``, else
             ``max(4, 3 * cores)``).
-        gdal_cachemax: GDAL block cache in MB (default ``$GDAL_CACHEMAX``, else 256).
+        gdal_cachemax: GDAL block cache in MB (default ``$GDAL_CACHEMAX``, else 128).
         log_level: ``leafmap_tiles`` log level (default ``$LEAFMAP_TILES_LOG_LEVEL``).
 
     Raises:
@@ -110,6 +110,7 @@ def create_app(
 
     gdalenv.set_defaults(gdal_cachemax)
     gdalenv.limit_malloc_arenas()
+    gdalenv.skip_unused_imports()
     warm_imports()
     from leafmap_tiles.server.terracotta_api import create_terracotta_app
 

@@ -241,7 +241,7 @@ pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    log_format up '$status $upstream_addr $upstream_status $request_uri';
+    log_format up '$status|$upstream_addr|$upstream_status|$request_uri';
     access_log {tmp}/access.log up;
     client_body_temp_path {tmp}/body;
     proxy_temp_path {tmp}/proxy;
@@ -273,7 +273,7 @@ class Nginx(Proc):
     def access(self) -> list[list[str]]:
         """Access log lines: ``[status, upstream_addr(s), upstream_status(es), uri]``."""
         lines = (self.tmp / "access.log").read_text().splitlines()
-        return [line.split(" ", 3) for line in lines if line.strip()]
+        return [line.split("|", 3) for line in lines if line.strip()]
 
     def stop(self) -> None:  # one process (master_process off): SIGTERM is a fast shutdown
         super().stop()
