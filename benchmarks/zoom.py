@@ -6,7 +6,8 @@ leafmap_tiles vs titiler, localtileserver and terracotta, same files, same run.
 For every raster in ../shared/data (naip, landsat_annual, cog/, misc/, large/) and a
 numpy array source (the NAIP scene as a 4-band uint8 array, nodata 0; ours only, the
 peers cannot serve arrays), each server answers the tile at the raster's centre at its
-native zoom (after one warm-up request: the median of it and 4 neighbours) and at every
+native zoom (after one warm-up request at native+1: the median of it and those of its 4
+neighbours whose centre is inside the raster) and at every
 zoom from native-1 down to native-10 (or 0), once each (no tile is asked twice, so no
 server's tile cache answers), one request at a time.  A request still unanswered after ``--timeout``
 seconds counts as that many seconds (a lower bound) and the server's further-out zooms
@@ -94,6 +95,7 @@ def describe(path: Path) -> dict:
     vmin, vmax = e.stretch(str(path), style) if not info.has_palette else ((0,), (255,))
     indexes = style.indexes or info.default_indexes()
     return {"lon": lon, "lat": (s + n) / 2, "native": int(info.maxzoom), "indexes": list(indexes),
+            "bounds": [w, s, east, n],
             "vmin": [float(v) for v in vmin], "vmax": [float(v) for v in vmax], "palette": info.has_palette,
             "count": info.count}
 
@@ -269,6 +271,23 @@ def _get(port: int, path: str, timeout: float = 60.0) -> tuple[int, bytes]:
         c.close()
 
 
+def tiles_with_data(desc, z: int, x: int, y: int) -> list[tuple[int, int, int]]:
+    """The tile (z, x, y) and those of its 4 neighbours whose centre lies inside the
+    raster's EPSG:4326 bounds (so a small raster's native time is not the time of empty
+    tiles outside it)."""
+    import morecantile
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    w, s, e, n = desc["bounds"]
+    out = []
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (-1, 0), (0, -1)):
+        b = tms.bounds(morecantile.Tile(x + dx, y + dy, z))
+        lon, lat = (b.left + b.right) / 2, (b.bottom + b.top) / 2
+        if (dx, dy) == (0, 0) or (w <= lon <= e or w <= lon + 360 <= e) and s <= lat <= n:
+            out.append((z, x + dx, y + dy))
+    return out
+
+
 def timed(port: int, path: str, timeout: float) -> tuple[float, int]:
     t0 = time.perf_counter()
     try:
@@ -283,10 +302,11 @@ def timed(port: int, path: str, timeout: float) -> tuple[float, int]:
 def measure(srv, key, desc, timeout: float) -> dict:
     lon, lat, native = desc["lon"], desc["lat"], desc["native"]
     z0, x0, y0 = tile_at(lon, lat, native)
-    timed(srv.port, srv.path(key, z0, x0, y0), timeout)  # warm-up: opens the file
-    # five distinct tiles (a server's tile cache, e.g. terracotta's, never answers them)
-    nat = [timed(srv.port, srv.path(key, z0, x0 + dx, y0 + dy), timeout)
-           for dx, dy in ((0, 0), (1, 0), (0, 1), (-1, 0), (0, -1))]
+    # warm-up (opens the file) on a tile of the next zoom, so that the native tiles are
+    # each asked once (a server's tile cache, e.g. terracotta's, never answers them)
+    timed(srv.port, srv.path(key, *tile_at(lon, lat, z0 + 1)), timeout)
+    # the centre tile and the neighbours that show data (up to 5 distinct tiles)
+    nat = [timed(srv.port, srv.path(key, *t), timeout) for t in tiles_with_data(desc, z0, x0, y0)]
     out = {"native_s": statistics.median(t for t, _ in nat), "native_status": nat[0][1], "far": {}}
     for z in range(native - 1, max(-1, native - DEPTH - 1), -1):
         # one request per zoom: each tile is asked once, so no cache answers it

@@ -50,7 +50,7 @@ DRAWN_JS = """([z]) => {
     const atZ = imgs.filter(im => new RegExp('/tiles/[^/]+/' + z + '/').test(im.src)).filter(shown);
     if (!atZ.length) return null;
     const ok = atZ.every(im => im.complete && im.naturalWidth > 0 && im.classList.contains('leaflet-tile-loaded'));
-    return ok ? atZ.length : null;
+    return ok ? atZ.map(im => im.src) : null;
 }"""
 
 
@@ -84,12 +84,20 @@ def main() -> None:
             page = ctx.new_page()
             nbp = NotebookPage(page, lab, [], out)
             timings: list[tuple[str, float, float]] = []  # (url, wall start, ms to response end)
+            asked: dict[str, float] = {}  # url -> when the browser issued it (perf_counter)
+            done: dict[str, float] = {}  # url -> when its response ended
 
             def finished(req):
                 if "/tiles/" in req.url:
                     t = req.timing
                     timings.append((req.url, time.perf_counter(), t.get("responseEnd", -1)))
+                    done[req.url] = time.perf_counter()
 
+            def issued(req):
+                if "/tiles/" in req.url:
+                    asked.setdefault(req.url, time.perf_counter())
+
+            page.on("request", issued)
             page.on("requestfinished", finished)
             nbp.open_and_run("zoom.ipynb")
             import json
@@ -107,18 +115,31 @@ def main() -> None:
                 t0 = time.perf_counter()
                 button.click()
                 try:
-                    n = page.wait_for_function(DRAWN_JS, arg=[z], timeout=60_000, polling=50).json_value()
+                    shown = page.wait_for_function(DRAWN_JS, arg=[z], timeout=60_000, polling=50).json_value()
                     dt = time.perf_counter() - t0
                 except Exception:
-                    n, dt = 0, float("inf")
+                    shown, dt = [], float("inf")
+                n = len(shown)
+                # when the shown frame's tiles were asked by the browser and answered,
+                # against the other frames' tiles at this zoom (seconds after the click)
+                at_zoom = [u for u in asked if asked[u] >= t0 and f"/{z}/" in u]
+                order = sorted(at_zoom, key=lambda u: asked[u])
+                shown_rank = [order.index(u) for u in shown if u in order]
+                shown_asked = [asked[u] - t0 for u in shown if u in asked]
+                shown_done = [done[u] - t0 for u in shown if u in done]
                 import re
 
                 at_z = [ms for url, _, ms in timings if re.search(f"/tiles/[^/]+/{z}/", url) and ms >= 0]
                 steps.append({"zoom": z, "s": dt, "tiles": n, "requests": len(at_z),
-                              "request_ms_max": max(at_z) if at_z else None})
+                              "request_ms_max": max(at_z) if at_z else None,
+                              "shown_asked_s": [round(v, 3) for v in shown_asked],
+                              "shown_answered_s": [round(v, 3) for v in shown_done],
+                              "shown_rank_among_requests": shown_rank})
                 nbp.map_locator(0).screenshot(path=str(out / f"zoom_{z:02d}.png"))
                 print(f"  zoom {z:2d}: {n} tiles drawn in {dt:.2f} s ({len(at_z)} tile requests at this zoom, "
-                      f"slowest {max(at_z) if at_z else 0:.0f} ms)", flush=True)
+                      f"slowest {max(at_z) if at_z else 0:.0f} ms; shown frame's tiles asked at "
+                      f"{', '.join(f'{v:.2f}' for v in shown_asked)} s, answered at "
+                      f"{', '.join(f'{v:.2f}' for v in shown_done)} s, order {shown_rank} of {len(order)})", flush=True)
             failed = [f for f in nbp.failed if "/tiles/" in f]
             browser.close()
     finally:

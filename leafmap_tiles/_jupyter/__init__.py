@@ -1,7 +1,8 @@
 """jupyter-server extension: mounts jupyter-loopback's proxy at
 ``<base_url>/leafmap-tiles-proxy/<port>/...`` so that browsers on JupyterHub/Binder
 reach the kernel's tile server through the Jupyter server (loopback only, behind
-Jupyter's own authentication).  Enabled by
+Jupyter's own authentication; GET/HEAD forwarded by :mod:`.proxy`, which cancels a
+tile the browser aborted).  Enabled by
 ``etc/jupyter/jupyter_server_config.d/leafmap_tiles.json`` installed with the package.
 """
 
@@ -20,4 +21,6 @@ def _jupyter_server_extension_points():
 def _load_jupyter_server_extension(server_app):
     from jupyter_loopback import setup_proxy_handler
 
-    setup_proxy_handler(server_app.web_app, namespace=NAMESPACE)
+    from leafmap_tiles._jupyter.proxy import TileProxyHandler
+
+    setup_proxy_handler(server_app.web_app, namespace=NAMESPACE, handler_cls=TileProxyHandler)

@@ -93,8 +93,10 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         """This layer's pixel at (``lon``, ``lat``) EPSG:4326 degrees, as its tiles show
         it (same bands or expression, same ``nodata``): the tile server's answer
         ``{"inside": bool, "values": [raw value or None for nodata, ...], "bands":
-        ["b1", ...], "nodata", "scales", "offsets", ...}``.  Raises ``StyleError`` for
-        a longitude/latitude out of range, ``UnknownSourceError`` once released."""
+        ["b1", ...], "nodata", "scales", "offsets", ...}``.  Any longitude is the
+        meridian it names on every copy of the world (e.g. -540 = 180).  Raises
+        ``StyleError`` for a latitude beyond +-90 or a non-finite number,
+        ``UnknownSourceError`` once released."""
         return self.server.point(self.source_id, lon, lat, self.style)
 
     @property

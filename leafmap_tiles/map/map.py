@@ -474,7 +474,7 @@ class Map(ipyleaflet.Map):
     def close(self) -> None:
         """Release this map's sources and close the widget.  The shared tile server
         stops when no open map and no registered source remain."""
-        if self._closed:
+        if getattr(self, "_closed", True):  # closed, or its constructor raised
             return
         self._closed = True
         for hook in list(self._close_hooks):

@@ -51,6 +51,12 @@ def band_values(layer, result: dict) -> list[tuple[str, object]]:
     return out
 
 
+def wrap_lon(lon: float) -> float:
+    """``lon`` (degrees) in [-180, 180): the same meridian on the map's first world copy."""
+    lon = float(lon)
+    return lon if -180.0 <= lon < 180.0 else (lon + 180.0) % 360.0 - 180.0
+
+
 def query(layers, lon: float, lat: float) -> list[dict | None]:
     """One batch request for the point answers of ``layers`` (raster tile layers of
     one server); ``None`` for a layer that is not ours.  Duplicate (source, style) pairs
@@ -67,7 +73,8 @@ def query(layers, lon: float, lat: float) -> list[dict | None]:
     unique = list(dict.fromkeys(k for k in keyed if k is not None))
     if not unique:
         return [None] * len(keyed)
-    results = server.points([(sid, dict(style)) for sid, style in unique], lon, lat)
+    # a click on another copy of the world (lon beyond +-180) is the same place
+    results = server.points([(sid, dict(style)) for sid, style in unique], wrap_lon(lon), lat)
     by_key = dict(zip(unique, results))
     return [None if k is None else by_key[k] for k in keyed]
 

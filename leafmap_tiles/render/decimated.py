@@ -38,12 +38,18 @@ import numpy as np
 MIN_DECIMATION_AGGREGATE = 2.0  # the same for reductions (average, mode, ...)
 MIN_DECIMATION = 5.0  # from this ratio (per side) of what rio-tiler would process to the tile, this path is used
 OVERSAMPLE = 2.0  # source pixels read per tile pixel and axis (nearest, bilinear, ...)
-OVERSAMPLE_AGGREGATE = 4.0  # the same for reductions (average, mode, ...): closer to a true area average
+OVERSAMPLE_CLASSES = 4.0  # the same for the most frequent class of a paletted band (sampled, then "mode")
 _GRID = 21  # points per tile edge used to find the tile's footprint in the source CRS
 WEB_MERCATOR_HALF = 20037508.342789244
 
 
-LEVEL_GAIN = 4.0  # a level is built when GDAL would decode >= LEVEL_GAIN^2 x the pixels it returns
+LEVEL_GAIN = 4.0  # a level is used when GDAL would decode >= LEVEL_GAIN^2 x the pixels it returns
+BASE_LEVEL = 4  # the finest level (LEVEL_GAIN as a power of two)
+# large rasters (>= LARGE_PIXELS): their levels are reduced from the base level in memory
+# (only the base level reads the file), used from LEVEL_GAIN_LARGE on, and the base level
+# is built ahead of need (Levels, base_level_job)
+LARGE_PIXELS = 4 * 2**20
+LEVEL_GAIN_LARGE = 2.0 * math.sqrt(2.0)
 _AGGREGATES = ("average", "mode", "min", "max", "med", "q1", "q3", "sum", "rms")
 
 
@@ -110,6 +116,15 @@ def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None) 
     return max(vrt_px, decoded) / float(width * height)
 
 
+def could_use_decimated(dec: float, resampling: str = "nearest") -> bool:
+    """False where :func:`use_decimated` is False whatever the overviews: rio-tiler's
+    warped VRT holds about ``dec``^2 tile areas of pixels (``dec`` from
+    :func:`decimation`; the warp's own suggestion may differ by the projection's
+    distortion, allowed for with a 1.5x margin per side)."""
+    limit = MIN_DECIMATION_AGGREGATE if resampling in _AGGREGATES else MIN_DECIMATION
+    return dec * 1.5 >= limit
+
+
 def use_decimated(cost: float, resampling: str = "nearest") -> bool:
     """Whether a tile whose rio-tiler cost (:func:`rio_tiler_cost`) is ``cost`` is read
     by this module: from :data:`MIN_DECIMATION` squared tile areas on (5x the tile's
@@ -140,6 +155,7 @@ class Levels:
         self._lock = threading.Lock()
         self._cache: OrderedDict = OrderedDict()
         self._building: dict = {}
+        self._claimed: set = set()
         self.built = 0  # levels built (a debug counter for tests)
 
     def get(self, key, build):
@@ -175,15 +191,26 @@ class Levels:
                     total -= old[0].nbytes + (0 if old[1] is None else old[1].nbytes)
             return value
 
+    def claim(self, key) -> bool:
+        """True the first time ``key`` is claimed (for a build ahead of need) while
+        it is not cached; False after, so that it is asked for once."""
+        with self._lock:
+            if key in self._cache or key in self._building or key in self._claimed:
+                return False
+            self._claimed.add(key)
+            return True
+
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._claimed.clear()
 
     def forget(self, path) -> None:
         """Drop the levels of ``path`` (keys are ``((path, file state), ...)``)."""
         with self._lock:
-            for k in [k for k in self._cache if k[0][0] == path]:
+            for k in [k for k in self._cache if k[0][0][0] == path]:
                 del self._cache[k]
+            self._claimed = {k for k in self._claimed if k[0][0][0] != path}
 
 
 def source_window(ds, bounds):
@@ -264,24 +291,18 @@ def read_tile(
         return None
     if dec is None:
         dec = decimation(ds, bounds, width)
-    step = max(1.0, dec / (OVERSAMPLE_AGGREGATE if resampling in _AGGREGATES else OVERSAMPLE))
+    indexes = list(indexes)
+    io_res, reproject, oversample = _read_plan(ds, indexes, resampling, reproject)
+    step = max(1.0, dec / oversample)
     out_w = max(1, int(math.ceil(win.width / step)))
     out_h = max(1, int(math.ceil(win.height / step)))
-    indexes = list(indexes)
-    io_res = Resampling[resampling]
-    if resampling in _AGGREGATES and _paletted(ds, indexes[0]):
-        # a paletted band holds classes: GDAL averages it colour by colour (its colour
-        # table searched for each output pixel: ~400 ms per Mpx); take the most frequent
-        # class instead (decimated by sampling, then GDAL's "mode" in the warp)
-        io_res = Resampling.nearest
-        reproject = "mode"
     level = None
     if levels is not None and level_key is not None:
         best = max([f for f in ds.overviews(indexes[0]) if f <= step] or [1])
-        if step / best >= LEVEL_GAIN:  # GDAL would decode >= 16x the pixels it returns
-            factor = 2 ** int(math.log2(step))
-            level = levels.get((level_key, factor, resampling, nodata is None, alpha_index),
-                               lambda: _build_level(ds, factor, io_res, nodata, alpha_index))
+        gain = step / best  # GDAL would decode gain^2 x the pixels it returns
+        if gain >= LEVEL_GAIN or (gain >= LEVEL_GAIN_LARGE and _large(ds)):
+            factor = max(BASE_LEVEL, 2 ** int(math.log2(step)))  # >= step / 2, <= step * 1.41
+            level = _level(ds, levels, level_key, factor, resampling, io_res, nodata, alpha_index)
     if level is not None:
         ldata, lalpha, (sx, sy) = level
         c0, r0 = int(win.col_off // sx), int(win.row_off // sy)
@@ -334,6 +355,78 @@ def read_tile(
     return np.ma.MaskedArray(out[:-1], mask=mask)
 
 
+def _read_plan(ds, indexes, resampling: str, reproject: str):
+    """(GDAL RasterIO resampling, warp resampling name, source pixels per tile pixel)
+    for a decimated read of bands ``indexes`` with ``resampling``."""
+    from rasterio.enums import Resampling
+
+    if resampling in _AGGREGATES and _paletted(ds, indexes[0]):
+        # a paletted band holds classes: GDAL averages it colour by colour (its colour
+        # table searched for each output pixel: ~400 ms per Mpx); take the most frequent
+        # class instead (decimated by sampling, then GDAL's "mode" in the warp), from
+        # more samples per tile pixel: a class count needs them more than a mean does
+        return Resampling.nearest, "mode", OVERSAMPLE_CLASSES
+    return Resampling[resampling], reproject, OVERSAMPLE
+
+
+def _level(ds, levels: Levels, level_key, factor: int, resampling: str, io_res, nodata, alpha_index):
+    """The level of ``ds`` at 1/``factor`` (built once: see :class:`Levels`)."""
+    kind = (level_key, resampling, nodata is None, alpha_index)
+
+    def build():
+        # coarser levels are reduced from the base level in memory: only the base level
+        # reads the file (each read of a striped file without overviews decodes all
+        # of it); always from the base, so a level's pixels do not depend on the order
+        # in which zooms were asked
+        if factor > BASE_LEVEL and io_res.name in ("average", "nearest") and _large(ds) and _fits(ds, levels):
+            base = _level(ds, levels, level_key, BASE_LEVEL, resampling, io_res, nodata, alpha_index)
+            return _reduce_level(base, factor // BASE_LEVEL, io_res.name, nodata)
+        return _build_level(ds, factor, io_res, nodata, alpha_index)
+
+    return levels.get((kind, factor), build)
+
+
+def _large(ds) -> bool:
+    """Whether ``ds`` has at least :data:`LARGE_PIXELS` pixels (its full read is slow)."""
+    return ds.width * ds.height >= LARGE_PIXELS
+
+
+def _fits(ds, levels: Levels) -> bool:
+    """Whether the base level of ``ds`` takes at most a quarter of ``levels``' memory."""
+    itemsize = np.dtype(ds.dtypes[0]).itemsize
+    return ds.count * ds.width * ds.height * itemsize / BASE_LEVEL**2 <= levels.max_bytes / 4
+
+
+def base_level_job(ds, path: str, indexes, *, nodata, alpha_index, resampling: str, levels: Levels, level_key):
+    """A callable that builds the first level :func:`read_tile` would use when the view
+    zooms out (1/:data:`BASE_LEVEL`, from which coarser levels are reduced in memory),
+    or None where no level is worth building ahead: the raster has overviews, is
+    smaller than :data:`LARGE_PIXELS`, or its level would take more than a
+    quarter of ``levels``' memory, or it was built or asked for already.  ``ds`` is
+    the open dataset of the local file ``path`` (the callable opens its own: a GDAL
+    dataset is not shared between threads); the other arguments as :func:`read_tile`'s.
+    A server runs the callable in the background while the raster is viewed near its
+    native zoom, so that zooming out does not wait for it."""
+    indexes = list(indexes)
+    if ds.overviews(indexes[0]) or not _large(ds):
+        return None
+    if not _fits(ds, levels):
+        return None
+    io_res, _, _ = _read_plan(ds, indexes, resampling, resampling)
+    kind = (level_key, resampling, nodata is None, alpha_index)
+    if not levels.claim((kind, BASE_LEVEL)):
+        return None
+    def build() -> None:
+        import rasterio
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(path) as own:
+                _level(own, levels, level_key, BASE_LEVEL, resampling, io_res, nodata, alpha_index)
+
+    return build
+
+
 def _paletted(ds, index: int) -> bool:
     """Whether band ``index`` (1-based) of ``ds`` has a colour table."""
     from rasterio.enums import ColorInterp
@@ -360,6 +453,47 @@ def _build_level(ds, factor: int, io_res, nodata, alpha_index):
             m = ds.read_masks(1, out_shape=(h, w), resampling=Resampling.nearest)
             alpha = np.where(m > 0, 255, 0).astype(np.uint8)
     return data, alpha, (ds.width / w, ds.height / h)  # raster pixels per level pixel
+
+
+def _reduce_level(level, k: int, how: str, nodata):
+    """A level ``k`` times coarser than ``level`` ((data, alpha, (sx, sy)) of
+    :func:`_build_level`), by blocks of k x k level pixels: ``average`` = mean of the
+    valid pixels (integers rounded to nearest, as GDAL's average; a block without valid
+    pixels is nodata), ``nearest`` = the block's centre pixel (the one GDAL's nearest
+    decimation by k picks); an alpha/mask is sampled at the block's centre.  Blocks past the edge are partial: their missing
+    pixels count as invalid."""
+    data, alpha, (sx, sy) = level
+    nb, h, w = data.shape
+    oh, ow = -(-h // k), -(-w // k)
+    if nodata is None:
+        valid = alpha > 0
+    elif isinstance(nodata, float) and math.isnan(nodata):
+        valid = ~np.isnan(data)
+    else:
+        valid = data != nodata
+    if valid.ndim == 2:
+        valid = np.broadcast_to(valid, data.shape)
+    if np.issubdtype(data.dtype, np.floating):
+        valid = valid & ~np.isnan(data)  # GDAL's average skips NaN too
+    c = k // 2
+    rows = np.minimum(np.arange(oh) * k + c, h - 1)
+    cols = np.minimum(np.arange(ow) * k + c, w - 1)
+    # validity from an alpha/mask is sampled at the centre, as _build_level reads it
+    new_alpha = None if alpha is None else alpha[rows][:, cols].copy()
+    if how == "nearest":
+        return data[:, rows][:, :, cols].copy(), new_alpha, (sx * k, sy * k)
+    ph, pw = oh * k - h, ow * k - w
+    v = np.pad(valid, ((0, 0), (0, ph), (0, pw)), constant_values=False).reshape(nb, oh, k, ow, k)
+    d = np.pad(np.where(valid, data, 0), ((0, 0), (0, ph), (0, pw))).astype("float64").reshape(nb, oh, k, ow, k)
+    n = v.sum(axis=(2, 4))
+    total = d.sum(axis=(2, 4))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / n
+    if np.issubdtype(data.dtype, np.integer):
+        mean = np.floor(mean + 0.5)
+    fill = 0 if nodata is None else nodata
+    out = np.where(n > 0, mean, fill).astype(data.dtype)
+    return out, new_alpha, (sx * k, sy * k)
 
 
 def _affine_scale_translate(sx: float, sy: float, col: int, row: int):

@@ -125,6 +125,9 @@ class RenderEngine:
         self._cost: dict[tuple, float] = {}
         self.levels = decimated.Levels()  # decimated copies of rasters lacking overviews
         self.far_reads = 0  # tiles read by the far-zoom path (a debug counter for tests)
+        # ``background(key, fn)`` runs fn when the server is idle (set by the server,
+        # e.g. Scheduler.submit_background); None: nothing is built ahead of need
+        self.background = None
 
     # ------------------------------------------------------------ failures
     def _failure(self, path, exc: BaseException, during: str, t0: float):
@@ -169,7 +172,7 @@ class RenderEngine:
 
     def reader(self, path: str, nodata: float | None = None):
         """The calling thread's rio-tiler Reader for ``path`` (opened on first use)."""
-        from rio_tiler.io import Reader
+        from leafmap_tiles.render.reader import Reader
 
         if is_remote(path):
             self.health.check(path)  # raises at once while a failed host is in back-off
@@ -537,14 +540,17 @@ class RenderEngine:
         key = (path, file_signature(path))
         bounds = tuple(rdr.tms.xy_bounds(x, y, z))
         info = self.info(path, style.nodata)
-        cost = self.rio_tiler_cost(key, ds, bounds, z, tilesize, info.overviews)
-        if not decimated.use_decimated(cost, resampling_method):
-            return False
-        dec = decimated.decimation(ds, bounds, tilesize, self.resolution(key, ds) or None)
         nodata = rdr.options.get("nodata", ds.nodata)
+        alpha_index = info.alpha_index if nodata is None else None
+        dec = decimated.decimation(ds, bounds, tilesize, self.resolution(key, ds) or None)
+        # rio-tiler's VRT has at most ~dec^2 tile areas of pixels (fewer with overviews):
+        # near the native zoom the cost model (a GDAL warp suggestion) is not needed
+        if not decimated.could_use_decimated(dec, resampling_method) or not decimated.use_decimated(
+                self.rio_tiler_cost(key, ds, bounds, z, tilesize, info.overviews), resampling_method):
+            self.build_ahead(path, ds, indexes, nodata, alpha_index, resampling_method)
+            return False
         arr = decimated.read_tile(
-            ds, bounds, tilesize, tilesize, indexes, nodata=nodata,
-            alpha_index=info.alpha_index if nodata is None else None,
+            ds, bounds, tilesize, tilesize, indexes, nodata=nodata, alpha_index=alpha_index,
             resampling=resampling_method, reproject=reproject_method, dec=dec,
             levels=self.levels, level_key=key,
         )
@@ -553,6 +559,19 @@ class RenderEngine:
         self.far_reads += 1
         return ImageData(arr, bounds=bounds, crs=rdr.tms.rasterio_crs,
                          band_names=[f"b{i}" for i in indexes], nodata=nodata)
+
+    def build_ahead(self, path, ds, indexes, nodata, alpha_index, resampling: str) -> None:
+        """While a local raster without overviews is viewed near its native zoom,
+        have its first decimated level built in the background (see
+        :func:`decimated.base_level_job`), so that zooming out does not wait for a
+        full read of the file.  Arguments as :func:`decimated.read_tile`'s."""
+        if self.background is None or not isinstance(path, str) or is_remote(path):
+            return
+        job = decimated.base_level_job(ds, path, indexes, nodata=nodata, alpha_index=alpha_index,
+                                       resampling=resampling, levels=self.levels,
+                                       level_key=(path, file_signature(path)))
+        if job is not None:
+            self.background(("levels", path), job)
 
     def resolution(self, key, ds) -> float:
         """Pixel size (EPSG:3857 metres) at the raster's centre, once per file state."""
@@ -689,15 +708,22 @@ class RenderEngine:
         rdr = self.reader(path, style.nodata)
         indexes = style.indexes or tuple(i for i in range(1, info.count + 1) if i != info.alpha_index)
         t0 = time.monotonic()
+        lon = lon if -180.0 <= lon < 180.0 else (lon + 180.0) % 360.0 - 180.0  # any world copy
+        # a geographic raster may run from 0 to 360 degrees east: the same meridian there
+        tries = [lon, lon + 360.0 if lon < 0 else lon - 360.0] if rdr.crs.is_geographic else [lon]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            try:
-                pt = rdr.point(lon, lat, indexes=indexes)
-            except Exception as exc:
-                if type(exc).__name__ == "PointOutsideBounds" or "outside of projection domain" in str(exc).lower():
-                    n = 1 if style.expression else len(indexes)
-                    return {"inside": False, "values": [None] * n, "bands": _band_labels(style, indexes)}
-                raise self._failure(path, exc, "read", t0) from None
+            for k, x in enumerate(tries):
+                try:
+                    pt = rdr.point(x, lat, indexes=indexes)
+                    break
+                except Exception as exc:
+                    outside = type(exc).__name__ == "PointOutsideBounds" or "outside of projection domain" in str(exc).lower()
+                    if not outside:
+                        raise self._failure(path, exc, "read", t0) from None
+                    if k == len(tries) - 1:
+                        n = 1 if style.expression else len(indexes)
+                        return {"inside": False, "values": [None] * n, "bands": _band_labels(style, indexes)}
         self._succeeded(path)
         arr = pt.array
         data = np.asarray(arr.data, dtype="float64")

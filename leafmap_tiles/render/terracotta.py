@@ -196,20 +196,20 @@ def _far_read(engine, path, src, bounds, shape, method, has_alpha) -> np.ma.Mask
 
     key = (path, file_signature(path))
     dec = decimated.decimation(src, bounds, int(shape[1]), engine.resolution(key, src) or None)
+    nodata = src.nodata
+    alpha_index = src.count if (has_alpha and nodata is None) else None
     if method is None:
         # average: GDAL reduces every pixel of the warped VRT (and of a paletted band
         # colour by colour), slow as soon as the tile is coarser than the raster
-        if dec < decimated.MIN_DECIMATION_AGGREGATE:
-            return None
+        far = dec >= decimated.MIN_DECIMATION_AGGREGATE
     else:
         z = max(0, round(math.log2(2 * 20037508.342789244 / (bounds[2] - bounds[0]))))
-        cost = engine.rio_tiler_cost(key, src, bounds, z, int(shape[1]), src.overviews(1))
-        if not decimated.use_decimated(cost, method):
-            return None
-    nodata = src.nodata
+        far = decimated.use_decimated(engine.rio_tiler_cost(key, src, bounds, z, int(shape[1]), src.overviews(1)), method)
+    if not far:
+        engine.build_ahead(path, src, [1], nodata, alpha_index, method or "average")
+        return None
     arr = decimated.read_tile(
-        src, bounds, int(shape[1]), int(shape[0]), [1], nodata=nodata,
-        alpha_index=src.count if (has_alpha and nodata is None) else None,
+        src, bounds, int(shape[1]), int(shape[0]), [1], nodata=nodata, alpha_index=alpha_index,
         resampling=method or "average", reproject=method or "bilinear", dec=dec,
         levels=engine.levels, level_key=key,
     )

@@ -172,6 +172,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
     pool = Scheduler(n, deadline if deadline is not None else local_deadline, name="tile")
     remote_pool = Scheduler(max(16, 2 * n), remote_deadline if remote_deadline is not None else far_deadline,
                             name="tile-remote")
+    engine.background = pool.submit_background  # decimated levels built ahead (local files)
     generation = {"n": 0}
     for body in sources or []:
         path = _as_path(body.get("path"))
@@ -406,8 +407,8 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             v = float(value)
         except (TypeError, ValueError, OverflowError):
             raise StyleError(f"{name} must be a number in degrees (EPSG:4326), got {str(value)[:40]!r}") from None
-        lim = 180 if name == "lon" else 90
-        if not math.isfinite(v) or abs(v) > (lim if name == "lat" else 360):
+        # any longitude is a place (the map repeats the world east and west); |lat| <= 90
+        if not math.isfinite(v) or (name == "lat" and abs(v) > 90):
             raise StyleError(f"{name}={str(value)[:40]!r} is out of range")
         return v
 

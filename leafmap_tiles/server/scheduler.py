@@ -48,25 +48,30 @@ def _consume(future) -> None:
 
 
 class _Job:
-    __slots__ = ("fn", "args", "key", "future", "started", "loop", "seq", "queued", "state", "urgent")
+    __slots__ = ("fn", "args", "key", "future", "started", "loop", "seq", "queued", "state", "urgent", "background")
 
-    def __init__(self, fn, args, key, loop, seq, urgent):
+    def __init__(self, fn, args, key, loop, seq, urgent, background=False):
         self.fn, self.args, self.key = fn, args, key
-        self.loop = loop
-        self.future = loop.create_future()
-        self.started = asyncio.Event()
+        self.loop = loop  # None: nobody awaits the job (background work)
+        self.future = loop.create_future() if loop is not None else None
+        self.started = asyncio.Event() if loop is not None else None
         self.seq = seq
         self.queued = time.monotonic()
         self.state = "queued"  # -> running -> done; or cancelled; running -> discard
         self.urgent = urgent
+        self.background = background
 
     def mark_started(self) -> None:
+        if self.loop is None:
+            return
         try:
             self.loop.call_soon_threadsafe(self.started.set)
         except RuntimeError:
             pass
 
     def resolve(self, result=None, exc: BaseException | None = None) -> None:
+        if self.loop is None:
+            return
         def set_it():
             if self.future.done():
                 return
@@ -122,6 +127,17 @@ class Scheduler:
             out["queued"] = sum(len(q) for q in self._pending.values())
             out["running"] = sum(self._running.values())
             return out
+
+    def submit_background(self, key, fn, *args) -> None:
+        """Run ``fn(*args)`` when no other job waits (after every source's tiles, the
+        background sources' included), nobody awaiting it; its exceptions are counted
+        as ``failed`` and dropped (e.g. a decimated level built ahead of need).
+        Callable from any thread; ignored once the scheduler is closed."""
+        job = _Job(fn, args, key, None, next(self._seq), False, background=True)
+        try:
+            self._submit(job)
+        except RuntimeError:  # closed
+            pass
 
     async def run(self, key, fn, *args, request=None, deadline: float | None | bool = True, urgent: bool = False):
         """Run ``fn(*args)`` on a worker and return its result.
@@ -184,7 +200,7 @@ class Scheduler:
             if self._closed:
                 raise RuntimeError("scheduler is closed")
             self._pending[job.key].append(job)
-            first = self._running.get(job.key, 0) == 0 and job.key not in self._background
+            first = self._running.get(job.key, 0) == 0 and job.key not in self._background and not job.background
             cap = self.workers + (2 if first else 1)
             if self._idle == 0 and len(self._threads) < cap:
                 t = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
@@ -226,7 +242,9 @@ class Scheduler:
                 continue
             if running and busy >= self.workers + 1 and not job.urgent:
                 continue  # the last thread is kept for sources with nothing running
-            rank = (not job.urgent, key in self._background, running, job.seq)
+            if job.background and busy >= self.workers:
+                continue  # background work never takes a thread tiles may need
+            rank = (not job.urgent, job.background, key in self._background, running, job.seq)
             if best_rank is None or rank < best_rank:
                 best, best_rank = key, rank
         if best is None:

@@ -381,6 +381,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     from leafmap_tiles.server.scheduler import ClientGoneError, Scheduler
 
     renders = Scheduler(pool._max_workers, default_deadlines()[0], name="tc-render")
+    engine.background = renders.submit_background  # decimated levels built ahead (local files)
 
     async def run(fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)

@@ -72,3 +72,30 @@ def test_point_nodata_is_null_for_file(m):
         lon, lat = (v[0] for v in wt(ds.crs, "EPSG:4326", [x], [y]))
     pt = m.server.point(layer.source_id, lon, lat)
     assert pt["inside"] and pt["values"] == [None]
+
+
+def test_point_on_any_world_copy_and_on_a_0_to_360_raster(m):
+    """A click on another copy of the world (the map repeats it east and west) reads the
+    same place; a geographic raster stored from 0 to 360 degrees east answers at
+    negative longitudes (values: the array's own, read by hand)."""
+    arr = np.arange(200 * 100, dtype="int16").reshape(100, 200)  # value = row * 200 + col
+    t = Affine(0.1, 0, 170.0, 0, -0.1, 5.0)  # 170 E .. 190 E (= -170), 5 N .. -5 S
+    layer = m.add_raster(arr, crs="EPSG:4326", transform=t)
+    inside = [(175.05, 0.05, arr[49, 50]), (-175.05, 0.05, arr[49, 149])]  # -175.05 = 184.95 E
+    for lon, lat, expected in inside:
+        for copy in (-720.0, -360.0, 0.0, 360.0):
+            pt = layer.point(lon + copy, lat)
+            assert pt["inside"] is True and pt["values"] == [int(expected)], (lon + copy, pt)
+    assert layer.point(-100.0, 0.05)["inside"] is False
+
+
+def test_inspector_click_two_worlds_away_shows_the_values(m):
+    layer = m.add_raster(data("landsat7_window.tif"))
+    with rasterio.open(data("landsat7_window.tif")) as ds:
+        lon, lat = ds.transform * (50.5, 40.5)
+        expected = [int(v) for v in ds.read(window=((40, 41), (50, 51))).reshape(-1)]
+    here = m.inspector.click(lon, lat)
+    far = m.inspector.click(lon - 720.0, lat)
+    row = [r for r in far["layers"] if r["layer"] is layer][0]
+    assert row["inside"] and [v for _, v in row["values"]][: len(expected)] == expected, row
+    assert [r["values"] for r in here["layers"]] == [r["values"] for r in far["layers"]]

@@ -213,3 +213,60 @@ def test_background_sources_render_after_the_others():
     if errors:
         raise errors[0]
     assert order.index("b") < order.index("a"), order
+
+
+def test_background_job_waits_for_every_tile_and_a_free_thread():
+    """Work submitted with submit_background (a decimated level built ahead) starts only
+    when no tile is queued and a thread is left for tiles; its errors are counted, not
+    raised; after close() it is ignored."""
+    import asyncio
+
+    from leafmap_tiles.server.scheduler import Scheduler
+
+    order: list[str] = []
+    gate = threading.Event()
+
+    def job(key):
+        if key == "held":
+            gate.wait(60)
+        order.append(key)
+        return key
+
+    def failing():
+        order.append("failing")
+        raise RuntimeError("a broken build")
+
+    async def scenario():
+        sched = Scheduler(workers=1, deadline=None)
+        held = asyncio.ensure_future(sched.run("t", job, "held"))
+        await asyncio.get_running_loop().run_in_executor(None, wait_for, lambda: sched.stats()["running"] == 1)
+        sched.submit_background(("levels", "x"), job, "background")
+        sched.submit_background(("levels", "y"), failing)
+        tiles = [asyncio.ensure_future(sched.run(k, job, k)) for k in ("t1", "t2")]
+        await asyncio.gather(*tiles)  # other sources' tiles get the spare thread at once
+        # "held" keeps the one tile thread (workers=1) busy: the background jobs wait
+        await asyncio.sleep(0.3)
+        assert order == ["t1", "t2"], order
+        gate.set()
+        await held
+        await asyncio.get_running_loop().run_in_executor(None, wait_for, lambda: len(order) == 5)
+        assert sched.stats()["failed"] == 1
+        sched.close()
+        sched.submit_background(("levels", "z"), job, "after-close")  # ignored, no error
+
+    errors: list[BaseException] = []
+
+    def runner():
+        try:
+            asyncio.run(scenario())
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=runner)
+    t.start()
+    t.join(120)
+    assert not t.is_alive(), "scenario hung"
+    if errors:
+        raise errors[0]
+    assert order[:3] == ["t1", "t2", "held"], order
+    assert set(order[3:]) == {"background", "failing"}, order
