@@ -183,3 +183,26 @@ def test_serve_processes_with_a_missing_database_fails_before_starting_workers(t
     assert res.returncode == 2
     assert "error:" in res.stderr and "Traceback" not in res.stderr
     assert "Serving" not in res.stdout
+
+
+def test_serve_processes_with_a_raster_pattern(sqlite_store, tmp_path):
+    """``-r PATTERN --processes 2``: ingested once by the supervisor into a temporary
+    database that both workers serve, removed at exit."""
+    import glob
+    import tempfile
+
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "leafmap_tiles_serve_*.sqlite")))
+    port = free_port()
+    p = Proc([str(BIN / "leafmap-tiles"), "serve", "-r", "rasters/{name}.tif", "--port", str(port),
+              "--processes", "2"], port, log=tmp_path / "serve_r.log", cwd=sqlite_store)
+    try:
+        names = sorted(d["name"] for d in requests.get(p.base + "/datasets", timeout=60).json()["datasets"])
+        assert names == ["greenland", "int16", "nlcd"]
+        assert len(answering_pids(p.base)) == 2
+        r = requests.get(p.base + TILE, timeout=60)
+        assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
+        made = set(glob.glob(os.path.join(tempfile.gettempdir(), "leafmap_tiles_serve_*.sqlite"))) - before
+        assert len(made) == 1
+    finally:
+        p.stop()
+    assert not any(os.path.exists(f) for f in made)
