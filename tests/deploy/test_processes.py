@@ -206,3 +206,30 @@ def test_serve_processes_with_a_raster_pattern(sqlite_store, tmp_path):
     finally:
         p.stop()
     assert not any(os.path.exists(f) for f in made)
+
+
+def test_a_server_process_renders_without_xarray_pandas_or_pyarrow(sqlite_store):
+    """rio-tiler's optional xarray reader (and with it pandas and pyarrow, ~110 MiB of
+    RSS) is not imported in a server process; tiles render as before."""
+    code = (
+        "import sys\n"
+        "from starlette.testclient import TestClient\n"
+        "from leafmap_tiles.server.asgi import create_app\n"
+        "c = TestClient(create_app('tiles.sqlite'))\n"
+        f"r = c.get({TILE!r})\n"
+        "assert r.status_code == 200 and r.content.startswith(b'\\x89PNG'), r.text\n"
+        "print(sorted(m for m in ('xarray', 'pandas', 'pyarrow', 'rioxarray') if sys.modules.get(m)))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(sqlite_store), env={k: v for k, v in os.environ.items()
+                                                     if k != "LEAFMAP_TILES_DATABASE"})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def test_malloc_settings_apply_in_a_server_process():
+    code = ("from leafmap_tiles.server import gdalenv\n"
+            "print(gdalenv.limit_malloc_arenas())\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "True"  # glibc on this machine: both mallopt calls accepted
