@@ -263,18 +263,26 @@ def _run_serve(args) -> int:
     gdalenv.limit_malloc_arenas()
     gdalenv.skip_unused_imports()
     configure_logging(args.log_level)  # failures answered 5xx: one line each (rate limited), on stderr
-    from .server.terracotta_api import _open_store, create_terracotta_app
-
     app = None
     if args.processes == 1:
+        from .server.terracotta_api import create_terracotta_app
+
         warm_imports()
         app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers)
         temp_db = app.state.temp_db
-    else:  # checked (or ingested, for -r) once here; each worker opens the store itself
-        ks, temp_db = _open_store(args.database or args.raster_pattern, args.rgb_key)
+    elif args.raster_pattern:  # ingested once here; each worker opens the temporary store
+        from .server.terracotta_api import _open_store
+
+        ks, temp_db = _open_store(args.raster_pattern, args.rgb_key)
+        database = temp_db
+    else:  # checked once here (without the render stack: the supervisor renders nothing)
+        from . import store
+
+        ks = store.open(args.database)
+        ks.get_keys()  # fails early for a missing or foreign database
         if hasattr(ks, "dispose"):
             ks.dispose()
-        database = temp_db or args.database
+        temp_db, database = None, args.database
     try:
         sock = _bind(args.host, [args.port] if args.port is not None else range(5000, 5100))
         if sock is None:
