@@ -339,7 +339,12 @@ class TimeSlider:
             if ready:
                 self.drawn_index = k
                 self._drawn_cond.notify_all()
-        self._prioritise(keep)
+        self._prioritise(keep | self._ahead(k))
+
+    def _ahead(self, k: int) -> set:
+        """While playing, the frame after ``k``: Play shows it next, so its tiles render
+        with the shown frame's rather than behind every other hidden frame's."""
+        return {(k + 1) % len(self.layers)} if self.playing and len(self.layers) > 1 else set()
 
     def _prioritise(self, shown) -> None:
         """The hidden frames' tiles render after those of the frames shown (and of every
@@ -435,9 +440,12 @@ class TimeSlider:
         """Advance one frame every ``time_interval`` seconds, looping; idempotent."""
         if not self._closed:
             self._ticker.play()
+            self._prioritise({self.index} | self._ahead(self.index))
 
     def pause(self) -> None:
         self._ticker.pause()
+        if not self._closed:
+            self._prioritise({self.index})
 
     def _advance(self) -> None:
         """One Play step: the next frame, then wait (in the timer thread) until the

@@ -283,3 +283,27 @@ def test_default_stretch_is_common_to_all_frames(m):
     assert [l.stretch for l in ts2.layers] == [{"vmin": [-0.2], "vmax": [0.6]}] * 2
     for l in singles:
         l.release()
+
+
+def test_hidden_frames_render_in_the_background_and_the_next_one_not_while_playing(m, frames, monkeypatch):
+    """The tile server renders the frames a slider hides after everything else
+    (``set_background``); while playing, the frame shown next is not among them."""
+    calls = []
+    real = m.server.set_background
+
+    def record(owner, ids):
+        calls.append(set(ids))
+        return real(owner, ids)
+
+    monkeypatch.setattr(m.server, "set_background", record)
+    sid = {k: v.source_id for k, v in frames.items()}
+    ts = m.add_time_slider(frames, time_interval=600)  # Play would advance only after 10 min
+    assert calls[-1] == {sid["date1"], sid["date2"], sid["date3"]}
+    ts.play()
+    assert calls[-1] == {sid["date2"], sid["date3"]}  # date1 is next: rendered with date0
+    ts.slider.value = 3  # a jump while playing: the next one loops to date0
+    assert calls[-1] == {sid["date1"], sid["date2"]}
+    ts.pause()
+    assert calls[-1] == {sid["date0"], sid["date1"], sid["date2"]}
+    ts.close()
+    assert calls[-1] == set()
