@@ -220,7 +220,11 @@ def serve(url: str, port: int, *, processes: int, log: Path | None = None) -> Pr
     argv = with_options(docs_command("leafmap-tiles serve -d postgresql"),
                         {"-d": url, "--host": "127.0.0.1", "--port": str(port), "--processes": str(processes)})
     argv[0] = str(BIN / argv[0])
-    return Proc(argv, port, log=log)
+    # a longer render deadline than the default 5 s: the test machine is shared (load
+    # averages of 15-20 on 2 cores were seen) and a 503 past the deadline is not what these
+    # tests are about (tests/core/test_render_scheduling.py tests the deadline)
+    env = dict(os.environ, LEAFMAP_TILES_TILE_DEADLINE="60")
+    return Proc(argv, port, env=env, log=log)
 
 
 def with_options(words: list[str], values: dict[str, str]) -> list[str]:

@@ -33,11 +33,15 @@ def workers(proc: Proc) -> list[int]:
     return out
 
 
-def answering_pids(base: str, tries: int = 200) -> set[int]:
+def answering_pids(base: str, tries: int = 200, seconds: float = 60.0) -> set[int]:
     """Worker pids seen on ``/health`` over new connections (the kernel spreads new
-    connections over the workers that accept on the shared socket)."""
+    connections over the workers that accept on the shared socket), until two are seen,
+    ``tries`` requests or ``seconds`` (a worker may still be starting on a loaded machine)."""
     seen = set()
-    for _ in range(tries):
+    deadline = time.monotonic() + seconds
+    for i in range(10**6):
+        if i >= tries and time.monotonic() > deadline:
+            break
         r = requests.get(base + "/health", headers={"Connection": "close"}, timeout=30)
         assert r.status_code == 200
         seen.add(r.json()["pid"])
