@@ -2,6 +2,11 @@
 session server, ``leafmap-tiles serve`` and ``terracotta serve``, one after another.
 
     flock /tmp/bench.lock .venv/bin/python benchmarks/soak.py [--runs 10] [--tiles 2000] [--only ours,serve,terracotta]
+    flock /tmp/bench.lock .venv/bin/python benchmarks/soak.py --load tiles [--runs 5] [--only ours,serve,serve2]
+
+``--load tiles`` (issue 18) runs benchmarks/tiles.py's load instead (both of its files,
+500 distinct tiles each, 16 clients) ``--runs`` times back to back on our servers and
+reports each run's peak RSS; target: the last run's peak <= 1.1x the second's.
 
 Each server serves ``../shared/data/large/srtm90.tif`` (int16 SRTM, 4269x2465, COG) and
 gets ``--runs`` runs of the same ``--tiles`` distinct tiles (zooms 9-15, shuffled anew
@@ -9,8 +14,8 @@ each run) over 32 concurrent keep-alive connections, each tile with one of 40 st
 ranges in turn (so the style caches see a stream of styles, as with a user dragging
 vmin/vmax).  After each run (and 1 s of rest) the RSS of the server's whole process tree
 is read.  Target of issue 19: the last run's RSS within 5 % of the third run's, and 0
-errors.  Our servers run with their defaults (``GDAL_CACHEMAX=512``, two malloc
-arenas, caches of 256 entries); terracotta with its own.  Prints a table and one
+errors.  Our servers run with their defaults (``GDAL_CACHEMAX=128``, no ``VSI_CACHE``, two
+malloc arenas and a fixed mmap threshold, caches of 256 entries); terracotta with its own.  Prints a table and one
 ``BENCH_JSON`` line.
 """
 
@@ -156,14 +161,87 @@ def soak(cls, tiles, runs: int, seed: int) -> dict:
     return out
 
 
+# ------------------------------------------------------- --load tiles (issue 18)
+TILES_TARGET = 1.1  # last run's peak RSS <= 1.1 x the second run's
+
+
+def tiles_soak(name: str, runs: int, n_tiles: int, seed: int) -> dict:
+    """``runs`` back-to-back runs of benchmarks/tiles.py's load (both files, the same
+    ``n_tiles`` distinct tiles each, 16 clients) on one server; the peak RSS of its
+    process tree during each run."""
+    import tiles as T
+
+    files = T.all_files()
+    lists = {key: C.choose_tiles(f["path"], n_tiles, seed + 100 + i) for i, (key, f) in enumerate(files.items())}
+    if name == "serve":
+        srv = T.OursServe(files)
+        srv.processes = 1
+    else:
+        srv = {"ours": T.Ours, "serve2": T.OursServe}[name](files)
+    pid = srv.start()
+    sampler = C.ProcSampler(pid)
+    out = {"peak_rss_mib": [], "tiles_per_s": [], "errors": 0, "first_errors": []}
+    try:
+        for run in range(runs):
+            sampler.peak_rss = 0
+            tps = []
+            for key in files:
+                r = C.load("127.0.0.1", srv.port, [srv.tile_path(key, *t) for t in lists[key]], T.CONCURRENCY)
+                tps.append(r.tiles_per_s())
+                out["errors"] += len(r.errors)
+                out["first_errors"] += r.errors[: max(0, 3 - len(out["first_errors"]))]
+            out["peak_rss_mib"].append(sampler.peak_rss / 2**20)
+            out["tiles_per_s"].append(tps)
+            print(f"  {name}: run {run + 1}/{runs}: peak RSS {out['peak_rss_mib'][-1]:.0f} MiB, tiles/s "
+                  + "/".join(f"{v:.0f}" for v in tps), flush=True)
+    finally:
+        sampler.stop()
+        srv.stop()
+    peaks = out["peak_rss_mib"]
+    out["last_vs_second"] = peaks[-1] / peaks[1] if len(peaks) >= 2 and peaks[1] else float("nan")
+    return out
+
+
+def main_tiles(args) -> None:
+    names = {"ours": "leafmap_tiles session server", "serve": "leafmap-tiles serve",
+             "serve2": "leafmap-tiles serve --processes 2"}
+    only = [n for n in args.only.split(",") if n in names] if args.only != DEFAULT_ONLY else list(names)
+    print(f"machine: {C.machine()}", flush=True)
+    results = {n: tiles_soak(n, args.runs, args.tiles, args.seed) for n in only}
+    rows = []
+    for n, r in results.items():
+        r["verdict"] = "PASS" if r["last_vs_second"] <= TILES_TARGET and r["errors"] == 0 else "FAIL"
+        rows.append([names[n], " ".join(f"{v:.0f}" for v in r["peak_rss_mib"]), r["last_vs_second"],
+                     r["errors"], r["verdict"]])
+    print()
+    print(f"{args.runs} back-to-back runs of benchmarks/tiles.py's load (s2 + ndvi, {args.tiles} tiles each, "
+          "16 clients); peak RSS (MiB) of the server's process tree during each run")
+    print(C.fmt_table(["server", "peak RSS per run MiB", "last/second", "errors",
+                       f"last <= {TILES_TARGET}x second, 0 errors"], rows))
+    C.emit_json("soak_tiles", {"runs": args.runs, "tiles": args.tiles, "results": results, "machine": C.machine()})
+
+
+DEFAULT_ONLY = "ours,serve,terracotta"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--tiles", type=int, default=2000)
-    ap.add_argument("--only", default="ours,serve,terracotta")
+    ap.add_argument("--only", default=DEFAULT_ONLY,
+                    help="with --load tiles: ours (session server), serve, serve2 (serve --processes 2)")
     ap.add_argument("--seed", type=int, default=20240619)
+    ap.add_argument("--load", choices=["srtm", "tiles"], default="srtm",
+                    help="srtm: the issue-19 soak below; tiles: --runs (default 5) runs of benchmarks/tiles.py's "
+                         "load, target last run's peak RSS <= 1.1x the second's (issue 18)")
     args = ap.parse_args()
     C.exit_on_sigterm()
+    if args.load == "tiles":
+        if "--runs" not in sys.argv:
+            args.runs = 5
+        if "--tiles" not in sys.argv:
+            args.tiles = 500
+        return main_tiles(args)
     tiles = C.choose_tiles(FILE, args.tiles, args.seed)
     print(f"machine: {C.machine()}", flush=True)
     results = {}

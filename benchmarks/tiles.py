@@ -1,4 +1,5 @@
-"""Tiles per second, side by side: leafmap_tiles vs titiler, terracotta, localtileserver.
+"""Tiles per second, side by side: leafmap_tiles (the session server, and ``leafmap-tiles
+serve --processes 2``) vs titiler, terracotta, localtileserver.
 
     .venv/bin/python benchmarks/tiles.py [--rounds 2] [--tiles 500] [--only ours,titiler]
 
@@ -161,7 +162,55 @@ class LocalTileServer(Server):
         return self.templates[key].replace("{z}", str(z)).replace("{x}", str(x)).replace("{y}", str(y))
 
 
-SERVERS = {"ours": Ours, "titiler": Titiler, "terracotta": Terracotta, "localtileserver": LocalTileServer}
+class OursServe(Server):
+    """``leafmap-tiles serve --processes 2`` (issue 18) on a key store of both files
+    (keys: the file's name), Terracotta's tile route with the same stretch.  It renders
+    as ``terracotta serve`` (values mapped to 1..255, 0 transparent) with Terracotta's
+    default average resampling: more work per tile than the nearest of the others."""
+    name = "leafmap-tiles serve --processes 2"
+    processes = 2
+
+    def db(self) -> Path:
+        from leafmap_tiles import store
+
+        d = C.CACHE / "ours_serve"
+        d.mkdir(parents=True, exist_ok=True)
+        db = d / ("tiles_" + "_".join(sorted(self.files)) + ".sqlite")
+        if not db.exists():
+            tmp = db.with_suffix(".tmp.sqlite")
+            if tmp.exists():
+                tmp.unlink()
+            ks = store.open(str(tmp))
+            ks.create(["name"])
+            for key, f in self.files.items():
+                ks.insert([key], str(f["path"]))
+            tmp.rename(db)
+        return db
+
+    def start(self):
+        db = self.db()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "leafmap_tiles.cli", "serve", "-d", str(db), "--port", "0",
+             "--processes", str(self.processes)],
+            start_new_session=True, stdout=subprocess.PIPE, stderr=open(C.CACHE / "ours_serve.log", "w"), text=True)
+        line = self.proc.stdout.readline()
+        if "http://" not in line:
+            raise RuntimeError(f"serve did not start: {line!r}")
+        self.port = int(line.split("http://", 1)[1].split()[0].rsplit(":", 1)[1])
+        C.wait_http(f"http://127.0.0.1:{self.port}/keys", proc=self.proc)
+        return self.proc.pid
+
+    def tile_path(self, key, z, x, y):
+        f = self.files[key]
+        return f"/singleband/{key}/{z}/{x}/{y}.png?stretch_range=[{f['vmin']},{f['vmax']}]"
+
+
+SERVERS = {"ours": Ours, "titiler": Titiler, "terracotta": Terracotta, "localtileserver": LocalTileServer,
+           "serve2": OursServe}
+#: targets of ``serve --processes 2`` (issue 18): tiles/s ratios, higher is better
+SERVE2_TARGETS = {"tps_vs_titiler": 3.0, "tps_vs_localtileserver": 10.0}
+#: the session server's peak RSS / titiler's (issue 18), lower is better
+RSS_TARGET = 1.2
 
 
 # ------------------------------------------------------------------ pixel check
@@ -249,21 +298,26 @@ def prewarm_page_cache(paths) -> None:
                 pass
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--tiles", type=int, default=500)
-    ap.add_argument("--only", default="ours,titiler,terracotta,localtileserver")
-    ap.add_argument("--files", default="s2,ndvi")
-    ap.add_argument("--seed", type=int, default=20240601)
-    args = ap.parse_args()
-
-    all_files = {
+def all_files(keys=("s2", "ndvi")) -> dict:
+    """The benchmark's files and styles (also used by benchmarks/soak.py --load tiles)."""
+    files = {
         "s2": {"path": C.s2_like_cog(), "vmin": 500, "vmax": 3500,
                "what": "10980x10980 uint16 COG (SRTM tiled onto a Sentinel-2 grid)"},
         "ndvi": {"path": C.NDVI_COG, "vmin": -0.1, "vmax": 0.9, "what": "bess_NDVI_maximum_cog.tif (float32)"},
     }
-    files = {k: all_files[k] for k in args.files.split(",")}
+    return {k: files[k] for k in keys}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--tiles", type=int, default=500)
+    ap.add_argument("--only", default="ours,titiler,terracotta,localtileserver,serve2")
+    ap.add_argument("--files", default="s2,ndvi")
+    ap.add_argument("--seed", type=int, default=20240601)
+    args = ap.parse_args()
+
+    files = all_files(args.files.split(","))
     lists = {}
     for i, (key, f) in enumerate(files.items()):
         warm = C.choose_tiles(f["path"], N_WARM, args.seed + i)
@@ -307,7 +361,7 @@ def main() -> None:
             for key in files:
                 ref = {k: v for k, v in rounds[0]["ours"]["files"][key]["_warm_bodies"].items() if v}
                 oth = {k: v for k, v in rounds[0][n]["files"][key]["_warm_bodies"].items() if v}
-                pixels[f"{n}/{key}"] = compare(ref, oth, n == "terracotta")
+                pixels[f"{n}/{key}"] = compare(ref, oth, n in ("terracotta", "serve2"))
 
     rows, ratios, verdicts, failed = [], {}, {}, {}
     for key, f in files.items():
@@ -337,6 +391,16 @@ def main() -> None:
         ratios[key] = rk
         verdicts[key] = {t: C.verdict(rk[t], *TARGETS[t]) if t in rk else "N/A (peer failed)" for t in TARGETS
                          if t in rk or t.split("_vs_")[1] in names}
+        if "titiler" in names:
+            rk["peak_rss_vs_titiler"] = o["peak_rss_mib"] / best["titiler"][key]["peak_rss_mib"]
+            verdicts[key]["peak_rss_vs_titiler"] = C.verdict(rk["peak_rss_vs_titiler"], RSS_TARGET, False)
+        if "serve2" in names:
+            s2 = best["serve2"][key]
+            for t, target in SERVE2_TARGETS.items():
+                peer = t.split("_vs_")[1]
+                if peer in names and best[peer][key]["ok"]:
+                    rk[f"serve2_{t}"] = s2["tiles_per_s"] / best[peer][key]["tiles_per_s"]
+                    verdicts[key][f"serve2_{t}"] = C.verdict(rk[f"serve2_{t}"], target, True)
 
     print()
     print(C.fmt_table(["file: server", "tiles/s @16", "p50 ms", "p95 ms", "1-at-a-time p50 ms", "server CPU ms/tile",

@@ -186,10 +186,21 @@ def _add_serve(subparsers) -> None:
                    help="address to bind [default: 127.0.0.1]; 0.0.0.0 exposes the server to the network")
     p.add_argument("--port", type=int, default=None,
                    help="port [default: first free port from 5000 to 5099; 0 for any free port]")
-    p.add_argument("--workers", type=int, default=None, help="tile worker threads [default: 3 per core, at least 4]")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="worker processes sharing the port (uvicorn's supervisor restarts one that dies) "
+                        "[default: 1]; each has its own threads, readers and caches")
+    p.add_argument("--workers", type=int, default=None,
+                   help="tile render threads per process [default: $LEAFMAP_TILES_WORKERS, else 3 per core, at least 4]")
     p.add_argument("--gdal-cachemax", type=int, default=None, metavar="MB",
-                   help="GDAL block cache in MB [default: $GDAL_CACHEMAX, else 512, as the session server]")
+                   help="GDAL block cache per process in MB [default: $GDAL_CACHEMAX, else "
+                        f"{_default_cachemax()}, as the session server]")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+
+
+def _default_cachemax() -> str:
+    from .server.gdalenv import DEFAULTS
+
+    return DEFAULTS["GDAL_CACHEMAX"]
 
 
 def _bind(host: str, candidates):
@@ -197,7 +208,10 @@ def _bind(host: str, candidates):
     import socket
 
     for port in candidates:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted connections only then
+        # (see leafmap_tiles/server/__main__.py)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                             socket.IPPROTO_TCP)
         try:
             sock.bind((host, port))
         except OSError:
@@ -208,10 +222,29 @@ def _bind(host: str, candidates):
     return None
 
 
+def _worker_app(database: str, workers: int | None, gdal_cachemax: int | None, log_level: str):
+    """App of one ``serve --processes N`` worker (run by uvicorn's supervisor in a
+    spawned process): exits when the supervisor is gone, and stops the supervisor
+    from restarting it over and over when the store cannot be opened."""
+    from .server.__main__ import _watch_parent
+    from .server.asgi import create_app
+
+    _watch_parent(os.getppid())  # a killed supervisor leaves no worker behind
+    try:
+        return create_app(database, workers=workers, gdal_cachemax=gdal_cachemax, log_level=log_level)
+    except LeafmapTilesError as exc:
+        from uvicorn.config import STARTUP_FAILURE
+
+        print(f"leafmap-tiles serve: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(STARTUP_FAILURE)
+
+
 def _run_serve(args) -> int:
+    import functools
+
     import uvicorn
 
-    from .server.terracotta_api import create_terracotta_app
+    from .server.asgi import configure_logging, warm_imports
 
     if args.rgb_key and not args.raster_pattern:
         raise StoreError("--rgb-key applies only with -r/--raster-pattern")
@@ -219,42 +252,66 @@ def _run_serve(args) -> int:
         raise StoreError(f"--port must be between 0 and 65535, got {args.port}")
     if args.gdal_cachemax is not None and args.gdal_cachemax < 1:
         raise StoreError(f"--gdal-cachemax must be at least 1 (MB), got {args.gdal_cachemax}")
+    if args.processes < 1:
+        raise StoreError(f"--processes must be at least 1, got {args.processes}")
+    if args.workers is not None and args.workers < 1:
+        raise StoreError(f"--workers must be at least 1, got {args.workers}")
     from .server import gdalenv
 
     # this command's own process: the same GDAL and allocator settings as the session server
     gdalenv.set_defaults(args.gdal_cachemax)
     gdalenv.limit_malloc_arenas()
-    import logging
+    gdalenv.skip_unused_imports()
+    configure_logging(args.log_level)  # failures answered 5xx: one line each (rate limited), on stderr
+    app = None
+    if args.processes == 1:
+        from .server.terracotta_api import create_terracotta_app
 
-    # failures answered 5xx: one line each (rate limited by the app), on stderr
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("leafmap_tiles")
-    logger.addHandler(handler)
-    logger.setLevel(args.log_level.upper())
-    logger.propagate = False
-    app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers)
-    sock = _bind(args.host, [args.port] if args.port is not None else range(5000, 5100))
-    if sock is None:
-        tried = args.port if args.port is not None else "5000-5099"
-        raise StoreError(f"cannot bind {args.host}:{tried} (port in use?)")
-    port = sock.getsockname()[1]
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"Serving Terracotta API on http://{shown}:{port} (API documentation: /apidoc; Ctrl+C to stop)",
-          flush=True)
-    from .server.errors import http_protocol
+        warm_imports()
+        app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers)
+        temp_db = app.state.temp_db
+    elif args.raster_pattern:  # ingested once here; each worker opens the temporary store
+        from .server.terracotta_api import _open_store
 
-    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="off", timeout_keep_alive=30,
-                            http=http_protocol())
-    import signal
+        ks, temp_db = _open_store(args.raster_pattern, args.rgb_key)
+        database = temp_db
+    else:  # checked once here (without the render stack: the supervisor renders nothing)
+        from . import store
 
-    # uvicorn shuts down on SIGTERM and then re-raises it to the previous handler: make that
-    # handler an exit, so that the `finally` below still removes a temporary database
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        ks = store.open(args.database)
+        ks.get_keys()  # fails early for a missing or foreign database
+        if hasattr(ks, "dispose"):
+            ks.dispose()
+        temp_db, database = None, args.database
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        sock = _bind(args.host, [args.port] if args.port is not None else range(5000, 5100))
+        if sock is None:
+            tried = args.port if args.port is not None else "5000-5099"
+            raise StoreError(f"cannot bind {args.host}:{tried} (port in use?)")
+        port = sock.getsockname()[1]
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        procs = f", {args.processes} processes" if args.processes > 1 else ""
+        print(f"Serving Terracotta API on http://{shown}:{port} (API documentation: /apidoc{procs}; "
+              "Ctrl+C to stop)", flush=True)
+        common = dict(log_level=args.log_level, access_log=False, lifespan="off", timeout_keep_alive=30)
+        import signal
+
+        if app is not None:
+            from .server.errors import http_protocol
+
+            config = uvicorn.Config(app, http=http_protocol(), **common)
+            # uvicorn shuts down on SIGTERM and then re-raises it to the previous handler: make
+            # that handler an exit, so that the `finally` below still removes a temporary database
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            from uvicorn.supervisors import Multiprocess
+
+            factory = functools.partial(_worker_app, database, args.workers, args.gdal_cachemax, args.log_level)
+            config = uvicorn.Config(factory, factory=True, workers=args.processes,
+                                    http="leafmap_tiles.server.errors:JSONErrorProtocol", **common)
+            Multiprocess(config, sockets=[sock]).run()  # SIGTERM/SIGINT: stops the workers, returns
     finally:
-        temp_db = getattr(app.state, "temp_db", None)
         if temp_db and os.path.exists(temp_db):
             os.remove(temp_db)
     return 0

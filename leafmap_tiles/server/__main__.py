@@ -45,6 +45,7 @@ def main() -> None:
 
     gdalenv.set_defaults()
     gdalenv.limit_malloc_arenas()
+    gdalenv.skip_unused_imports()
     import pyproj  # noqa: F401  (before any GDAL path-specific option: see leafmap_tiles._gdal)
     import uvicorn
     from rio_tiler.io import Reader  # noqa: F401  (import cost paid before the port opens)

@@ -265,3 +265,14 @@ def http_protocol():
         from uvicorn.protocols.http.h11_impl import H11Protocol
 
         return type("JSONErrorH11", (H11Protocol,), {"send_400_response": _json_400})
+
+
+def __getattr__(name: str):
+    """``JSONErrorProtocol``: :func:`http_protocol` as a module attribute, so that
+    uvicorn's worker processes can import it by name
+    (``http="leafmap_tiles.server.errors:JSONErrorProtocol"``)."""
+    if name == "JSONErrorProtocol":
+        cls = http_protocol()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

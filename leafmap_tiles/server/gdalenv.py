@@ -22,8 +22,15 @@ DEFAULTS = {
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_HTTP_MULTIPLEX": "YES",
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": "",
-    "VSI_CACHE": "TRUE",
-    "GDAL_CACHEMAX": "512",
+    # No per-file-handle cache (GDAL's default): with one reader per thread and source,
+    # each open file had its own 25 MB of cached bytes (VSI_CACHE_SIZE), duplicating the
+    # OS page cache for local files and /vsicurl/'s own bounded cache for URLs; memory
+    # then grew with threads x sources (benchmarks/soak.py --load tiles).
+    "VSI_CACHE": "FALSE",
+    # Block cache in MB, for the whole process (shared by all its threads and readers).
+    # 512 filled up on big rasters (peak RSS 670 MiB in benchmarks/tiles.py); 128 keeps
+    # the blocks of a map view warm and the session server within 1.2x titiler's RSS.
+    "GDAL_CACHEMAX": "128",
 }
 
 
@@ -32,11 +39,20 @@ DEFAULTS = {
 #: fragmented and the RSS only grows; two arenas keep it bounded.
 MALLOC_ARENAS = 2
 
+#: glibc's mmap threshold of a server process, bytes (``MALLOC_MMAP_THRESHOLD_``
+#: overrides): blocks this large or larger (a tile's arrays, GDAL's decoded blocks) are
+#: mmapped and go back to the system when freed.  glibc's default is the same 128 KiB but
+#: *dynamic*: each freed mmapped block raises it to that block's size, after which such
+#: arrays come from the heap and fragment it, and the RSS grows run after run of the same
+#: tiles (benchmarks/soak.py: +15 MiB per run of 1,000 tiles; fixed threshold: flat).
+MMAP_THRESHOLD = 128 * 1024
+
 
 def set_defaults(cachemax_mb: int | None = None) -> None:
     """Process-wide GDAL defaults of a server process (its own environment; values
     the user set win), the same for the session server and ``leafmap-tiles serve``.
-    ``cachemax_mb`` sets GDAL's block cache (``GDAL_CACHEMAX``, default 512 MB)."""
+    ``cachemax_mb`` sets GDAL's block cache (``GDAL_CACHEMAX``, default
+    :data:`DEFAULTS`)."""
     if cachemax_mb is not None:
         os.environ["GDAL_CACHEMAX"] = str(int(cachemax_mb))
     for k, v in DEFAULTS.items():
@@ -67,10 +83,30 @@ def apply_s3() -> dict[str, str]:
     return options
 
 
+#: modules that rio-tiler imports only for its ``XarrayReader``, which a server process
+#: never uses (arrays reach the server as files): xarray pulls in pandas and pyarrow,
+#: about 110 MiB of RSS in every server process.
+UNUSED_MODULES = ("xarray", "rioxarray")
+
+
+def skip_unused_imports() -> None:
+    """In a server process, before rio-tiler is imported: make ``import xarray`` fail
+    (``sys.modules[name] = None``, Python's documented way to block an import), so that
+    rio-tiler runs without its optional xarray reader.  Modules already imported are
+    left alone."""
+    import sys
+
+    for name in UNUSED_MODULES:
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
+
+
 def limit_malloc_arenas(n: int | None = None) -> bool:
-    """Limit glibc's malloc arenas of this process to ``n`` (default
-    ``MALLOC_ARENA_MAX`` or :data:`MALLOC_ARENAS`) with ``mallopt(M_ARENA_MAX)``;
-    call it before the worker threads start.  False where glibc is not the allocator."""
+    """Bound glibc's heap in this process: at most ``n`` malloc arenas (default
+    ``MALLOC_ARENA_MAX`` or :data:`MALLOC_ARENAS`), and a fixed mmap threshold of
+    :data:`MMAP_THRESHOLD` bytes unless ``MALLOC_MMAP_THRESHOLD_`` is set (glibc then
+    applied it already), both with ``mallopt``; call it before the worker threads start.
+    False where glibc is not the allocator."""
     import ctypes
     import ctypes.util
 
@@ -86,7 +122,10 @@ def limit_malloc_arenas(n: int | None = None) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(-8, int(n)))  # M_ARENA_MAX
+    ok = bool(mallopt(-8, int(n)))  # M_ARENA_MAX
+    if not os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        ok = bool(mallopt(-3, MMAP_THRESHOLD)) and ok  # M_MMAP_THRESHOLD (no longer dynamic)
+    return ok
 
 
 # Credentials by host ("name" = any port, or "name:port"; see leafmap_tiles._hosts),

@@ -201,7 +201,8 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         return HTMLResponse(APIDOC_HTML)
 
     async def health(request: Request):
-        return JSONResponse({"status": "ok", "renders": renders.stats()})
+        # pid: which worker process answered (serve --processes N, replicas)
+        return JSONResponse({"status": "ok", "pid": os.getpid(), "renders": renders.stats()})
 
     tile = "{z:int}/{x:int}/{y:int}.png"
     routes = [
