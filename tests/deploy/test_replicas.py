@@ -9,10 +9,8 @@ documented configuration (round robin, ``proxy_next_upstream``).  Real processes
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
