@@ -28,7 +28,7 @@ import requests
 
 from leafmap_tiles import _credentials, settings
 from leafmap_tiles.client import urls
-from leafmap_tiles.errors import SourceTimeoutError, StyleError, TileServerError, from_name
+from leafmap_tiles.errors import BadRequestError, SourceTimeoutError, StyleError, TileServerError, from_name
 from leafmap_tiles.protocol import PointAnswer, PointFailure, PointResult, RegistrationAnswer, SourceInfoJSON
 
 START_TIMEOUT = 60.0
@@ -343,6 +343,10 @@ class TileServer:
         ``BadRequestError`` for a bad geometry or percentiles, ``UnknownSourceError``."""
         body = {"geometry": geometry, "style": style or {}, "percentiles": list(percentiles or ()),
                 "scale": scale, "offset": offset}
+        try:
+            json.dumps(body, allow_nan=False)
+        except (TypeError, ValueError) as exc:  # NaN/inf coordinates, objects JSON cannot carry
+            raise BadRequestError(f"the geometry and options must be finite numbers in JSON: {exc}") from None
         return self._request("POST", f"statistics/{source_id}", json=body).json()
 
     def tile(self, source_id: str, z: int, x: int, y: int, style: dict | None = None, fmt: str = "png") -> bytes:

@@ -64,13 +64,17 @@ def check_geometry(geometry) -> dict:
         shp = shapely.geometry.shape(geometry)
     except Exception as exc:
         raise BadRequestError(f"invalid {geometry.get('type')} coordinates: {str(exc)[:200]}") from None
-    if shp.is_empty or shp.area == 0:
-        raise BadRequestError("the polygon is empty (zero area)")
     w, s, e, n = shp.bounds
     if not all(math.isfinite(v) for v in (w, s, e, n)) or s < -90 or n > 90 or w < -360 or e > 360:
         raise BadRequestError(f"polygon bounds {(w, s, e, n)} are not lon/lat degrees (EPSG:4326)")
     if not shp.is_valid:
-        shp = shp.buffer(0)  # e.g. a self-touching ring drawn by hand
+        # e.g. a self-crossing ("bowtie") ring drawn by hand: every lobe kept (GEOS
+        # make_valid, as rasterio's own mask of the ring counts them; buffer(0) drops one)
+        fixed = shapely.make_valid(shp)
+        parts = [g for g in getattr(fixed, "geoms", [fixed]) if g.geom_type in ("Polygon", "MultiPolygon")]
+        shp = shapely.unary_union(parts) if parts else shapely.geometry.Polygon()
+    if shp.is_empty or shp.area == 0:
+        raise BadRequestError("the polygon is empty (zero area)")
     return shapely.geometry.mapping(shp)
 
 
@@ -131,11 +135,30 @@ def _geometry_key(geometry: dict) -> str:
     return json.dumps(geometry, sort_keys=True, separators=(",", ":"))
 
 
-def _native_geometry(geometry: dict, crs) -> dict:
+def _native_geometry(geometry: dict, crs, clip=None) -> dict:
+    """``geometry`` (EPSG:4326) in ``crs``; with ``clip`` (W, S, E, N EPSG:4326, the
+    raster's footprint) first cut to it widened by a tenth each side: a polygon far
+    larger than a projected raster (a continent over a UTM scene) does not survive the
+    projection whole (its far parts fall outside the projection's domain, and GDAL
+    returned an empty or broken shape: 0 pixels counted)."""
     from rasterio.warp import transform_geom
 
-    return _cached(_geoms, (_geometry_key(geometry), crs.to_wkt() if crs is not None else None),
-                   lambda: transform_geom("EPSG:4326", crs, geometry))
+    def make():
+        g = geometry
+        if clip is not None and clip[0] < clip[2]:  # not across the antimeridian
+            import shapely.geometry
+
+            w, s, e, n = clip
+            dx, dy = max((e - w) / 10, 1e-6), max((n - s) / 10, 1e-6)
+            cut = shapely.geometry.shape(geometry).intersection(
+                shapely.geometry.box(w - dx, max(s - dy, -90.0), e + dx, min(n + dy, 90.0)))
+            if cut.is_empty:
+                return None
+            g = shapely.geometry.mapping(cut)
+        return transform_geom("EPSG:4326", crs, g)
+
+    key = (_geometry_key(geometry), crs.to_wkt() if crs is not None else None, tuple(clip) if clip else None)
+    return _cached(_geoms, key, make)
 
 
 def _inside_mask(geometry: dict, crs, geom_native: dict, transform, shape) -> np.ndarray:
@@ -149,6 +172,15 @@ def _inside_mask(geometry: dict, crs, geom_native: dict, transform, shape) -> np
 
     key = (_geometry_key(geometry), crs.to_wkt() if crs is not None else None, tuple(transform)[:6], shape)
     return _cached(_masks, key, make)
+
+
+def _footprint(engine, path, style):
+    """(W, S, E, N) EPSG:4326 of one file (the engine's description), None if unknown."""
+    try:
+        b = engine.info(path, style.nodata).bounds
+        return tuple(float(v) for v in b) if b is not None else None
+    except Exception:
+        return None
 
 
 def _window(ds, geom_native: dict):
@@ -219,8 +251,8 @@ def area_statistics(engine, path, style, geometry: dict, percentiles=(), scales=
     labels = _band_labels(style, indexes)
     n_out = len(labels) if style.expression else len(indexes)
     first = engine.reader(members[0], style.nodata).dataset
-    geom0 = _native_geometry(geometry, first.crs)
-    win = _window(first, geom0)
+    geom0 = _native_geometry(geometry, first.crs, _footprint(engine, members[0], style))
+    win = _window(first, geom0) if geom0 is not None else None
     empty = {"bands": labels, "statistics": [reduce(np.zeros(0), percentiles) for _ in range(n_out)],
              "pixels": 0, "inside": False}
     if win is None:
@@ -234,7 +266,8 @@ def area_statistics(engine, path, style, geometry: dict, percentiles=(), scales=
     if win is None:  # outside the first file of a mosaic: use the next one's grid
         for j, member in enumerate(members[1:], 1):
             ds = engine.reader(member, style.nodata).dataset
-            w_ = _window(ds, _native_geometry(geometry, ds.crs))
+            g_ = _native_geometry(geometry, ds.crs, _footprint(engine, member, style))
+            w_ = _window(ds, g_) if g_ is not None else None
             if w_ is not None:
                 return area_statistics(engine, members[j:] if len(members[j:]) > 1 else members[j], style,
                                        geometry, percentiles, scales, offsets)

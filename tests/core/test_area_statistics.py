@@ -167,3 +167,39 @@ def test_too_large_an_area_is_refused(m, monkeypatch):
             lyr.statistics(lonlat_polygon(NAIP_2009, FIELD))
         small = lonlat_polygon(NAIP_2009, [(10, 10), (10, 20), (20, 20), (20, 10)])
         assert lyr.statistics(small)["count"] > 0
+
+
+def test_polygon_far_larger_than_a_utm_raster_counts_every_pixel(m):
+    """A continent-sized box over a UTM scene: cut to the raster's footprint before the
+    projection (reprojected whole, its far parts left UTM's domain and 0 pixels were
+    counted). Every pixel of the scene is inside: the count is the band's valid pixels."""
+    lyr = m.add_raster(NAIP_2009, indexes=[1])
+    with rasterio.open(NAIP_2009) as ds:
+        b1 = ds.read(1, masked=True)
+        total = ds.width * ds.height
+    for box in [(-180, -89, 180, 89), (-100, -89, -98, 89), (-180, 0, 0, 80)]:
+        got = lyr.statistics(sg.box(*box))
+        assert got["pixels"] == total, box
+        assert got["count"] == int((~np.ma.getmaskarray(b1)).sum()), box
+        assert got["mean"] == pytest.approx(float(b1.mean()), rel=1e-12), box
+
+
+def test_self_crossing_polygon_keeps_both_lobes_and_nan_is_refused(m):
+    lyr = m.add_raster(NAIP_2009, indexes=[1])
+    with rasterio.open(NAIP_2009) as ds:
+        cx, cy = ds.transform @ (128, 128)
+        (lon,), (lat,) = warp_transform(ds.crs, "EPSG:4326", [cx], [cy])
+    d, e = 0.0003, 0.0002
+    # an asymmetric bowtie: its two lobes are counted, as rasterio's own mask of the ring
+    ring = [(lon - d, lat - e), (lon + d, lat + e), (lon + d, lat - e), (lon - d, lat + e * 1.2), (lon - d, lat - e)]
+    poly = {"type": "Polygon", "coordinates": [ring]}
+    with rasterio.open(NAIP_2009) as ds:
+        inside = geometry_mask([transform_geom("EPSG:4326", ds.crs, poly)], out_shape=(ds.height, ds.width),
+                               transform=ds.transform, invert=True)
+    got = lyr.statistics(poly)
+    assert got["pixels"] == int(inside.sum()) > 0
+    # a symmetric bowtie (signed areas cancel) is two lobes, not an empty polygon
+    sym = [(lon - d, lat - e), (lon + d, lat + e), (lon + d, lat - e), (lon - d, lat + e), (lon - d, lat - e)]
+    assert lyr.statistics({"type": "Polygon", "coordinates": [sym]})["pixels"] > 0
+    with pytest.raises(BadRequestError, match="finite"):
+        lyr.statistics(sg.box(float("nan"), lat - e, lon, lat))
