@@ -174,6 +174,25 @@ def _inside_mask(geometry: dict, crs, geom_native: dict, transform, shape) -> np
     return _cached(_masks, key, make)
 
 
+def _members_extent(engine, members, style, first):
+    """(col0, row0, col1, row1) on ``first``'s grid covering every member's bounds."""
+    from rasterio.warp import transform_bounds
+
+    inv = ~first.transform
+    cs, rs = [0, first.width], [0, first.height]
+    for member in members[1:]:
+        try:
+            ds = engine.reader(member, style.nodata).dataset
+            b = transform_bounds(ds.crs, first.crs, *ds.bounds, densify_pts=21)
+        except Exception:
+            continue
+        for x, y in ((b[0], b[1]), (b[2], b[3]), (b[0], b[3]), (b[2], b[1])):
+            c, r = inv * (x, y)
+            cs.append(c)
+            rs.append(r)
+    return (math.floor(min(cs)), math.floor(min(rs)), math.ceil(max(cs)), math.ceil(max(rs)))
+
+
 def _footprint(engine, path, style):
     """(W, S, E, N) EPSG:4326 of one file (the engine's description), None if unknown."""
     try:
@@ -183,9 +202,11 @@ def _footprint(engine, path, style):
         return None
 
 
-def _window(ds, geom_native: dict):
-    """The window of ``ds`` (whole pixels, clipped to the raster) covering the
-    polygon's bounds in the dataset's CRS, or None when they do not overlap."""
+def _window(ds, geom_native: dict, extent=None):
+    """The window of ``ds`` (whole pixels) covering the polygon's bounds in the
+    dataset's CRS, clipped to the raster (or to ``extent``, (col0, row0, col1, row1)
+    on its grid: a mosaic's members may reach beyond its first file), or None when
+    they do not overlap."""
     import shapely.geometry
     from rasterio.windows import Window, from_bounds
 
@@ -196,11 +217,19 @@ def _window(ds, geom_native: dict):
     # a flipped transform (south-up) gives negative heights: normalise
     c0, c1 = sorted((c0, c1))
     r0, r1 = sorted((r0, r1))
-    c0, r0 = max(c0, 0), max(r0, 0)
-    c1, r1 = min(c1, ds.width), min(r1, ds.height)
+    x0, y0, x1, y1 = extent if extent is not None else (0, 0, ds.width, ds.height)
+    c0, r0 = max(c0, x0), max(r0, y0)
+    c1, r1 = min(c1, x1), min(r1, y1)
     if c1 <= c0 or r1 <= r0:
         return None
     return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def _beyond(ds, window) -> bool:
+    """Whether ``window`` reaches outside ``ds``."""
+    return window is not None and (window.col_off < 0 or window.row_off < 0
+                                   or window.col_off + window.width > ds.width
+                                   or window.row_off + window.height > ds.height)
 
 
 def _masked_read(ds, indexes, window, nodata, out_grid=None):
@@ -219,9 +248,18 @@ def _masked_read(ds, indexes, window, nodata, out_grid=None):
         with WarpedVRT(ds, **opts) as vrt:
             arr = vrt.read(list(indexes), masked=True)
     elif nodata is not None:  # the style's nodata replaces the file's (as rio-tiler's option)
-        raw = ds.read(list(indexes), window=window)
+        outside = _beyond(ds, window)
+        raw = ds.read(list(indexes), window=window, boundless=outside, fill_value=nodata if outside else None)
         mask = np.isnan(raw) if isinstance(nodata, float) and math.isnan(nodata) else raw == nodata
         arr = np.ma.MaskedArray(raw, mask=mask)
+    elif _beyond(ds, window):  # a mosaic's grid past this (first) file: masked there
+        from rasterio.windows import Window
+
+        arr = np.ma.masked_all((len(indexes), int(window.height), int(window.width)), dtype=ds.dtypes[0])
+        inner = window.intersection(Window(0, 0, ds.width, ds.height))
+        part = ds.read(list(indexes), window=inner, masked=True)
+        r0, c0 = int(inner.row_off - window.row_off), int(inner.col_off - window.col_off)
+        arr[:, r0:r0 + part.shape[1], c0:c0 + part.shape[2]] = part
     else:
         arr = ds.read(list(indexes), window=window, masked=True)
     data = np.asarray(arr.data, dtype="float64")
@@ -253,6 +291,15 @@ def area_statistics(engine, path, style, geometry: dict, percentiles=(), scales=
     first = engine.reader(members[0], style.nodata).dataset
     geom0 = _native_geometry(geometry, first.crs, _footprint(engine, members[0], style))
     win = _window(first, geom0) if geom0 is not None else None
+    if win is not None and len(members) > 1:
+        # the first file's grid, over every member's extent: a later member's pixels
+        # beyond the first file count too (read boundless from the first)
+        feet = [f for f in (_footprint(engine, mb, style) for mb in members) if f is not None]
+        union = None
+        if feet and all(f[0] < f[2] for f in feet):
+            union = (min(f[0] for f in feet), min(f[1] for f in feet), max(f[2] for f in feet), max(f[3] for f in feet))
+        geom0 = _native_geometry(geometry, first.crs, union) or geom0
+        win = _window(first, geom0, _members_extent(engine, members, style, first)) or win
     empty = {"bands": labels, "statistics": [reduce(np.zeros(0), percentiles) for _ in range(n_out)],
              "pixels": 0, "inside": False}
     if win is None:

@@ -203,3 +203,27 @@ def test_self_crossing_polygon_keeps_both_lobes_and_nan_is_refused(m):
     assert lyr.statistics({"type": "Polygon", "coordinates": [sym]})["pixels"] > 0
     with pytest.raises(BadRequestError, match="finite"):
         lyr.statistics(sg.box(float("nan"), lat - e, lon, lat))
+
+
+def test_mosaic_counts_the_pixels_of_later_files_beyond_the_first(m, tmp_path):
+    """A same-date mosaic of the scene's west and east halves: a field across both is
+    the whole scene's (the east half's pixels were dropped: the read was clipped to
+    the first file)."""
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    halves = []
+    with rasterio.open(NAIP_2009) as ds:
+        profile = ds.profile
+        for name, win in (("west", Window(0, 0, 128, 256)), ("east", Window(128, 0, 128, 256))):
+            p = tmp_path / f"{name}.tif"
+            prof = dict(profile, width=128, height=256, transform=window_transform(win, ds.transform))
+            prof.pop("blockxsize", None), prof.pop("blockysize", None), prof.pop("tiled", None)
+            with rasterio.open(p, "w", **prof) as out:
+                out.write(ds.read(window=win))
+            halves.append(str(p))
+    poly = lonlat_polygon(NAIP_2009, FIELD)  # cols 20-200: across both halves
+    ref, pixels = reference(NAIP_2009, poly, expression=NDVI)
+    got = m.add_raster(halves, expression=NDVI).statistics(poly)
+    assert got["pixels"] == pixels
+    assert_same(got, ref)
