@@ -212,6 +212,10 @@ def _bind(host: str, candidates):
         # (see leafmap_tiles/server/__main__.py)
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
                              socket.IPPROTO_TCP)
+        # a restarted server takes its port back at once (closed connections of the old
+        # one in TIME-WAIT blocked it ~60 s); on Linux a port another server listens on
+        # stays refused (as uvicorn's own bind)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -271,9 +275,9 @@ def _run_serve(args) -> int:
         app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers)
         temp_db = app.state.temp_db
     elif args.raster_pattern:  # ingested once here; each worker opens the temporary store
-        from .server.terracotta_api import _open_store
+        from .store.terracotta_handlers import open_store
 
-        ks, temp_db = _open_store(args.raster_pattern, args.rgb_key)
+        ks, temp_db = open_store(args.raster_pattern, args.rgb_key)
         database = temp_db
     else:  # checked once here (without the render stack: the supervisor renders nothing)
         from . import store

@@ -15,6 +15,9 @@ variable                               default                      meaning
 ``LEAFMAP_TILES_TERRASCOPE_STAC_URL``  ``https://stac.terrascope.be`` Terrascope's STAC API
 ``LEAFMAP_TILES_TERRASCOPE_HOSTS``     ``services.terrascope.be``   hosts that get the Terrascope login
 ``LEAFMAP_TILES_EARTH_SEARCH_URL``     Element 84's ``/v1``          Earth Search's STAC API
+``LEAFMAP_TILES_MAX_AREA_PIXELS``      50,000,000                   largest source window of area statistics
+``LEAFMAP_TILES_REMOTE_DB_CACHE_TTL``  10 (s)                       how often an S3 database is checked
+``LEAFMAP_TILES_DATABASE``             unset                        the key store of the ASGI app factory
 ``LEAFMAP_TILES_DATA``                 unset                        folder of the shared real rasters (tests,
                                                                     benchmarks); old name
                                                                     ``LEAFMAP_TILES_SHARED_DATA`` still read
@@ -66,6 +69,9 @@ class Settings:
     terrascope_hosts: tuple[str, ...] = ("services.terrascope.be",)
     earth_search_url: str = "https://earth-search.aws.element84.com/v1"
     data: str | None = None
+    max_area_pixels: int = 50_000_000
+    remote_db_cache_ttl: float = 10.0
+    database: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -106,6 +112,9 @@ class Settings:
             earth_search_url=(text("LEAFMAP_TILES_EARTH_SEARCH_URL")
                               or "https://earth-search.aws.element84.com/v1"),
             data=text("LEAFMAP_TILES_DATA"),
+            max_area_pixels=max(1, int(number("LEAFMAP_TILES_MAX_AREA_PIXELS", int, 50_000_000) or 50_000_000)),
+            remote_db_cache_ttl=float(number("LEAFMAP_TILES_REMOTE_DB_CACHE_TTL", float, 10.0) or 10.0),
+            database=text("LEAFMAP_TILES_DATABASE"),
         )
 
 

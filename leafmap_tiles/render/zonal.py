@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 import time
 import warnings
@@ -36,10 +35,9 @@ STATS = ("count", "mean", "median", "min", "max", "std")
 
 
 def max_area_pixels() -> int:
-    try:
-        return max(1, int(os.environ.get("LEAFMAP_TILES_MAX_AREA_PIXELS", "") or MAX_AREA_PIXELS))
-    except ValueError:
-        return MAX_AREA_PIXELS
+    from leafmap_tiles import settings
+
+    return settings.current().max_area_pixels
 
 
 def check_geometry(geometry) -> dict:

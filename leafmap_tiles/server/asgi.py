@@ -51,7 +51,9 @@ def configure_logging(level: str | None = None) -> None:
     """
     from leafmap_tiles.errors import StoreError
 
-    level = (level or os.environ.get(LOG_LEVEL_ENV) or "warning").lower()
+    from leafmap_tiles import settings
+
+    level = (level or settings.current().log_level).lower()
     if level not in LOG_LEVELS:
         raise StoreError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
     logger = logging.getLogger("leafmap_tiles")
@@ -97,7 +99,9 @@ def create_app(
     """
     from leafmap_tiles.errors import StoreError
 
-    database = database or os.environ.get(DATABASE_ENV)
+    from leafmap_tiles import settings
+
+    database = database or settings.current().database
     if not database:
         raise StoreError(f"no key store: pass create_app(database) or set {DATABASE_ENV} "
                          "(a SQLite path, or a postgresql:// / mysql:// URL)")

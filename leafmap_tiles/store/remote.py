@@ -43,10 +43,9 @@ DEFAULT_CACHE_TTL = 10.0
 
 
 def _default_ttl() -> float:
-    try:
-        return float(os.environ.get("LEAFMAP_TILES_REMOTE_DB_CACHE_TTL", "") or DEFAULT_CACHE_TTL)
-    except ValueError:
-        return DEFAULT_CACHE_TTL
+    from leafmap_tiles import settings
+
+    return settings.current().remote_db_cache_ttl
 
 
 class RemoteSQLiteStore(SQLiteStore):

@@ -162,3 +162,26 @@ def test_serve_pattern_names_the_files_it_leaves_out(tmp_path, caplog):
         assert "1 file(s)" in text and "a_b.tif" in text and "'_' is not allowed" in text
     finally:
         os.unlink(db)
+
+
+def test_serve_port_taken_back_after_a_restart_but_never_shared():
+    """`serve --port P` after a server on P stopped with connections it had closed (in
+    TIME-WAIT): the port is taken back at once; a port another server listens on is
+    still refused."""
+    import socket
+    import time
+
+    from leafmap_tiles.cli import _bind
+
+    first = _bind("127.0.0.1", [0])
+    port = first.getsockname()[1]
+    assert _bind("127.0.0.1", [port]) is None  # in use: refused
+    client = socket.create_connection(("127.0.0.1", port))
+    conn, _ = first.accept()
+    conn.close()  # the server closes first: its side stays in TIME-WAIT
+    time.sleep(0.1)
+    client.close()
+    first.close()
+    again = _bind("127.0.0.1", [port])
+    assert again is not None and again.getsockname()[1] == port
+    again.close()
