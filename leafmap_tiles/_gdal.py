@@ -221,3 +221,18 @@ def vsi_download(path: str, dest: str, chunk: int = 1 << 20) -> int:
     finally:
         close(fp)
     return total
+
+
+def reset_error() -> None:
+    """Clear this thread's GDAL error state (``CPLErrorReset``).
+
+    After a failed read GDAL keeps the failure as the thread's "last error", and
+    rasterio's ``exc_wrap_int`` raises the last error after any call returning non-zero,
+    even one that returns a value, not an error code: the next ``dataset.colorinterp``
+    on that thread (GCI_GrayIndex = 1) raised the old failure of another file
+    (``leafmap-tiles serve``: the tile after an unreadable dataset's failed with its
+    error).  Called where a read failed; harmless (and skipped) if GDAL is not found."""
+    try:
+        lib().CPLErrorReset()
+    except Exception:
+        pass

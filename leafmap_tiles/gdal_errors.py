@@ -114,6 +114,9 @@ def classify(path: object, exc: BaseException, during: str = "open", elapsed: fl
     """
     if isinstance(exc, LeafmapTilesError):
         return exc
+    from leafmap_tiles._gdal import reset_error
+
+    reset_error()  # a failure must not stay this thread's GDAL "last error" (see reset_error)
     messages = _chain(exc) or [type(exc).__name__]
     msg = " | ".join(messages)
     low = msg.lower()

@@ -237,7 +237,9 @@ class RenderEngine:
     # --------------------------------------------------------------------- info
     def info(self, path: str, nodata: float | None = None) -> SourceInfo:
         """Open ``path`` and describe it; raises a specific error if it is not a
-        readable, georeferenced raster (checked by reading its smallest overview)."""
+        readable, georeferenced raster (checked by reading its smallest overview, and
+        for a local file the full-resolution blocks of :meth:`check_readable`), once
+        per state of the file."""
         key = (path, None if nodata is None else repr(nodata), file_signature(path))
         with self._stats_lock:
             cached = self._info.get(key)
@@ -257,6 +259,10 @@ class RenderEngine:
             raise
         except Exception as exc:  # e.g. a truncated header found while reading band metadata
             raise self._failure(path, exc, "open", t0) from None
+        if not is_remote(path):
+            # a local file rewritten in place (new state) is described only if its pixels
+            # can be read: a truncated copy's header and overviews may still read
+            self.check_readable(path)
         with self._stats_lock:
             self._info[key] = info
         return info

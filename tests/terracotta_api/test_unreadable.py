@@ -4,6 +4,7 @@ dataset, never the server's file path (found by trying `serve` as a user)."""
 from __future__ import annotations
 
 import shutil
+import pytest
 
 from starlette.testclient import TestClient
 
@@ -33,3 +34,24 @@ def test_missing_and_corrupt_files_answer_500_without_path(tmp_path):
                 assert r.status_code == 500, (url, r.status_code)
                 msg = r.json()["message"]
                 assert f"a/{n}" in msg and str(tmp_path) not in msg
+
+
+def test_a_failed_read_does_not_fail_the_next_good_one(tmp_path):
+    """After a truncated file's read failed on a thread, GDAL kept that failure as the
+    thread's last error and rasterio raised it again from the next dataset's
+    ``colorinterp`` (any non-zero return): the next good tile answered 500 naming
+    itself. Each failure now clears it (leafmap_tiles._gdal.reset_error)."""
+    from leafmap_tiles.render import RenderEngine
+    from leafmap_tiles.render import terracotta as tcr
+    from tests.conftest import data
+
+    good = data("landsat_annual/1985.tif")
+    bad = tmp_path / "truncated.tif"
+    raw = open(data("landsat_annual/1990.tif"), "rb").read()
+    bad.write_bytes(raw[: len(raw) // 3])
+    engine = RenderEngine()
+    first = tcr.read_band1(engine, good, None, (256, 256))
+    with pytest.raises(Exception):
+        tcr.read_band1(engine, str(bad), None, (256, 256))
+    again = tcr.read_band1(engine, good, None, (256, 256))
+    assert (again.data == first.data).all() and (again.mask == first.mask).all()
