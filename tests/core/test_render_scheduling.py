@@ -63,6 +63,28 @@ def wait_for(cond, timeout=60.0):
         time.sleep(0.02)
 
 
+def run_scenario(scenario) -> None:
+    """Run the coroutine function ``scenario`` with asyncio in a thread of its own (a
+    session-wide Playwright may keep an event loop running in this thread, where
+    asyncio.run() refuses to start); its exception is raised here."""
+    import asyncio
+
+    errors: list[BaseException] = []
+
+    def runner():
+        try:
+            asyncio.run(scenario())
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=runner)
+    t.start()
+    t.join(120)
+    assert not t.is_alive(), "scenario hung"
+    if errors:
+        raise errors[0]
+
+
 @pytest.fixture
 def gated(monkeypatch):
     """A served app whose engine.tile blocks while the gate is closed, recording calls."""
@@ -200,22 +222,7 @@ def test_background_sources_render_after_the_others():
         await asyncio.gather(*held)
         sched.close()
 
-    # in a thread of its own: a session-wide Playwright (browser tests) may keep an event
-    # loop running in this thread, where asyncio.run() refuses to start
-    errors: list[BaseException] = []
-
-    def runner():
-        try:
-            asyncio.run(scenario())
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    t = threading.Thread(target=runner)
-    t.start()
-    t.join(120)
-    assert not t.is_alive(), "scenario hung"
-    if errors:
-        raise errors[0]
+    run_scenario(scenario)
     assert order.index("b") < order.index("a"), order
 
 
@@ -258,19 +265,6 @@ def test_background_job_waits_for_every_tile_and_a_free_thread():
         sched.close()
         sched.submit_background(("levels", "z"), job, "after-close")  # ignored, no error
 
-    errors: list[BaseException] = []
-
-    def runner():
-        try:
-            asyncio.run(scenario())
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    t = threading.Thread(target=runner)
-    t.start()
-    t.join(120)
-    assert not t.is_alive(), "scenario hung"
-    if errors:
-        raise errors[0]
+    run_scenario(scenario)
     assert order[:3] == ["t1", "t2", "held"], order
     assert set(order[3:]) == {"background", "failing"}, order
