@@ -116,6 +116,11 @@ class ClientGoneError(LeafmapTilesError):
     is dropped; nobody reads an answer)."""
 
 
+class NoOverlapError(LeafmapTilesError, ValueError):
+    """An area (a bbox in EPSG:4326) that does not intersect any item of a collection:
+    raised before anything is read, naming the items' extent."""
+
+
 class TileOutsideBoundsError(LeafmapTilesError):
     """The tile asked for does not overlap the dataset's data (answered with an empty,
     transparent tile, never as an error)."""
@@ -147,6 +152,7 @@ _ALL: dict[str, type[LeafmapTilesError]] = {
         RenderDeadlineError,
         ClientGoneError,
         TileOutsideBoundsError,
+        NoOverlapError,
     )
 }
 

@@ -379,7 +379,9 @@ class Collection:
         The grid is the first item's CRS and pixel grid, extended over ``bbox``.  From
         the cached headers: items outside ``bbox`` are not requested, and a coarser
         ``resolution`` opens the overview level nearest to it (not the full-resolution
-        blocks).  Raises ``ValueError`` for a bad bbox/resolution or a result larger
+        blocks).  Raises :class:`~leafmap_tiles.errors.NoOverlapError` (a
+        ``ValueError``) when ``bbox`` meets none of the items (before anything is
+        read), ``ValueError`` for a bad bbox/resolution or a result larger
         than 200 million values, ``KeyError`` for an unknown asset, ``ImportError``
         without xarray."""
         from . import pixels
@@ -395,6 +397,7 @@ class Collection:
         if resampling not in Resampling.__members__:
             raise ValueError(f"unknown resampling {resampling!r}: one of {', '.join(Resampling.__members__)}")
         asset, by_date = self._rows_by_date(asset)
+        pixels.check_bbox_overlaps(by_date, (w, s, e, n), asset)
         first_rows = next(iter(by_date.values()))
         grid = pixels._grid(first_rows, (w, s, e, n), resolution)
         size = len(by_date) * grid[2] * grid[3]

@@ -170,6 +170,44 @@ def _grid(rows: list, bbox, resolution):
     return crs, Affine(res, 0.0, x0, 0.0, -res, y0), width, height
 
 
+def footprint_4326(row) -> tuple[float, float, float, float] | None:
+    """(W, S, E, N) EPSG:4326 of an item's grid, from its cached header (None if unknown)."""
+    from rasterio.warp import transform_bounds
+
+    try:
+        t = _affine(row)
+        xs = [t.c, t.c + t.a * int(row["width"])]
+        ys = [t.f, t.f + t.e * int(row["height"])]
+        b = transform_bounds(row["crs"], "EPSG:4326", min(xs), min(ys), max(xs), max(ys), densify_pts=21)
+    except Exception:
+        return None
+    return b if all(math.isfinite(v) for v in b) else None
+
+
+def check_bbox_overlaps(by_date: dict, bbox, asset: str) -> None:
+    """Raise :class:`~leafmap_tiles.errors.NoOverlapError` when ``bbox`` (W, S, E, N
+    EPSG:4326) meets no item of ``by_date`` (their headers' footprints); items whose
+    footprint is unknown count as meeting it."""
+    from leafmap_tiles.errors import NoOverlapError
+
+    w, s, e, n = bbox
+    feet = []
+    for rows in by_date.values():
+        for row in rows:
+            f = footprint_4326(row)
+            if f is None:
+                return
+            fw, fs, fe, fn = f
+            if fs < n and fn > s and any(fw + k < e and fe + k > w for k in (-360.0, 0.0, 360.0)):
+                return
+            feet.append(f)
+    ext = (min(f[0] for f in feet), min(f[1] for f in feet), max(f[2] for f in feet), max(f[3] for f in feet))
+    raise NoOverlapError(
+        f"bbox ({w:g}, {s:g}, {e:g}, {n:g}) does not intersect any of the {len(feet)} {asset!r} items of the "
+        f"collection (together they cover W,S,E,N = {ext[0]:.5f}, {ext[1]:.5f}, {ext[2]:.5f}, {ext[3]:.5f} "
+        "in EPSG:4326); nothing was read")
+
+
 def _overview_level(row, res: float) -> int | None:
     """The overview level (0-based, for ``rasterio.open(overview_level=)``) whose pixel
     is the largest not coarser than ``res``, from the cached header; None = full resolution."""

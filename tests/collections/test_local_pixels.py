@@ -75,3 +75,26 @@ def test_window_and_pixel_reads_agree(naip, monkeypatch):
     single = naip.sample_points(pts, band=1, progress=False)
     np.testing.assert_array_equal(window["value"].to_numpy(), single["value"].to_numpy())
     assert np.isfinite(window["value"]).sum() >= 35
+
+
+def test_read_of_a_bbox_far_from_the_items_says_so_before_reading(naip, monkeypatch):
+    from leafmap_tiles.errors import NoOverlapError
+    from leafmap_tiles.providers import stac
+
+    opened = []
+    real_open = stac.open_raster
+    monkeypatch.setattr(stac, "open_raster", lambda href, **kw: opened.append(href) or real_open(href, **kw))
+    # Bavaria, ~7,700 km from the North Dakota NAIP tiles (it was a misleading size error)
+    with pytest.raises(NoOverlapError, match=r"does not intersect any of the 10 'data' items") as err:
+        naip.read((11.0, 48.0, 11.1, 48.1), band=4, progress=False)
+    assert isinstance(err.value, ValueError) and opened == []
+    # the extent named in the message is the files' own (rasterio's bounds in EPSG:4326)
+    w, s, e, n = (float(v) for v in err.value.args[0].split("W,S,E,N = ")[1].split(" in")[0].split(", "))
+    with rasterio.open(naip_files()[0]) as ds:
+        b = rasterio.warp.transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
+    assert w <= b[0] + 1e-5 and s <= b[1] + 1e-5 and e >= b[2] - 1e-5 and n >= b[3] - 1e-5
+    assert e - w < 0.05 and n - s < 0.05
+    # a bbox just touching the tiles' corner still reads (and opens files)
+    lon, lat = pixel_lonlat(naip_files()[0], 2, 2)
+    da = naip.read((lon - 0.01, lat - 0.0001, lon + 0.0001, lat + 0.01), band=4, progress=False)
+    assert opened and np.isfinite(da.values).any()
