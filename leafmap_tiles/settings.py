@@ -15,7 +15,7 @@ variable                               default                      meaning
 ``LEAFMAP_TILES_TERRASCOPE_STAC_URL``  ``https://stac.terrascope.be`` Terrascope's STAC API
 ``LEAFMAP_TILES_TERRASCOPE_HOSTS``     ``services.terrascope.be``   hosts that get the Terrascope login
 ``LEAFMAP_TILES_EARTH_SEARCH_URL``     Element 84's ``/v1``          Earth Search's STAC API
-``LEAFMAP_TILES_MAX_AREA_PIXELS``      50,000,000                   largest source window of area statistics
+``LEAFMAP_TILES_MAX_AREA_PIXELS``      50,000,000                   most source pixels an area statistic reads
 ``LEAFMAP_TILES_REMOTE_DB_CACHE_TTL``  10 (s)                       how often an S3 database is checked
 ``LEAFMAP_TILES_DATABASE``             unset                        the key store of the ASGI app factory
 ``LEAFMAP_TILES_DATA``                 unset                        folder of the shared real rasters (tests,

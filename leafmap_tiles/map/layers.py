@@ -40,7 +40,8 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         self.info = info
         self.stretch = stretch or {}
         self.colormap = colormap
-        self.statistics = statistics or []
+        #: the registration's overview statistics: a plain list, one dict per band
+        self.band_statistics: list = list(statistics or [])
         self.palette = palette
         self.release_on_remove = True
         self.scale = None
@@ -121,16 +122,19 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         return self.server.point(self.source_id, lon, lat, self.style)
 
     @property
-    def statistics(self) -> "Statistics":
-        """The registration's statistics (a list, one dict per band: ``min``, ``max``,
-        ``mean``, ``std``, ``p2``, ``p98``, ``valid_percent`` of an overview, for the
-        default stretch), and, called with a polygon, the exact statistics over that
-        area: ``layer.statistics(geometry)`` (see :meth:`area_statistics`)."""
-        return Statistics(self._overview_statistics, self)
+    def statistics(self) -> "AreaStatistics":
+        """Area statistics: ``layer.statistics(geometry, percentiles=(2, 98), band=1)``
+        is :meth:`area_statistics` (the exact statistics over a polygon).
+
+        The registration's overview statistics (one dict per band: ``min``, ``max``,
+        ``mean``, ``std``, ``p2``, ``p98``, ``valid_percent``, for the default stretch)
+        are the plain list :attr:`band_statistics`.  ``layer.statistics[0]`` (the
+        list form of earlier versions) still gives them, with a ``DeprecationWarning``."""
+        return AreaStatistics(self)
 
     @statistics.setter
-    def statistics(self, value) -> None:
-        self._overview_statistics = list(value or [])
+    def statistics(self, value) -> None:  # the list form of earlier versions
+        self.band_statistics = list(value or [])
 
     def area_statistics(self, geometry, percentiles=(2, 98), band: int = 1) -> dict:
         """Statistics of this layer's values over a polygon, in physical units
@@ -179,17 +183,40 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         return tuple(self.info["bounds"])  # type: ignore[return-value]
 
 
-class Statistics(list):
-    """A layer's overview statistics (a list of per-band dicts) that, called with a
-    polygon, gives the area statistics: ``layer.statistics(geometry, percentiles=(2,
-    98), band=1)`` is :meth:`RasterTileLayer.area_statistics`."""
+class AreaStatistics:
+    """What ``layer.statistics`` is: a callable, ``layer.statistics(geometry,
+    percentiles=(2, 98), band=1)`` = :meth:`RasterTileLayer.area_statistics`.  It is not
+    a list: the overview statistics are ``layer.band_statistics``.  Indexing, ``len``
+    and iteration still reach that list (the form of earlier versions) with a
+    ``DeprecationWarning``."""
 
-    def __init__(self, items, layer):
-        super().__init__(items)
+    __slots__ = ("_layer",)
+
+    def __init__(self, layer):
         self._layer = layer
 
     def __call__(self, geometry, percentiles=(2, 98), band: int = 1) -> dict:
         return self._layer.area_statistics(geometry, percentiles=percentiles, band=band)
+
+    def _old_list(self) -> list:
+        import warnings
+
+        warnings.warn("layer.statistics is the area-statistics method, layer.statistics(geometry); the overview "
+                      "statistics list is layer.band_statistics", DeprecationWarning, stacklevel=3)
+        return self._layer.band_statistics
+
+    def __getitem__(self, i):
+        return self._old_list()[i]
+
+    def __len__(self) -> int:
+        return len(self._old_list())
+
+    def __iter__(self):
+        return iter(self._old_list())
+
+    def __repr__(self) -> str:
+        return (f"<area statistics of layer {getattr(self._layer, 'name', '')!r}: call with a polygon; "
+                "overview statistics: layer.band_statistics>")
 
 
 def geometry_json(geometry) -> dict:

@@ -57,7 +57,7 @@ def restyle(layer, **changes) -> None:
     layer.style = dict(reg["style"])
     layer.info = reg["info"]
     layer.stretch = reg.get("stretch") or {}
-    layer.statistics = reg.get("statistics") or []
+    layer.band_statistics = list(reg.get("statistics") or [])
     layer.palette = reg.get("palette", False)
     layer.colormap = colormap
     layer.registration = server.registration(reg["id"])

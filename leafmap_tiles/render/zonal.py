@@ -29,7 +29,7 @@ import numpy as np
 
 from leafmap_tiles.errors import BadRequestError
 
-#: Largest window (pixels of the source) one request may read; ``LEAFMAP_TILES_MAX_AREA_PIXELS``.
+#: Most pixels of the source one request may read; ``LEAFMAP_TILES_MAX_AREA_PIXELS``.
 MAX_AREA_PIXELS = 50_000_000
 STATS = ("count", "mean", "median", "min", "max", "std")
 
@@ -275,11 +275,15 @@ def area_statistics(engine, path, style, geometry: dict, percentiles=(), scales=
     "inside": bool}``: one statistics dict per output band; ``pixels`` is how many
     pixel centres fall inside the polygon (valid or not); ``inside`` is False when the
     polygon misses the raster.  Raises :class:`BadRequestError` when the window
-    would exceed :func:`max_area_pixels`, and the engine's read errors."""
+    needs more than :func:`max_area_pixels` pixels read, and the engine's read errors.
+
+    What is read, and counted against the limit: the window of the polygon's bounds
+    when it is within the limit (one read), else only the pixels along the polygon
+    (:func:`_spans`: per band of rows, the columns the polygon spans there), so a thin
+    diagonal polygon over a large raster is not refused for its bounding box."""
     from rasterio.windows import transform as window_transform
 
     from leafmap_tiles.render.engine import _band_labels
-    from leafmap_tiles.render.style import evaluate_blocks
 
     members = path if isinstance(path, tuple) else (path,)
     info = engine.info(path, style.nodata)
@@ -304,10 +308,6 @@ def area_statistics(engine, path, style, geometry: dict, percentiles=(), scales=
         if len(members) == 1:
             return empty
         win = None
-    limit = max_area_pixels()
-    if win is not None and win.width * win.height > limit:
-        raise BadRequestError(f"the polygon covers {int(win.width * win.height)} pixels of the source, more than "
-                              f"{limit} (LEAFMAP_TILES_MAX_AREA_PIXELS): draw a smaller area")
     if win is None:  # outside the first file of a mosaic: use the next one's grid
         for j, member in enumerate(members[1:], 1):
             ds = engine.reader(member, style.nodata).dataset
@@ -317,9 +317,99 @@ def area_statistics(engine, path, style, geometry: dict, percentiles=(), scales=
                 return area_statistics(engine, members[j:] if len(members[j:]) > 1 else members[j], style,
                                        geometry, percentiles, scales, offsets)
         return empty
+    limit = max_area_pixels()
+    if win.width * win.height <= limit:
+        parts = [(win, _inside_mask(geometry, first.crs, geom0, window_transform(win, first.transform),
+                                    (int(win.height), int(win.width))))]
+    else:  # only the pixels along the polygon: a thin or diagonal shape reads few
+        spans = _spans(geom0, first.transform, win)
+        n_read = sum(int(w.width * w.height) for w in spans)
+        if n_read > limit:
+            raise BadRequestError(f"the polygon needs {n_read} pixels of the source read (the columns it spans in "
+                                  f"each band of rows), more than {limit} (LEAFMAP_TILES_MAX_AREA_PIXELS): "
+                                  "draw a smaller area")
+        parts = [(w, _span_mask(geom0, first.transform, w)) for w in spans]
+    per_band: list[list] = [[] for _ in range(n_out)]
+    pixels = 0
+    for part, inside in parts:
+        for b, vals in enumerate(_values_in(engine, members, style, indexes, first, part, inside)):
+            per_band[b].append(vals)
+        pixels += int(inside.sum())
+    out = []
+    for b in range(n_out):
+        vals = np.concatenate(per_band[b]) if per_band[b] else np.zeros(0)
+        s = 1.0 if not scales or scales[b] is None else float(scales[b])
+        o = 0.0 if not offsets or offsets[b] is None else float(offsets[b])
+        if (s, o) != (1.0, 0.0):
+            vals = vals * s + o
+        out.append(reduce(vals, percentiles))
+    return {"bands": labels, "statistics": out, "pixels": pixels, "inside": True}
+
+
+#: Bands of rows a polygon's window is cut into when the window itself is over the limit.
+MAX_STRIPS = 256
+
+
+def _spans(geom_native: dict, transform, win) -> list:
+    """Windows inside ``win`` that hold every pixel whose centre is in the polygon: the
+    window's rows cut into at most :data:`MAX_STRIPS` bands, and in each band the
+    columns of each part of the polygon there (merged where they overlap).  Their
+    pixels are what is read: about the pixels inside the polygon, plus one band's
+    height of slope, for a thin diagonal shape as for a square.  A rotated grid keeps
+    the whole window."""
+    import shapely.geometry
+    from rasterio.windows import Window, from_bounds
+    from rasterio.windows import bounds as window_bounds
+
+    if transform.b != 0 or transform.d != 0:
+        return [win]
+    shp = shapely.geometry.shape(geom_native)
+    c_lo, c_hi = int(win.col_off), int(win.col_off + win.width)
+    r_end = int(win.row_off + win.height)
+    step = max(1, math.ceil(int(win.height) / MAX_STRIPS))
+    out = []
+    for r0 in range(int(win.row_off), r_end, step):
+        strip = Window(c_lo, r0, c_hi - c_lo, min(step, r_end - r0))
+        cut = shp.intersection(shapely.geometry.box(*window_bounds(strip, transform)))
+        cols = []
+        for g in getattr(cut, "geoms", [cut]):
+            if g.is_empty or g.geom_type not in ("Polygon", "MultiPolygon") or g.area == 0:
+                continue  # a line or point where the polygon only touches the band: no pixel centre
+            pw = from_bounds(*g.bounds, transform=transform)
+            a, b = sorted((pw.col_off, pw.col_off + pw.width))
+            c0, c1 = max(c_lo, math.floor(a)), min(c_hi, math.ceil(b))
+            if c1 > c0:
+                cols.append((c0, c1))
+        cols.sort()
+        merged: list[list[int]] = []
+        for c0, c1 in cols:
+            if merged and c0 <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], c1)
+            else:
+                merged.append([c0, c1])
+        out.extend(Window(c0, strip.row_off, c1 - c0, strip.height) for c0, c1 in merged)
+    return out
+
+
+def _span_mask(geom_native: dict, transform, win) -> np.ndarray:
+    """(h, w) bool of ``win``: pixels whose centre is in the polygon (as :func:`_inside_mask`)."""
+    from rasterio.features import geometry_mask
+    from rasterio.windows import transform as window_transform
+
+    return geometry_mask([geom_native], out_shape=(int(win.height), int(win.width)),
+                         transform=window_transform(win, transform), all_touched=False, invert=True)
+
+
+def _values_in(engine, members, style, indexes, first, win, inside) -> list[np.ndarray]:
+    """Per output band, the valid values (float64, before scale/offset) of the pixels of
+    ``win`` (on ``first``'s grid) where ``inside``; a mosaic takes each pixel from its
+    first member with data, an expression is evaluated where every band has data."""
+    from rasterio.windows import transform as window_transform
+
+    from leafmap_tiles.render.style import evaluate_blocks
+
     grid_transform = window_transform(win, first.transform)
     shape = (int(win.height), int(win.width))
-    inside = _inside_mask(geometry, first.crs, geom0, grid_transform, shape)
     data = valid = None
     for k, member in enumerate(members):
         ds = engine.reader(member, style.nodata).dataset
@@ -351,12 +441,4 @@ def area_statistics(engine, path, style, geometry: dict, percentiles=(), scales=
         res = evaluate_blocks(blocks, names, data)
         ok = np.logical_and.reduce(valid, axis=0) & np.all(np.isfinite(res), axis=0)
         data, valid = res, np.broadcast_to(ok, res.shape)
-    out = []
-    for b in range(data.shape[0]):
-        vals = data[b][inside & valid[b]]
-        s = 1.0 if not scales or scales[b] is None else float(scales[b])
-        o = 0.0 if not offsets or offsets[b] is None else float(offsets[b])
-        if (s, o) != (1.0, 0.0):
-            vals = vals * s + o
-        out.append(reduce(vals, percentiles))
-    return {"bands": labels, "statistics": out, "pixels": int(inside.sum()), "inside": True}
+    return [data[b][inside & valid[b]] for b in range(data.shape[0])]

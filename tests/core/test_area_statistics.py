@@ -73,8 +73,15 @@ def test_ndvi_over_a_field_equals_rasterio_numpy(m):
     assert lyr.statistics(sg.mapping(poly), percentiles=(2, 10, 90, 98)) == got
     feature = {"type": "Feature", "properties": {}, "geometry": sg.mapping(poly)}
     assert lyr.statistics(feature, percentiles=(2, 10, 90, 98)) == got
-    # the overview statistics of the registration are still the list they were
-    assert isinstance(lyr.statistics[0]["p2"], float)
+    # one meaning per name: layer.statistics is the area method, the registration's
+    # overview statistics are the plain list layer.band_statistics
+    assert type(lyr.band_statistics) is list and isinstance(lyr.band_statistics[0]["p2"], float)
+    assert not isinstance(lyr.statistics, list) and "band_statistics" in repr(lyr.statistics)
+    # the list form of earlier versions (README) still answers, with a DeprecationWarning
+    with pytest.warns(DeprecationWarning, match="band_statistics"):
+        assert lyr.statistics[0] == lyr.band_statistics[0]
+    with pytest.warns(DeprecationWarning):
+        assert len(lyr.statistics) == 1 and list(lyr.statistics) == lyr.band_statistics
 
 
 def test_one_pixel_checked_by_hand(m):
@@ -167,6 +174,35 @@ def test_too_large_an_area_is_refused(m, monkeypatch):
             lyr.statistics(lonlat_polygon(NAIP_2009, FIELD))
         small = lonlat_polygon(NAIP_2009, [(10, 10), (10, 20), (20, 20), (20, 10)])
         assert lyr.statistics(small)["count"] > 0
+
+
+def test_the_limit_counts_the_pixels_read_not_the_bounding_box(m, monkeypatch):
+    """A thin diagonal strip across the file: its bounding box is ~62,000 pixels, the
+    pixels along it (what is read) ~1,800; a limit of 5,000 lets it through with the
+    same numbers as rasterio + numpy over the whole file, and still refuses a square
+    of 10,000 pixels inside."""
+    monkeypatch.setenv("LEAFMAP_TILES_MAX_AREA_PIXELS", "5000")  # read by a new server process
+    from leafmap_tiles.client import TileServer
+    from leafmap_tiles.map.layers import make_raster_layer
+
+    strip = lonlat_polygon(NAIP_2009, [(2.0, 2.0), (2.0, 8.5), (250.0, 254.5), (250.0, 248.0)])
+    ref, pixels = reference(NAIP_2009, strip, NDVI)
+    with rasterio.open(NAIP_2009) as ds:
+        bbox_pixels = (248 + 1) * (254.5 - 2 + 1)
+        assert ds.width * ds.height > bbox_pixels > 5000 * 12  # the old rule refused it
+    assert 1400 < pixels < 1800  # ~6.5 px wide x 248 rows
+    with TileServer() as srv:
+        lyr = make_raster_layer(srv, NAIP_2009, expression=NDVI)
+        got = lyr.statistics(strip)
+        assert got["pixels"] == pixels
+        assert_same(got, ref)
+        square = lonlat_polygon(NAIP_2009, [(100, 100), (100, 200), (200, 200), (200, 100)])
+        with pytest.raises(BadRequestError, match=r"needs 10\d\d\d pixels of the source read.*more than 5000"):
+            lyr.statistics(square)
+        rgb = make_raster_layer(srv, NAIP_2009, indexes=[1, 2, 3])  # plain bands through the same reads
+        for b in (1, 2, 3):
+            ref_b, _ = reference(NAIP_2009, strip, band=b)
+            assert_same(rgb.statistics(strip, band=b), ref_b)
 
 
 def test_polygon_far_larger_than_a_utm_raster_counts_every_pixel(m):

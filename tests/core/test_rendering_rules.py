@@ -94,8 +94,8 @@ def test_8bit_rgb_stretch_only_when_asked(m):
     one_band = m.add_raster(data("cog_rgb.tif"), indexes=1)  # grey: still the percentile default
     assert one_band.stretch["vmin"][0] == pytest.approx(np.percentile(prev.array[0].compressed(), 2))
     minmax = m.add_raster(data("cog.tif"), stretch="minmax")
-    assert minmax.stretch["vmin"][0] == minmax.statistics[0]["min"]
-    assert minmax.stretch["vmax"][0] == minmax.statistics[0]["max"]
+    assert minmax.stretch["vmin"][0] == minmax.band_statistics[0]["min"]
+    assert minmax.stretch["vmax"][0] == minmax.band_statistics[0]["max"]
     with pytest.raises(StyleError, match="stretch='none' needs integer"):
         m.add_raster(data("cog_nodata_nan.tif"), stretch="none")
     with pytest.raises(StyleError, match="unknown stretch"):

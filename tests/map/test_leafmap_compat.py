@@ -108,7 +108,7 @@ def test_restyle_changes_tiles_in_place_and_redraws_the_colorbar(m):
         lyr.restyle(colormap="not-a-colormap")
     assert lyr.url == url and lyr.style["colormap"] == "magma"
     lyr.restyle(indexes=1, stretch="minmax")  # a new band choice drops the old range
-    st = lyr.statistics[0]
+    st = lyr.band_statistics[0]
     assert lyr.stretch == {"vmin": [st["min"]], "vmax": [st["max"]]}
 
 
