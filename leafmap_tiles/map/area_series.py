@@ -178,7 +178,12 @@ def csv_link(df, filename: str = "area_series.csv") -> str:
 class AreaDraw:
     """An ipyleaflet ``DrawControl`` on the slider's map (polygons and rectangles only):
     each polygon drawn plots the area series of ``stats`` in the series panel, with a CSV
-    download button; the DataFrame is ``slider.area_series`` (and ``last_series`` here)."""
+    download button; the DataFrame is ``slider.area_series`` (and ``last_series`` here).
+    Editing a polygon (the edit tool, then Save) recomputes the series of its new shape;
+    deleting the polygon whose series is shown clears the series panel.  While a draw,
+    edit or delete tool is on (``mode``, reported by the browser through
+    :class:`~leafmap_tiles.map.draw_mode.DrawModeWatcher`), map clicks are the tool's:
+    the inspector shows no point and no pixel series for them."""
 
     def __init__(self, slider, stats=("mean", "median"), position: str = "topleft"):
         import ipyleaflet
@@ -187,15 +192,33 @@ class AreaDraw:
         self.stats, _ = check_stats(stats)
         self.last_series = None
         self.last_error: str | None = None
+        self.geometry: dict | None = None  # the polygon (GeoJSON, as the browser sent it) of last_series
         shape = {"shapeOptions": {"color": "#e6194b", "weight": 2, "fillOpacity": 0.1}}
         self.control = ipyleaflet.DrawControl(polygon=shape, rectangle=shape, polyline={}, circlemarker={},
                                               circle={}, marker={}, position=position)
         self.control.on_draw(self._on_draw)
+        self.watcher = None
+        self.watcher_control = None
+        try:
+            from leafmap_tiles.map.draw_mode import DrawModeWatcher
+        except ImportError:  # no anywidget: the vertex rule below still applies
+            pass
+        else:
+            import ipywidgets
+
+            self.watcher = DrawModeWatcher(layout=ipywidgets.Layout(width="0px", height="0px"))
+            self.watcher_control = ipyleaflet.WidgetControl(widget=self.watcher, position="bottomleft",
+                                                            transparent_bg=True)
         self._vertices: list = []
         self._created_at = -1e9
         insp = getattr(slider.map, "inspector", None)
         if insp is not None and hasattr(insp, "click_filters"):
             insp.click_filters.append(self)
+
+    @property
+    def mode(self) -> str:
+        """The draw tool on in the browser: ``"draw"``, ``"edit"``, ``"delete"`` or ``""``."""
+        return self.watcher.mode if self.watcher is not None else ""
 
     # The browser reports the clicks that place a polygon's vertices as map clicks too, and
     # they may reach the kernel after the polygon itself (each click's inspector query takes
@@ -229,7 +252,10 @@ class AreaDraw:
             return False
         return self._take_vertex(lon, lat)
 
-    __call__ = _is_vertex_click  # the inspector's click filter
+    def __call__(self, lon: float, lat: float) -> bool:
+        """The inspector's click filter: True for a click that is the draw tool's (made
+        while a draw, edit or delete tool is on, or placing a new polygon's vertex)."""
+        return bool(self.mode) or self._is_vertex_click(lon, lat)
 
     def undo_click(self, lon: float, lat: float) -> None:
         """The inspector showed a click that turns out to be a vertex of the polygon
@@ -243,9 +269,20 @@ class AreaDraw:
             self.slider.show_area_series(self.last_series, self.stats)
 
     def _on_draw(self, target, action, geo_json) -> None:
-        if action != "created" or not isinstance(geo_json, dict):
+        """ipyleaflet's draw callback: ``action`` ``"created"``, ``"edited"`` or
+        ``"deleted"``, ``geo_json`` the shape's GeoJSON ``Feature`` (one call per shape)."""
+        if not isinstance(geo_json, dict):
             return
         geometry = geo_json.get("geometry") or geo_json
+        if action == "created":
+            self._on_created(geometry)
+        elif action == "edited":
+            self._show_or_say(geometry)
+        elif action == "deleted":
+            if self.geometry is not None and same_shape(geometry, self.geometry):
+                self.clear()
+
+    def _on_created(self, geometry) -> None:
         import time
 
         self._created_at = time.monotonic()
@@ -259,9 +296,13 @@ class AreaDraw:
         last = getattr(insp, "last", None)
         if last and self._take_vertex(last["lon"], last["lat"]):  # a vertex click shown as a point
             insp.dismiss()
+        self._show_or_say(geometry)
+
+    def _show_or_say(self, geometry) -> None:
         try:
             self.show(geometry)
         except BadRequestError as exc:  # e.g. a polygon of zero area: say so in the panel
+            self.clear()
             self.last_error = str(exc)
             self.slider.series_panel.set_title(f"{self.slider.name}: {exc}"[:80])
             self.slider.series_panel.show(self.slider.map)
@@ -271,15 +312,36 @@ class AreaDraw:
         s = self.slider
         df = s.series(geometry, stats=self.stats)
         self.last_series = df
+        self.geometry = geometry if isinstance(geometry, dict) else None
         self.last_error = None
         s.show_area_series(df, self.stats)
         return df
 
+    def clear(self) -> None:
+        """Forget the polygon's series; the series panel is emptied and hidden when it
+        shows that series (a pixel series shown since then stays)."""
+        df, self.last_series, self.geometry, self.last_error = self.last_series, None, None, None
+        if df is not None and self.slider.area_series is df:
+            self.slider.clear_area_series()
+
     def close(self) -> None:
         m = self.slider.map
-        if self.control in m.controls:
-            m.remove(self.control)
+        for control in (self.control, self.watcher_control):
+            if control is not None and control in m.controls:
+                m.remove(control)
         self.control.on_draw(self._on_draw, remove=True)
         insp = getattr(m, "inspector", None)
         if insp is not None and self in getattr(insp, "click_filters", []):
             insp.click_filters.remove(self)
+
+
+def same_shape(a: dict, b: dict, tolerance: float = 1e-9) -> bool:
+    """Whether two GeoJSON geometries are the same shape (same vertices, in any ring
+    order or starting vertex), to ``tolerance`` degrees."""
+    import shapely.geometry
+
+    try:
+        ga, gb = shapely.geometry.shape(a).normalize(), shapely.geometry.shape(b).normalize()
+    except Exception:
+        return False
+    return bool(ga.equals_exact(gb, tolerance))

@@ -548,10 +548,21 @@ class TimeSlider:
         if not self._closed:
             self.series_panel.show(self.map)
 
+    def clear_area_series(self) -> None:
+        """Empty the series panel of an area series (its plot and CSV button) and hide it."""
+        self.area_series = None
+        self.series_image.value = b""
+        self.series_download.value = ""
+        self.series_download.layout.display = "none"
+        self.series_panel.set_title(f"{self.name}: time series")
+        self.series_panel.hide()
+
     def add_draw_control(self, stats=("mean", "median"), position: str = "topleft"):
         """Put an ipyleaflet ``DrawControl`` (polygon and rectangle tools) on the map:
         each polygon drawn plots its area series (:meth:`series` with ``stats``) in the
-        series panel, with a CSV download button.  Returns the
+        series panel, with a CSV download button; editing it recomputes the series,
+        deleting it clears the panel; clicks made with a draw, edit or delete tool do
+        not reach the inspector.  Returns the
         :class:`~leafmap_tiles.map.area_series.AreaDraw` (``.control`` is the
         DrawControl, ``.last_series`` the DataFrame); removed with the slider."""
         from leafmap_tiles.map.area_series import AreaDraw
@@ -564,6 +575,8 @@ class TimeSlider:
             self.draw.close()
         self.draw = AreaDraw(self, stats=stats, position=position)
         self.map.add(self.draw.control)
+        if self.draw.watcher_control is not None:
+            self.map.add(self.draw.watcher_control)
         return self.draw
 
     # ------------------------------------------------------------ lifecycle

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio
 import shapely.geometry as sg
 from PIL import Image
 
@@ -191,3 +192,109 @@ def test_a_vertex_click_whose_query_ends_after_the_polygon_is_undone(m, files):
     click(m, *first)
     assert ts.area_series is not None and ts.shown_series is None
     assert m.inspector.last is None and m.inspector.control not in m.controls
+
+
+def leaflet_feature(poly) -> dict:
+    """A polygon as leaflet-draw's ``layer.toGeoJSON()`` gives it: a Feature, lon/lat
+    rounded to 6 decimals (Leaflet's default precision), the layer's options as style."""
+    ring = [[round(x, 6), round(y, 6)] for x, y in poly.exterior.coords]
+    style = {"stroke": True, "color": "#e6194b", "weight": 2, "opacity": 0.5, "fill": True, "fillOpacity": 0.1,
+             "clickable": True}
+    return {"type": "Feature", "properties": {"style": style}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+
+
+def browser_sends(control, action: str, feature: dict) -> None:
+    """The comm message of ipyleaflet's DrawControl view (``draw:created``,
+    ``draw:edited``, ``draw:deleted``: one message per shape)."""
+    control._handle_leaflet_event(None, {"event": f"draw:{action}", "geo_json": feature}, [])
+
+
+def expected_series(files, poly):
+    """(mean, median, count) of NDVI per file from rasterio + numpy."""
+    out = []
+    for f in files:
+        ref, _ = reference(f, poly, NDVI)
+        out.append((ref["mean"], ref["median"], ref["count"]))
+    return out
+
+
+def assert_series(df, expected):
+    assert len(df) == len(expected)
+    for (mean, median, count), (_, row) in zip(expected, df.iterrows()):
+        assert row["count"] == count
+        assert row["mean"] == pytest.approx(mean, rel=1e-12) and row["median"] == pytest.approx(median, rel=1e-12)
+
+
+def test_editing_the_drawn_polygon_recomputes_its_series(m, files):
+    ts = m.add_time_slider(files[:4], expression=NDVI, colormap="RdYlGn", vmin=-0.2, vmax=0.6)
+    d = ts.add_draw_control(stats=("mean", "median"))
+    first = leaflet_feature(lonlat_polygon(files[0], FIELD))
+    browser_sends(d.control, "created", first)
+    assert_series(ts.area_series, expected_series(files[:4], sg.shape(first["geometry"])))
+    before = ts.area_series
+    # the edit tool moved two vertices; Save sends the new shape
+    edited = leaflet_feature(lonlat_polygon(files[0], [(30.3, 40.2), (60.7, 120.0), (150.0, 110.0), (180.2, 20.9)]))
+    browser_sends(d.control, "edited", edited)
+    df = ts.area_series
+    assert df is d.last_series and df is not before
+    expected = expected_series(files[:4], sg.shape(edited["geometry"]))
+    assert_series(df, expected)
+    assert expected[0][2] < before["count"].iloc[0]  # a smaller field: fewer pixels
+    assert f"over the area ({max(e[2] for e in expected)} px)" in ts.series_panel.title.value
+    href = re.search(r"href='data:text/csv;base64,([^']+)'", ts.series_download.value).group(1)
+    assert base64.b64decode(href).decode() == df.to_csv()
+    assert ts.series_control in m.controls
+
+
+def test_deleting_the_drawn_polygon_clears_the_series_panel(m, files):
+    ts = m.add_time_slider(files[:3], expression=NDVI)
+    d = ts.add_draw_control()
+    shown = leaflet_feature(lonlat_polygon(files[0], FIELD))
+    other = leaflet_feature(lonlat_polygon(files[0], [(200, 200), (200, 240), (240, 240), (240, 200)]))
+    browser_sends(d.control, "created", other)
+    browser_sends(d.control, "created", shown)  # the series shown is this one's
+    assert_series(ts.area_series, expected_series(files[:3], sg.shape(shown["geometry"])))
+    browser_sends(d.control, "deleted", other)  # another shape deleted: the series stays
+    assert ts.area_series is d.last_series is not None and ts.series_control in m.controls
+    browser_sends(d.control, "deleted", shown)
+    assert ts.area_series is None and d.last_series is None and d.geometry is None
+    assert ts.series_control not in m.controls
+    assert ts.series_image.value == b"" and ts.series_download.value == ""
+    assert ts.series_download.layout.display == "none"
+    # a deleted polygon after an edit is recognised by its edited shape
+    browser_sends(d.control, "created", other)
+    edited = leaflet_feature(lonlat_polygon(files[0], [(200, 200), (200, 250), (250, 250), (250, 200)]))
+    browser_sends(d.control, "edited", edited)
+    assert ts.area_series["count"].iloc[0] == expected_series(files[:1], sg.shape(edited["geometry"]))[0][2]
+    browser_sends(d.control, "deleted", edited)
+    assert ts.area_series is None and ts.series_control not in m.controls
+
+
+def test_clicks_while_a_draw_tool_is_on_do_not_reach_the_inspector(m, files):
+    """The browser's watcher reports the tool that is on; clicks made in delete mode (a
+    click on a polygon deletes it) or while drawing show no point and no pixel series."""
+    from tests.map.helpers import click, pixel_lonlat
+
+    ts = m.add_time_slider(files[:3], expression=NDVI)
+    d = ts.add_draw_control()
+    assert d.watcher_control in m.controls and d.watcher.mode == ""
+    shown = leaflet_feature(lonlat_polygon(files[0], FIELD))
+    browser_sends(d.control, "created", shown)
+    d._created_at -= 60  # long after the drawing: no vertex clicks pending
+    area = ts.area_series
+    inside = pixel_lonlat(files[0], 100, 100)  # a click on the polygon in delete mode
+    for mode in ("delete", "draw", "edit"):
+        d.watcher.set_state({"mode": mode})  # the comm update the browser sends
+        click(m, *inside)
+        assert m.inspector.last is None and m.inspector.marker is None, mode
+        assert ts.shown_series is None and ts.area_series is area, mode
+    d.watcher.set_state({"mode": ""})  # Save: the tool is off, the polygon deleted
+    browser_sends(d.control, "deleted", shown)
+    assert ts.area_series is None and ts.series_control not in m.controls
+    click(m, *inside)  # now a click is the inspector's again: the pixel's series
+    with rasterio.open(files[0]) as ds:
+        b = ds.read(window=((100, 101), (100, 101))).astype("float64")[:, 0, 0]
+    ndvi = (b[3] - b[0]) / (b[3] + b[0])
+    assert m.inspector.last is not None and ts.shown_series[0][1] == pytest.approx(ndvi, rel=1e-12)
+    ts.close()
+    assert d.watcher_control not in m.controls and d.control not in m.controls
