@@ -252,9 +252,11 @@ def evaluate_blocks(blocks, names, data: np.ndarray) -> np.ndarray:
     import numexpr
 
     local = {name: np.asarray(band, dtype="float64") for name, band in zip(names, data)}
+    shape = data.shape[1:]
     with np.errstate(all="ignore"):
-        return np.stack([np.asarray(numexpr.evaluate(b.strip(), local_dict=local), dtype="float64")
-                         * np.ones(data.shape[1:]) for b in blocks if b.strip()])
+        out = [np.asarray(numexpr.evaluate(b.strip(), local_dict=local), dtype="float64") for b in blocks if b.strip()]
+        # a block without a band (a constant) is one value: spread over the pixels
+        return np.stack([r if r.shape == shape else np.broadcast_to(r, shape) for r in out])
 
 
 def _check_expression(expression: str, blocks, used) -> None:

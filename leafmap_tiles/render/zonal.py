@@ -201,6 +201,13 @@ def _footprint(engine, path, style):
 
 
 def _window(ds, geom_native: dict, extent=None):
+    """:func:`_window_of`, cached per (polygon, grid): a series asks it of every frame."""
+    key = ("window", json.dumps(geom_native, sort_keys=True, separators=(",", ":"), default=str),
+           tuple(ds.transform)[:6], ds.width, ds.height, tuple(extent) if extent is not None else None)
+    return _cached(_geoms, key, lambda: _window_of(ds, geom_native, extent))
+
+
+def _window_of(ds, geom_native: dict, extent=None):
     """The window of ``ds`` (whole pixels) covering the polygon's bounds in the
     dataset's CRS, clipped to the raster (or to ``extent``, (col0, row0, col1, row1)
     on its grid: a mosaic's members may reach beyond its first file), or None when
@@ -230,9 +237,10 @@ def _beyond(ds, window) -> bool:
                                    or window.row_off + window.height > ds.height)
 
 
-def _masked_read(ds, indexes, window, nodata, out_grid=None):
-    """``(data float64 (bands, h, w), valid bool (bands, h, w))`` of ``ds``; with
-    ``out_grid = (crs, transform, width, height)`` resampled onto that grid (nearest)."""
+def _masked_read(ds, indexes, window, nodata, out_grid=None, as_float=True):
+    """``(data (bands, h, w), valid bool (bands, h, w))`` of ``ds``; with
+    ``out_grid = (crs, transform, width, height)`` resampled onto that grid (nearest).
+    ``data`` is float64, or the file's dtype with ``as_float=False``."""
     if out_grid is not None:
         from rasterio.enums import Resampling
         from rasterio.vrt import WarpedVRT
@@ -260,8 +268,10 @@ def _masked_read(ds, indexes, window, nodata, out_grid=None):
         arr[:, r0:r0 + part.shape[1], c0:c0 + part.shape[2]] = part
     else:
         arr = ds.read(list(indexes), window=window, masked=True)
-    data = np.asarray(arr.data, dtype="float64")
-    valid = ~np.ma.getmaskarray(arr) & np.isfinite(data)
+    data = np.asarray(arr.data, dtype="float64") if as_float else np.asarray(arr.data)
+    valid = ~np.ma.getmaskarray(arr)
+    if data.dtype.kind == "f":
+        valid &= np.isfinite(data)
     return data, valid
 
 
@@ -417,8 +427,8 @@ def _values_in(engine, members, style, indexes, first, win, inside) -> list[np.n
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                if k == 0:
-                    d, v = _masked_read(ds, indexes, win, style.nodata)
+                if k == 0:  # one file: its own dtype until the values are gathered
+                    d, v = _masked_read(ds, indexes, win, style.nodata, as_float=len(members) > 1)
                 else:
                     d, v = _masked_read(ds, indexes, None, style.nodata,
                                         out_grid=(first.crs, grid_transform, shape[1], shape[0]))
@@ -431,14 +441,16 @@ def _values_in(engine, members, style, indexes, first, win, inside) -> list[np.n
             take = ~np.logical_or.reduce(valid, axis=0) & np.logical_or.reduce(v, axis=0)
             data[:, take] = d[:, take]
             valid[:, take] = v[:, take]
-        if np.logical_or.reduce(valid, axis=0)[inside].all():
-            break
+        if k + 1 < len(members) and np.logical_or.reduce(valid, axis=0)[inside].all():
+            break  # a mosaic whose first files filled every pixel inside
     if style.expression:
         from rio_tiler.expression import get_expression_blocks
 
-        blocks = get_expression_blocks(style.expression)
+        # evaluated on the pixels inside where every band it uses has data (gathered
+        # first: no arithmetic on the rest of the window)
+        sel = inside & np.logical_and.reduce(valid, axis=0)
         names = [f"b{i}" for i in indexes]
-        res = evaluate_blocks(blocks, names, data)
-        ok = np.logical_and.reduce(valid, axis=0) & np.all(np.isfinite(res), axis=0)
-        data, valid = res, np.broadcast_to(ok, res.shape)
-    return [data[b][inside & valid[b]] for b in range(data.shape[0])]
+        res = evaluate_blocks(get_expression_blocks(style.expression), names, data[:, sel])
+        ok = np.all(np.isfinite(res), axis=0)
+        return [r[ok] for r in res]
+    return [np.asarray(data[b][inside & valid[b]], dtype="float64") for b in range(data.shape[0])]
