@@ -79,6 +79,10 @@ def _is_layer(obj) -> bool:
     return isinstance(obj, ipyleaflet.Layer)
 
 
+#: Frames registered with the tile server at once by ``add_time_slider``.
+REGISTER_CONCURRENCY = 4
+
+
 def build_frames(m, layers, labels=None, style=None):
     """([labels], [layers], [created by us]) from what ``add_time_slider`` accepts.
     Creates a layer for every source (released again if a later one fails)."""
@@ -109,22 +113,36 @@ def build_frames(m, layers, labels=None, style=None):
             labels.append(label_from_name(name) or (str(name) if _is_layer(obj) and name else f"{i + 1}"))
     if style and any(_is_layer(o) for o in objs):
         raise TypeError(f"style arguments ({', '.join(sorted(style))}) apply to sources, not to ready-made layers")
-    frames, created = [], []
-    try:
-        for obj, label in zip(objs, labels):
-            if _is_layer(obj):
-                if not (obj.has_trait("opacity") and obj.has_trait("visible")):
-                    raise TypeError(f"{type(obj).__name__} has no opacity/visible: a frame must be a tile layer")
-                frames.append(obj)
-                created.append(False)
-            else:
-                frames.append(m.create_raster_layer(obj, layer_name=label, **style))
-                created.append(True)
-    except Exception:
-        for f, c in zip(frames, created):
-            if c:
-                f.release()
-        raise
+    for obj in objs:
+        if _is_layer(obj) and not (obj.has_trait("opacity") and obj.has_trait("visible")):
+            raise TypeError(f"{type(obj).__name__} has no opacity/visible: a frame must be a tile layer")
+    created = [not _is_layer(obj) for obj in objs]
+    todo = [k for k, c in enumerate(created) if c]
+    made: dict = {}
+    errors: dict = {}
+
+    def make(k):
+        try:
+            made[k] = m.create_raster_layer(objs[k], layer_name=labels[k], **style)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in frame order
+            errors[k] = exc
+
+    # the server registers (opens, checks, describes) several files at once on its
+    # threads: REGISTER_CONCURRENCY requests in flight, the layers in frame order
+    if len(todo) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(REGISTER_CONCURRENCY, len(todo)),
+                                thread_name_prefix="leafmap_tiles-frames") as pool:
+            list(pool.map(make, todo))
+    else:
+        for k in todo:
+            make(k)
+    if errors:
+        for f in made.values():
+            f.release()
+        raise errors[min(errors)]
+    frames = [made[k] if c else obj for k, (obj, c) in enumerate(zip(objs, created))]
     if style.get("vmin") is None and style.get("vmax") is None:
         common_stretch([f for f, c in zip(frames, created) if c])
     return labels, frames, created
