@@ -396,7 +396,7 @@ class Collection:
             raise ValueError(f"unknown resampling {resampling!r}: one of {', '.join(Resampling.__members__)}")
         asset, by_date = self._rows_by_date(asset)
         first_rows = next(iter(by_date.values()))
-        grid = pixels._grid(first_rows, (w, s, e, n), resolution)
+        grid = pixels.output_grid(first_rows, (w, s, e, n), resolution)
         size = len(by_date) * grid[2] * grid[3]
         if size > pixels.MAX_READ_PIXELS:
             raise ValueError(f"{len(by_date)} dates x {grid[3]} x {grid[2]} pixels is more than "

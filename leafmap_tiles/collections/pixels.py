@@ -147,7 +147,7 @@ def sample_date(rows: list, lons, lats, band: int = 1) -> np.ndarray:
     return out
 
 
-def _grid(rows: list, bbox, resolution):
+def output_grid(rows: list, bbox, resolution):
     """(crs, transform, width, height) of the output grid: the first row's CRS, its
     pixel grid (origin kept, so native resolution reads exact pixels), ``resolution``
     (in the CRS's units; default the row's own) over ``bbox`` (W, S, E, N EPSG:4326)."""
