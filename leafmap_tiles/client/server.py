@@ -64,42 +64,6 @@ def running_server_pids() -> list[int]:
     return [s.pid for s in list(_all_servers) if s.pid is not None and s.alive()]
 
 
-def cleanup_tile_servers() -> int:
-    """Stop the tile-server processes that this process started (by their process
-    ids, :func:`running_server_pids`) and return how many were stopped: the shared
-    server is closed (a map's next request starts a new one), any other is terminated,
-    then killed if still alive after 5 s.  No other process is touched, whatever its
-    command line (``leafmap.terrascope.cleanup_tile_servers``' name)."""
-    import psutil
-
-    pids = [int(p) for p in running_server_pids()]
-    if not pids:
-        return 0
-    server = get_server()
-    if server is not None:  # let the client forget its server cleanly
-        try:
-            server.close()
-        except Exception:
-            pass
-    procs = []
-    for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                proc.terminate()
-            procs.append(proc)
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=5)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=5)
-    return len(pids)
-
-
 class TileServer:
     """Owns one tile-server child process.
 

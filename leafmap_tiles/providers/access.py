@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Union
 
 from leafmap_tiles import _credentials
+from leafmap_tiles.providers import servers
 from leafmap_tiles.errors import AuthenticationError
 
 __all__ = [
@@ -30,7 +31,6 @@ __all__ = [
     "open_raster",
     "set_credentials",
     "set_login_hint",
-    "tile_server",
 ]
 
 
@@ -60,7 +60,7 @@ def set_credentials(hosts: Iterable[str], username: str, password: str) -> None:
     drops what it cached)."""
     keys = _credentials.add(hosts, username, password)
     clear_gdal_http_cache()
-    server = tile_server()
+    server = servers.tile_server()
     if server is not None:
         server.set_credentials(keys, username, password)
 
@@ -70,23 +70,9 @@ def clear_credentials(hosts: Iterable[str] | None = None) -> None:
     running tile server."""
     keys = _credentials.remove(hosts)
     clear_gdal_http_cache()
-    server = tile_server()
+    server = servers.tile_server()
     if server is not None and keys:
         server.clear_credentials(keys)
-
-
-def tile_server() -> Any:
-    """The kernel's tile server handle (created if needed, but its process is not
-    started here): credentials given to it now are pushed when it starts.  None when
-    the client cannot be imported or the handle cannot be made."""
-    try:
-        from leafmap_tiles.client import get_server
-    except ImportError:
-        return None
-    try:
-        return get_server(start=True)
-    except Exception:  # a dead or half-started server must not break login/logout
-        return None
 
 
 # ---------------------------------------------------------------------------- GDAL

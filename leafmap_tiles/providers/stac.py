@@ -23,6 +23,8 @@ and is re-exported here under the same names:
 :mod:`leafmap_tiles.providers.access`         credentials per host, GDAL options,
                                               :func:`open_raster`
 :mod:`leafmap_tiles.providers.dates`          :func:`datetime_range` and every date value
+:mod:`leafmap_tiles.providers.servers`        the kernel's tile server as providers reach it,
+                                              ``cleanup_tile_servers``
 ============================================  =============================================
 
 Credentials are scoped to hosts: :func:`set_credentials` attaches HTTP Basic auth to
@@ -54,9 +56,8 @@ from leafmap_tiles.providers.time_layers import create_time_layers
 
 # public here before the split (issue 17) and still used by these names; not in __all__
 from leafmap_tiles._hosts import host_matches  # noqa: E402,F401
-from leafmap_tiles.client import cleanup_tile_servers  # noqa: E402,F401
 from leafmap_tiles.providers.access import forget_gdal_config, gdal_auth_options, login_hint_for  # noqa: E402,F401
-from leafmap_tiles.providers.access import tile_server  # noqa: E402
+from leafmap_tiles.providers.servers import cleanup_tile_servers, tile_server  # noqa: E402,F401
 from leafmap_tiles.providers.search import forget_client, request_modifier  # noqa: E402,F401
 from leafmap_tiles.providers.time_layers import time_layer_sources  # noqa: E402,F401
 
