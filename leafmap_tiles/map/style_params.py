@@ -7,6 +7,8 @@ Shared by adding a layer (:mod:`leafmap_tiles.map.layers`) and restyling it
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from leafmap_tiles.errors import StyleError
@@ -14,7 +16,7 @@ from leafmap_tiles.errors import StyleError
 __all__ = ["colormap_param", "index_list", "number_list"]
 
 
-def colormap_param(colormap, server=None):
+def colormap_param(colormap: Any, server: Any = None) -> Any:
     """The ``colormap`` style parameter of a tile URL: a matplotlib name stays a name;
     a ``matplotlib.colors.Colormap`` becomes its table (its ``N`` colours and its
     ``set_under``/``set_over``/``set_bad`` colours); a list of colours or a ``{value:
@@ -30,6 +32,7 @@ def colormap_param(colormap, server=None):
 
     from leafmap_tiles.render.colormaps import colormap_table_spec
 
+    spec: Any
     if isinstance(colormap, Colormap):
         spec = colormap_table_spec(colormap)
     elif isinstance(colormap, dict):
@@ -43,7 +46,7 @@ def colormap_param(colormap, server=None):
     return json.dumps(spec)
 
 
-def _colour_json(c):
+def _colour_json(c: Any) -> str | list[float]:
     if isinstance(c, str):
         return c
     if isinstance(c, (list, tuple)):
@@ -52,7 +55,7 @@ def _colour_json(c):
 
 
 
-def index_list(indexes) -> list[int] | None:
+def index_list(indexes: Any) -> list[int] | None:
     """``indexes`` as a list of ints (an int, list, tuple or numpy array of integral
     numbers); StyleError for anything else (1.5, "a", True, empty)."""
     if indexes is None:
@@ -71,7 +74,7 @@ def index_list(indexes) -> list[int] | None:
     return out
 
 
-def number_list(v, name: str) -> str | None:
+def number_list(v: Any, name: str) -> str | None:
     """``vmin``/``vmax`` (a number, a list/tuple of numbers or a numpy array) as the
     comma-separated text of a tile URL, e.g. ``"0.0,10.5"``; None stays None;
     StyleError naming ``name`` for anything else."""
