@@ -195,7 +195,7 @@ def build(
     if filter is not None:
         extra["filter"] = filter
     items = stac_search(stac_url, collection, bbox=bbox, start=start, end=end,
-                         unique_dates=False, **extra)
+                        unique_dates=False, **extra)
     rows = [row for item in items for row in _item_rows(item, assets)]
     found = _headers.read_headers([r["href"] for r in rows], max_concurrent=max_concurrent,
                                   timeout=timeout, progress=progress)
