@@ -53,14 +53,14 @@ DRAWN_JS = """([z, anySet]) => {
     };
     const imgs = [...cont.querySelectorAll('img.leaflet-tile')].filter(im => im.src.includes('/tiles/'));
     const atZ = imgs.filter(im => new RegExp('/tiles/[^/]+/' + z + '/').test(im.src)).filter(shown);
-    if (!atZ.length) return null;
+    const st = window.__ltDrawn || (window.__ltDrawn = {});
+    if (!atZ.length) { st.key = null; return null; }
     const ok = atZ.every(im => im.complete && im.naturalWidth > 0 && im.classList.contains('leaflet-tile-loaded'));
     // Leaflet adds a view's tiles over several frames: the set counts as drawn once it
     // has stayed complete and unchanged for 300 ms (the time reported is its start)
     // (playing, the frame shown changes every time_interval: then any complete set counts,
     // as long as the tiles shown stay complete for those 300 ms)
     const key = anySet ? 'complete' : atZ.map(im => im.src).sort().join('|');
-    const st = window.__ltDrawn || (window.__ltDrawn = {});
     if (!ok) { st.key = null; return null; }
     if (st.key !== key) { st.key = key; st.since = performance.now(); st.wall = Date.now(); return null; }
     if (performance.now() - st.since < 300) return null;
