@@ -230,10 +230,10 @@ def _worker_app(database: str, workers: int | None, gdal_cachemax: int | None, l
     """App of one ``serve --processes N`` worker (run by uvicorn's supervisor in a
     spawned process): exits when the supervisor is gone, and stops the supervisor
     from restarting it over and over when the store cannot be opened."""
-    from .server.__main__ import _watch_parent
+    from .server.__main__ import watch_parent
     from .server.asgi import create_app
 
-    _watch_parent(os.getppid())  # a killed supervisor leaves no worker behind
+    watch_parent(os.getppid())  # a killed supervisor leaves no worker behind
     try:
         return create_app(database, workers=workers, gdal_cachemax=gdal_cachemax, log_level=log_level)
     except LeafmapTilesError as exc:
