@@ -79,11 +79,11 @@ def test_window_and_pixel_reads_agree(naip, monkeypatch):
 
 def test_read_of_a_bbox_far_from_the_items_says_so_before_reading(naip, monkeypatch):
     from leafmap_tiles.errors import NoOverlapError
-    from leafmap_tiles.providers import stac
+    from leafmap_tiles.providers import access
 
     opened = []
-    real_open = stac.open_raster
-    monkeypatch.setattr(stac, "open_raster", lambda href, **kw: opened.append(href) or real_open(href, **kw))
+    real_open = access.open_raster
+    monkeypatch.setattr(access, "open_raster", lambda href, **kw: opened.append(href) or real_open(href, **kw))
     # Bavaria, ~7,700 km from the North Dakota NAIP tiles (it was a misleading size error)
     with pytest.raises(NoOverlapError, match=r"does not intersect any of the 10 'data' items") as err:
         naip.read((11.0, 48.0, 11.1, 48.1), band=4, progress=False)
