@@ -45,6 +45,29 @@ TARGETS = {  # (peer, metric): (target ratio, higher is better)
 
 
 # ------------------------------------------------------------------------ servers
+#: environment of our servers only (``--ours-env``), set while they start: the
+#: memory/throughput sweep of issue 18 varies GDAL and malloc settings of ours while the
+#: peers keep their defaults
+OURS_ENV: dict[str, str] = {}
+
+
+class _ours_env:
+    """Context manager: :data:`OURS_ENV` in this process's environment while one of our
+    servers starts (the child inherits it), the old values back afterwards."""
+
+    def __enter__(self):
+        self.old = {k: os.environ.get(k) for k in OURS_ENV}
+        os.environ.update(OURS_ENV)
+
+    def __exit__(self, *exc):
+        for k, v in self.old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        return False
+
+
 class Server:
     name = ""
 
@@ -69,7 +92,8 @@ class Ours(Server):
     def start(self):
         from leafmap_tiles.client import TileServer
 
-        self.ts = TileServer().start()
+        with _ours_env():
+            self.ts = TileServer().start()
         self.port = self.ts.port
         self.templates = {}
         for key, f in self.files.items():
@@ -189,16 +213,20 @@ class OursServe(Server):
 
     def start(self):
         db = self.db()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "leafmap_tiles.cli", "serve", "-d", str(db), "--port", "0",
-             "--processes", str(self.processes)],
-            start_new_session=True, stdout=subprocess.PIPE, stderr=open(C.CACHE / "ours_serve.log", "w"), text=True)
+        with _ours_env():
+            self.proc = self._popen(db)
         line = self.proc.stdout.readline()
         if "http://" not in line:
             raise RuntimeError(f"serve did not start: {line!r}")
         self.port = int(line.split("http://", 1)[1].split()[0].rsplit(":", 1)[1])
         C.wait_http(f"http://127.0.0.1:{self.port}/keys", proc=self.proc)
         return self.proc.pid
+
+    def _popen(self, db):
+        return subprocess.Popen(
+            [sys.executable, "-m", "leafmap_tiles.cli", "serve", "-d", str(db), "--port", "0",
+             "--processes", str(self.processes)],
+            start_new_session=True, stdout=subprocess.PIPE, stderr=open(C.CACHE / "ours_serve.log", "w"), text=True)
 
     def tile_path(self, key, z, x, y):
         f = self.files[key]
@@ -315,7 +343,12 @@ def main() -> None:
     ap.add_argument("--only", default="ours,titiler,terracotta,localtileserver,serve2")
     ap.add_argument("--files", default="s2,ndvi")
     ap.add_argument("--seed", type=int, default=20240601)
+    ap.add_argument("--ours-env", default="", metavar="K=V,K=V",
+                    help="environment of our servers only (e.g. GDAL_CACHEMAX=512,VSI_CACHE=TRUE); peers keep theirs")
     args = ap.parse_args()
+    for item in filter(None, args.ours_env.split(",")):
+        k, _, v = item.partition("=")
+        OURS_ENV[k.strip()] = v.strip()
 
     files = all_files(args.files.split(","))
     lists = {}
@@ -427,7 +460,7 @@ def main() -> None:
     C.emit_json("tiles", {"machine": info, "ratios": ratios, "verdicts": verdicts, "pass": all_pass,
                           "pixel_check": pixels, "peer_failures": failed, "floor": floor, "best": best, "stops": stops,
                           "config": {"concurrency": CONCURRENCY, "tiles": args.tiles, "warm": N_WARM, "seq": N_SEQ,
-                                     "rounds": args.rounds, "files": {k: str(f["path"]) for k, f in files.items()},
+                                     "rounds": args.rounds, "ours_env": OURS_ENV, "files": {k: str(f["path"]) for k, f in files.items()},
                                      "styles": {k: [f["vmin"], f["vmax"]] for k, f in files.items()}}})
 
 

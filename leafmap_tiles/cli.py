@@ -226,16 +226,33 @@ def _bind(host: str, candidates):
     return None
 
 
-def _worker_app(database: str, workers: int | None, gdal_cachemax: int | None, log_level: str):
+def _worker_app(database: str, workers: int | None, gdal_cachemax: int | None, log_level: str,
+                remote_dir: str | None = None):
     """App of one ``serve --processes N`` worker (run by uvicorn's supervisor in a
     spawned process): exits when the supervisor is gone, and stops the supervisor
-    from restarting it over and over when the store cannot be opened."""
+    from restarting it over and over when the store cannot be opened.  An S3
+    database's local copy goes into ``remote_dir``, the supervisor's folder, which the
+    supervisor removes when it stops (also the copy of a worker that was killed)."""
+    import signal
+
     from .server.__main__ import _watch_parent
     from .server.asgi import create_app
 
     _watch_parent(os.getppid())  # a killed supervisor leaves no worker behind
     try:
-        return create_app(database, workers=workers, gdal_cachemax=gdal_cachemax, log_level=log_level)
+        # uvicorn re-raises SIGTERM to this handler once it has shut down: an exit, so
+        # that the worker's exit handlers run (they remove its copy of an S3 database);
+        # Python's default would end the process at once
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    except ValueError:  # not the main thread: left to uvicorn
+        pass
+    try:
+        store_arg: object = database
+        if remote_dir is not None and database.startswith("s3://"):
+            from .store.remote import RemoteSQLiteStore
+
+            store_arg = RemoteSQLiteStore(database, cache_dir=remote_dir)
+        return create_app(store_arg, workers=workers, gdal_cachemax=gdal_cachemax, log_level=log_level)
     except LeafmapTilesError as exc:
         from uvicorn.config import STARTUP_FAILURE
 
@@ -268,6 +285,7 @@ def _run_serve(args) -> int:
     gdalenv.skip_unused_imports()
     configure_logging(args.log_level)  # failures answered 5xx: one line each (rate limited), on stderr
     app = None
+    remote_dir = None  # --processes N with an S3 database: the workers' copies, removed at the end
     if args.processes == 1:
         from .server.terracotta_api import create_terracotta_app
 
@@ -283,10 +301,18 @@ def _run_serve(args) -> int:
         from . import store
 
         ks = store.open(args.database)
-        ks.get_keys()  # fails early for a missing or foreign database
-        if hasattr(ks, "dispose"):
-            ks.dispose()
+        try:
+            ks.get_keys()  # fails early for a missing or foreign database
+        finally:
+            if hasattr(ks, "close") and getattr(ks, "provider", "") == "sqlite-remote":
+                ks.close()  # its local copy is removed now; each worker makes its own
+            elif hasattr(ks, "dispose"):
+                ks.dispose()
         temp_db, database = None, args.database
+        if args.database.startswith("s3://"):
+            import tempfile
+
+            remote_dir = tempfile.mkdtemp(prefix="leafmap_tiles_serve_s3_")
     try:
         sock = _bind(args.host, [args.port] if args.port is not None else range(5000, 5100))
         if sock is None:
@@ -311,13 +337,18 @@ def _run_serve(args) -> int:
         else:
             from uvicorn.supervisors import Multiprocess
 
-            factory = functools.partial(_worker_app, database, args.workers, args.gdal_cachemax, args.log_level)
+            factory = functools.partial(_worker_app, database, args.workers, args.gdal_cachemax, args.log_level,
+                                        remote_dir)
             config = uvicorn.Config(factory, factory=True, workers=args.processes,
                                     http="leafmap_tiles.server.errors:JSONErrorProtocol", **common)
             Multiprocess(config, sockets=[sock]).run()  # SIGTERM/SIGINT: stops the workers, returns
     finally:
         if temp_db and os.path.exists(temp_db):
             os.remove(temp_db)
+        if remote_dir is not None:
+            import shutil
+
+            shutil.rmtree(remote_dir, ignore_errors=True)
     return 0
 
 

@@ -17,6 +17,7 @@ variable                               default                      meaning
 ``LEAFMAP_TILES_EARTH_SEARCH_URL``     Element 84's ``/v1``          Earth Search's STAC API
 ``LEAFMAP_TILES_MAX_AREA_PIXELS``      50,000,000                   largest source window of area statistics
 ``LEAFMAP_TILES_REMOTE_DB_CACHE_TTL``  10 (s)                       how often an S3 database is checked
+``LEAFMAP_TILES_REMOTE_RASTER_TTL``    10 (s)                       how often an S3 raster's ETag is checked
 ``LEAFMAP_TILES_DATABASE``             unset                        the key store of the ASGI app factory
 ``LEAFMAP_TILES_DATA``                 unset                        folder of the shared real rasters (tests,
                                                                     benchmarks); old name
@@ -71,6 +72,7 @@ class Settings:
     data: str | None = None
     max_area_pixels: int = 50_000_000
     remote_db_cache_ttl: float = 10.0
+    remote_raster_ttl: float = 10.0
     database: str | None = None
 
     @classmethod
@@ -114,6 +116,7 @@ class Settings:
             data=text("LEAFMAP_TILES_DATA"),
             max_area_pixels=max(1, int(number("LEAFMAP_TILES_MAX_AREA_PIXELS", int, 50_000_000) or 50_000_000)),
             remote_db_cache_ttl=float(number("LEAFMAP_TILES_REMOTE_DB_CACHE_TTL", float, 10.0) or 10.0),
+            remote_raster_ttl=float(number("LEAFMAP_TILES_REMOTE_RASTER_TTL", float, 10.0) or 10.0),
             database=text("LEAFMAP_TILES_DATABASE"),
         )
 

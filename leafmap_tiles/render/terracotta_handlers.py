@@ -39,7 +39,9 @@ def _read(engine: Any, path: str, keys: Sequence[str], bounds: Any, shape: tuple
     except LeafmapTilesError as exc:
         name = "/".join(keys)
         log.debug("dataset %s cannot be read: %s", name, exc)
-        raise for_dataset(name, exc) from None
+        from leafmap_tiles._paths import is_remote_path
+
+        raise for_dataset(name, exc, remote=isinstance(path, str) and is_remote_path(path)) from None
 
 
 def singleband(engine: Any, lookup: Lookup, keys: list[str], xyz: XYZ, *, stretch_range: Any,

@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import sys
-import urllib.parse
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -72,13 +71,9 @@ def normalise_url(url: str) -> str:
     Raises:
         ValueError: not an http(s) URL or ``host:port``.
     """
-    text = str(url).strip()
-    if "://" not in text:
-        text = "http://" + text
-    parts = urllib.parse.urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected http(s)://host:port or host:port, got {url!r}")
-    return text.rstrip("/")
+    from leafmap_tiles.store.http import normalise_url as _normalise
+
+    return _normalise(url)  # StoreError is a ValueError
 
 
 def create_explorer_app(target: str, timeout: float = 30.0) -> Starlette:
