@@ -82,6 +82,7 @@ class RemoteStore(KeyStore):
 
         self._session = requests.Session()
         self._metadata: dict[tuple[str, ...], dict] = {}
+        self._colormaps: dict[str, bool] = {}
 
     # ------------------------------------------------------------ HTTP
     def _get(self, route: str, params: Mapping[str, str] | None = None) -> Any:
@@ -119,6 +120,24 @@ class RemoteStore(KeyStore):
                    if v is not None}
             url += "?" + urllib.parse.urlencode(enc)
         return url
+
+    def has_colormap(self, name: str) -> bool:
+        """Whether the server knows the colormap ``name`` (asked once per name with
+        ``/colormap?colormap=<name>``, which Terracotta answers 400 for an unknown
+        name).
+
+        Raises:
+            SourceUnreachableError, SourceTimeoutError: the server cannot be asked.
+        """
+        hit = self._colormaps.get(name)
+        if hit is None:
+            try:
+                self._get("/colormap", {"colormap": name, "stretch_range": "[0,1]", "num_values": "2"})
+                hit = True
+            except InvalidKeyError:  # its 400
+                hit = False
+            self._colormaps[name] = hit
+        return hit
 
     # ------------------------------------------------------------ KeyStore
     @contextlib.contextmanager
