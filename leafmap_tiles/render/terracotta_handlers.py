@@ -21,7 +21,7 @@ from leafmap_tiles.errors import BadRequestError, LeafmapTilesError, TileOutside
 from leafmap_tiles.render import expression as tc_expression
 from leafmap_tiles.render import terracotta as tcr
 
-__all__ = ["Lookup", "compute", "rgb", "singleband"]
+__all__ = ["Lookup", "compute", "palette", "rgb", "singleband"]
 
 log = logging.getLogger("leafmap_tiles.server.terracotta")
 
@@ -117,3 +117,28 @@ def compute(engine: Any, lookup: Lookup, some_keys: list[str], xyz: XYZ, *, expr
             arrays[v] = np.ma.masked_all(tile_size, dtype="float64")  # type: ignore[no-untyped-call]
     result = tc_expression.evaluate(expression, arrays)
     return tcr.singleband_png(tcr.to_index(result, stretch_range[0], stretch_range[1]), colormap)
+
+
+def palette(engine: Any, lookup: Lookup, keys: list[str]) -> list[dict[str, Any]] | None:
+    """The colour table of the dataset's band 1 (a paletted raster such as a land-cover
+    map): ``[{"value": v, "rgba": [r, g, b, a]}]`` for every entry, or None when the
+    file has none.  Not a Terracotta route: ``leafmap-tiles connect`` uses it to draw
+    categories in the file's own colours."""
+    from rasterio.enums import ColorInterp
+
+    path, _ = lookup(keys)
+    import time
+
+    t0 = time.monotonic()
+    try:
+        ds = engine.reader(path).dataset
+        if ds.colorinterp[0] != ColorInterp.palette:
+            return None
+        table = ds.colormap(1)
+    except ValueError:  # "NULL color table"
+        return None
+    except LeafmapTilesError as exc:
+        raise for_dataset("/".join(keys), exc) from None
+    except Exception as exc:
+        raise for_dataset("/".join(keys), engine.read_failure(path, exc, t0)) from None
+    return [{"value": int(v), "rgba": [int(c) for c in rgba]} for v, rgba in sorted(table.items())]

@@ -157,6 +157,11 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         body = MetadataBody.parse(await read_body(request))
         return JSONResponse(await run(lambda: [meta.metadata(cache, k, q.columns) for k in body.keys]))
 
+    async def palette_route(request: Request):
+        # not Terracotta's: the file's colour table, for `leafmap-tiles connect` (categories)
+        keys = split_keys(request.path_params["keys"])
+        return JSONResponse({"palette": await run(tiles.palette, engine, cache.lookup, keys)})
+
     async def colormap_route(request: Request):
         q = ColormapQuery.parse(_first_params(request))
         return JSONResponse({"colormap": tcr.colorbar(q.stretch_range, q.colormap, q.num_values)})
@@ -212,6 +217,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         Route("/metadata/{keys:path}", metadata_route),
         Route("/metadata", multiple_metadata_route, methods=["POST"]),
         Route("/colormap", colormap_route),
+        Route("/palette/{keys:path}", palette_route),
         Route("/singleband/{keys:path}/preview.png", singleband_route),
         Route("/singleband/{keys:path}/" + tile, singleband_route),
         Route("/rgb/preview.png", rgb_route),
