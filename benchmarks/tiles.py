@@ -189,10 +189,14 @@ class LocalTileServer(Server):
 class OursServe(Server):
     """``leafmap-tiles serve --processes 2`` (issue 18) on a key store of both files
     (keys: the file's name), Terracotta's tile route with the same stretch.  It renders
-    as ``terracotta serve`` (values mapped to 1..255, 0 transparent) with Terracotta's
-    default average resampling: more work per tile than the nearest of the others."""
+    as ``terracotta serve`` (values mapped to 1..255, 0 transparent), with nearest
+    resampling and reprojection as every other server here (``--resampling nearest
+    --reprojection nearest``, as terracotta runs with ``TC_RESAMPLING_METHOD=nearest
+    TC_REPROJECTION_METHOD=nearest``); the row ``serve2avg`` keeps Terracotta's default
+    average resampling and bilinear warp (more work per tile)."""
     name = "leafmap-tiles serve --processes 2"
     processes = 2
+    methods = ("--resampling", "nearest", "--reprojection", "nearest")
 
     def db(self) -> Path:
         from leafmap_tiles import store
@@ -225,7 +229,7 @@ class OursServe(Server):
     def _popen(self, db):
         return subprocess.Popen(
             [sys.executable, "-m", "leafmap_tiles.cli", "serve", "-d", str(db), "--port", "0",
-             "--processes", str(self.processes)],
+             "--processes", str(self.processes), *self.methods],
             start_new_session=True, stdout=subprocess.PIPE, stderr=open(C.CACHE / "ours_serve.log", "w"), text=True)
 
     def tile_path(self, key, z, x, y):
@@ -233,8 +237,14 @@ class OursServe(Server):
         return f"/singleband/{key}/{z}/{x}/{y}.png?stretch_range=[{f['vmin']},{f['vmax']}]"
 
 
+class OursServeAverage(OursServe):
+    """``serve --processes 2`` with Terracotta's default resampling (average, bilinear warp)."""
+    name = "leafmap-tiles serve --processes 2 (average)"
+    methods = ()
+
+
 SERVERS = {"ours": Ours, "titiler": Titiler, "terracotta": Terracotta, "localtileserver": LocalTileServer,
-           "serve2": OursServe}
+           "serve2": OursServe, "serve2avg": OursServeAverage}
 #: targets of ``serve --processes 2`` (issue 18): tiles/s ratios, higher is better
 SERVE2_TARGETS = {"tps_vs_titiler": 3.0, "tps_vs_localtileserver": 10.0}
 #: the session server's peak RSS / titiler's (issue 18), lower is better
@@ -394,7 +404,7 @@ def main() -> None:
             for key in files:
                 ref = {k: v for k, v in rounds[0]["ours"]["files"][key]["_warm_bodies"].items() if v}
                 oth = {k: v for k, v in rounds[0][n]["files"][key]["_warm_bodies"].items() if v}
-                pixels[f"{n}/{key}"] = compare(ref, oth, n in ("terracotta", "serve2"))
+                pixels[f"{n}/{key}"] = compare(ref, oth, n in ("terracotta", "serve2", "serve2avg"))
 
     rows, ratios, verdicts, failed = [], {}, {}, {}
     for key, f in files.items():
@@ -434,6 +444,10 @@ def main() -> None:
                 if peer in names and best[peer][key]["ok"]:
                     rk[f"serve2_{t}"] = s2["tiles_per_s"] / best[peer][key]["tiles_per_s"]
                     verdicts[key][f"serve2_{t}"] = C.verdict(rk[f"serve2_{t}"], target, True)
+        if "serve2avg" in names:  # for information: Terracotta's default resampling, no target
+            for peer in ("titiler", "localtileserver"):
+                if peer in names and best[peer][key]["ok"]:
+                    rk[f"serve2avg_tps_vs_{peer}"] = best["serve2avg"][key]["tiles_per_s"] / best[peer][key]["tiles_per_s"]
 
     print()
     print(C.fmt_table(["file: server", "tiles/s @16", "p50 ms", "p95 ms", "1-at-a-time p50 ms", "server CPU ms/tile",

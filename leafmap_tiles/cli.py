@@ -195,6 +195,12 @@ def _add_serve(subparsers) -> None:
                    help="GDAL block cache per process in MB [default: $GDAL_CACHEMAX, else "
                         f"{_default_cachemax()}, as the session server]")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--resampling", default=None, choices=["nearest", "linear", "bilinear", "cubic", "average"],
+                   help="resampling of tiles (Terracotta's RESAMPLING_METHOD) [default: $LEAFMAP_TILES_RESAMPLING, "
+                        "else average, as Terracotta]; categories are always read with nearest")
+    p.add_argument("--reprojection", default=None, choices=["nearest", "linear", "bilinear", "cubic"],
+                   help="warp of tiles to Web Mercator (Terracotta's REPROJECTION_METHOD) "
+                        "[default: $LEAFMAP_TILES_REPROJECTION, else linear, as Terracotta]")
 
 
 def _default_cachemax() -> str:
@@ -227,7 +233,7 @@ def _bind(host: str, candidates):
 
 
 def _worker_app(database: str, workers: int | None, gdal_cachemax: int | None, log_level: str,
-                remote_dir: str | None = None):
+                remote_dir: str | None = None, methods: tuple = (None, None)):
     """App of one ``serve --processes N`` worker (run by uvicorn's supervisor in a
     spawned process): exits when the supervisor is gone, and stops the supervisor
     from restarting it over and over when the store cannot be opened.  An S3
@@ -252,7 +258,8 @@ def _worker_app(database: str, workers: int | None, gdal_cachemax: int | None, l
             from .store.remote import RemoteSQLiteStore
 
             store_arg = RemoteSQLiteStore(database, cache_dir=remote_dir)
-        return create_app(store_arg, workers=workers, gdal_cachemax=gdal_cachemax, log_level=log_level)
+        return create_app(store_arg, workers=workers, gdal_cachemax=gdal_cachemax, log_level=log_level,
+                          resampling=methods[0], reprojection=methods[1])
     except LeafmapTilesError as exc:
         from uvicorn.config import STARTUP_FAILURE
 
@@ -277,6 +284,9 @@ def _run_serve(args) -> int:
         raise StoreError(f"--processes must be at least 1, got {args.processes}")
     if args.workers is not None and args.workers < 1:
         raise StoreError(f"--workers must be at least 1, got {args.workers}")
+    from . import settings as settings_mod
+
+    settings_mod.tile_methods(args.resampling, args.reprojection)  # a bad $LEAFMAP_TILES_RESAMPLING: now
     from .server import gdalenv
 
     # this command's own process: the same GDAL and allocator settings as the session server
@@ -290,7 +300,8 @@ def _run_serve(args) -> int:
         from .server.terracotta_api import create_terracotta_app
 
         warm_imports()
-        app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers)
+        app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers,
+                                    resampling=args.resampling, reprojection=args.reprojection)
         temp_db = app.state.temp_db
     elif args.raster_pattern:  # ingested once here; each worker opens the temporary store
         from .store.terracotta_handlers import open_store
@@ -338,7 +349,7 @@ def _run_serve(args) -> int:
             from uvicorn.supervisors import Multiprocess
 
             factory = functools.partial(_worker_app, database, args.workers, args.gdal_cachemax, args.log_level,
-                                        remote_dir)
+                                        remote_dir, (args.resampling, args.reprojection))
             config = uvicorn.Config(factory, factory=True, workers=args.processes,
                                     http="leafmap_tiles.server.errors:JSONErrorProtocol", **common)
             Multiprocess(config, sockets=[sock]).run()  # SIGTERM/SIGINT: stops the workers, returns

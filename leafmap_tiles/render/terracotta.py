@@ -121,9 +121,15 @@ def read_band1(
     shape: tuple[int, int] = (256, 256),
     *,
     preserve_values: bool = False,
+    resampling: str = "average",
+    reprojection: str = "bilinear",
 ) -> np.ma.MaskedArray:
     """Band 1 of ``path`` over Web Mercator ``bounds`` (None: the whole raster) as a
-    ``shape`` (rows, cols) masked array in the file's dtype.
+    ``shape`` (rows, cols) masked array in the file's dtype, read with ``resampling``
+    (from the raster or its overview to the tile's resolution) and ``reprojection``
+    (the warp to Web Mercator), as Terracotta's ``RESAMPLING_METHOD`` and
+    ``REPROJECTION_METHOD`` (defaults ``average``, ``bilinear``); both ``nearest`` with
+    ``preserve_values`` (categories).
 
     Raises :class:`OutsideData` when the raster covers less than 1 % of ``bounds``.
     """
@@ -148,7 +154,10 @@ def read_band1(
             has_alpha = _has_alpha_band(src)
             alpha_index = src.count if has_alpha else src.count + 1
             nodata = src.nodata
-            method = "nearest" if preserve_values else None
+            if preserve_values:
+                method, reproject = "nearest", "nearest"
+            else:  # None: average, the far path's reduction over every pixel
+                method, reproject = (None if resampling == "average" else resampling), reprojection
             far = _far_read(engine, path, src, bounds, shape, method, has_alpha)
             if far is None:  # near the native zoom: rio-tiler's read
                 img = rdr.part(
@@ -159,7 +168,7 @@ def read_band1(
                     width=int(shape[1]),
                     indexes=(1, alpha_index),
                     resampling_method=method or "average",
-                    reproject_method=method or "bilinear",
+                    reproject_method=reproject,
                     padding=PADDING,
                     vrt_options={"add_alpha": not has_alpha, "nodata": None},
                 )

@@ -83,6 +83,8 @@ def create_app(
     workers: int | None = None,
     gdal_cachemax: int | None = None,
     log_level: str | None = None,
+    resampling: str | None = None,
+    reprojection: str | None = None,
 ) -> Starlette:
     """Terracotta's HTTP API over one key store, for one worker process.
 
@@ -98,6 +100,9 @@ def create_app(
             ``max(4, 3 * cores)``).
         gdal_cachemax: GDAL block cache in MB (default ``$GDAL_CACHEMAX``, else 128).
         log_level: ``leafmap_tiles`` log level (default ``$LEAFMAP_TILES_LOG_LEVEL``).
+        resampling, reprojection: how tiles are read (default
+            ``$LEAFMAP_TILES_RESAMPLING`` / ``$LEAFMAP_TILES_REPROJECTION``, else
+            Terracotta's ``average`` / ``bilinear``).
 
     Raises:
         StoreError: no database given, a missing or foreign database, a bad setting.
@@ -124,4 +129,4 @@ def create_app(
     warm_imports()
     from leafmap_tiles.server.terracotta_api import create_terracotta_app
 
-    return create_terracotta_app(database, workers=workers)
+    return create_terracotta_app(database, workers=workers, resampling=resampling, reprojection=reprojection)

@@ -89,7 +89,8 @@ def _png(body: bytes) -> Response:
     return Response(body, media_type="image/png")
 
 
-def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, workers: int | None = None) -> Starlette:
+def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, workers: int | None = None,
+                          resampling: str | None = None, reprojection: str | None = None) -> Starlette:
     """Starlette app answering Terracotta's HTTP API for a key store.
 
     Args:
@@ -102,6 +103,9 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         workers: threads that read tiles (default
             :func:`leafmap_tiles.settings.serve_workers`: ``LEAFMAP_TILES_WORKERS``, else
             ``max(4, 3 * cores)``).
+        resampling, reprojection: how tiles are read (Terracotta's
+            ``RESAMPLING_METHOD`` / ``REPROJECTION_METHOD``; default
+            :func:`leafmap_tiles.settings.tile_methods`: ``average``, ``bilinear``).
 
     Raises:
         StoreError: the database does not exist or is not a Terracotta database,
@@ -111,6 +115,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     from leafmap_tiles.server.scheduler import Scheduler
 
     settings = settings_mod.current()  # read once, when the app is made
+    methods = settings_mod.tile_methods(resampling, reprojection, settings)
     store, temp_db = meta.open_store(store_or_pattern, rgb_key)
     cache = meta.DatasetCache(store)
     engine = RenderEngine()
@@ -176,7 +181,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         await run(cache.lookup, keys)
         return await render(request, tiles.singleband, engine, cache.lookup, keys, xyz,
                             stretch_range=q.stretch_range, colormap=q.colormap,
-                            explicit_color_map=q.explicit_color_map, tile_size=q.tile_size)
+                            explicit_color_map=q.explicit_color_map, tile_size=q.tile_size, methods=methods)
 
     async def rgb_route(request: Request):
         xyz = _xyz(request)
@@ -185,7 +190,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         for _, last, _ in q.bands:  # metadata first, outside the render deadline
             await run(cache.lookup, some + [last])
         return await render(request, tiles.rgb, engine, cache.lookup, some, xyz, bands=q.bands,
-                            tile_size=q.tile_size)
+                            tile_size=q.tile_size, methods=methods)
 
     async def compute_route(request: Request):
         xyz = _xyz(request)
@@ -193,7 +198,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         some = await run(some_keys, request)
         return await render(request, tiles.compute, engine, cache.lookup, some, xyz, expression=q.expression,
                             operands=q.operands, stretch_range=q.stretch_range, colormap=q.colormap,
-                            tile_size=q.tile_size)
+                            tile_size=q.tile_size, methods=methods)
 
     # ------------------------------------------------------------ spec
     async def swagger_route(request: Request):
@@ -247,4 +252,5 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     app.state.pool = pool
     app.state.renders = renders
     app.state.temp_db = temp_db
+    app.state.methods = methods
     return app
