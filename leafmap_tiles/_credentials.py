@@ -2,7 +2,7 @@
 tell a user whose request to a host was refused.
 
 Providers (``leafmap_tiles.providers``) write it when a user logs in or out; the
-STAC client, :func:`leafmap_tiles.providers.stac.open_raster` and the kernel's tile
+STAC client, :func:`leafmap_tiles.providers.access.open_raster` and the kernel's tile
 server (:mod:`leafmap_tiles.client.server`, which pushes it to every server process it
 starts) read it.  Hosts are ``name`` (any port) or ``name:port``, matched by
 :func:`leafmap_tiles._hosts.host_matches`: credentials go only to their own hosts.

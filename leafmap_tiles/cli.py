@@ -241,10 +241,10 @@ def _worker_app(database: str, workers: int | None, gdal_cachemax: int | None, l
     supervisor removes when it stops (also the copy of a worker that was killed)."""
     import signal
 
-    from .server.__main__ import _watch_parent
+    from .server.__main__ import watch_parent
     from .server.asgi import create_app
 
-    _watch_parent(os.getppid())  # a killed supervisor leaves no worker behind
+    watch_parent(os.getppid())  # a killed supervisor leaves no worker behind
     try:
         # uvicorn re-raises SIGTERM to this handler once it has shut down: an exit, so
         # that the worker's exit handlers run (they remove its copy of an S3 database);

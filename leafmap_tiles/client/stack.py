@@ -32,7 +32,8 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from leafmap_tiles.errors import InvalidSourceError, StyleError
+from leafmap_tiles.errors import InvalidSourceError, LeafmapTilesError, StyleError
+from leafmap_tiles.gdal_errors import classify
 
 RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average", "mode")
 
@@ -54,6 +55,9 @@ def gdal_path(href: str) -> str:
 
 
 def _header(member: dict, opener) -> dict:
+    """The header of one member; what opening it raised becomes the class of
+    :func:`leafmap_tiles.gdal_errors.classify` (an error of the tree is kept), its
+    message naming the asset."""
     path = member["path"]
     try:
         with opener(path) as ds:
@@ -65,18 +69,11 @@ def _header(member: dict, opener) -> dict:
                 "scales": list(ds.scales), "offsets": list(ds.offsets),
                 "block": ds.block_shapes[0],
             }
-    except InvalidSourceError:
+    except LeafmapTilesError:
         raise
     except Exception as exc:
-        from leafmap_tiles.errors import LeafmapTilesError
-
-        if isinstance(exc, LeafmapTilesError):
-            raise
-        if isinstance(exc, FileNotFoundError):
-            from leafmap_tiles.errors import SourceNotFoundError
-
-            raise SourceNotFoundError(f"asset {member['name']!r}: {path} does not exist") from None
-        raise InvalidSourceError(f"asset {member['name']!r}: cannot open {path} ({exc})") from None
+        err = classify(path, exc, "open")
+        raise type(err)(f"asset {member['name']!r}: {err}") from exc
 
 
 def _out_dtype(dtypes: list[str], converted: bool) -> str:

@@ -103,7 +103,7 @@ def detect_route(environ: Mapping[str, str] | None = None, *, runtime_dirs: list
     """
     env = os.environ if environ is None else environ
     probe = probe or probe_proxy
-    env_prefix = env.get("LEAFMAP_TILES_CLIENT_PREFIX")
+    env_prefix = settings.Settings.from_env(env).client_prefix
     if env_prefix:
         return Route("explicit", env_prefix, "LEAFMAP_TILES_CLIENT_PREFIX is set")
     in_kernel = bool(env.get("JPY_PARENT_PID") or env.get("JPY_SESSION_NAME"))

@@ -80,7 +80,7 @@ def _is_raster_asset(asset) -> bool:
 def _item_rows(item, asset_keys: Sequence[str] | None) -> list[dict[str, Any]]:
     import shapely.geometry
 
-    from leafmap_tiles.providers.stac import get_render_params
+    from leafmap_tiles.providers.items import get_render_params
 
     when = item.datetime or item.common_metadata.start_datetime
     when = when.astimezone(_dt.timezone.utc) if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
@@ -159,7 +159,7 @@ def build(
     A header that cannot be read (401, 404, timeout, not a TIFF) is kept with its
     error (``Collection.failures()``); a warning says how many failed.
     """
-    from leafmap_tiles.providers import stac as _stac
+    from leafmap_tiles.providers.search import search as stac_search
 
     if not name or any(c in name for c in "/\\") or name in (".", ".."):
         raise ValueError(f"name must be a plain folder name, got {name!r}")
@@ -194,8 +194,8 @@ def build(
         extra["query"] = query
     if filter is not None:
         extra["filter"] = filter
-    items = _stac.search(stac_url, collection, bbox=bbox, start=start, end=end,
-                         unique_dates=False, **extra)
+    items = stac_search(stac_url, collection, bbox=bbox, start=start, end=end,
+                        unique_dates=False, **extra)
     rows = [row for item in items for row in _item_rows(item, assets)]
     found = _headers.read_headers([r["href"] for r in rows], max_concurrent=max_concurrent,
                                   timeout=timeout, progress=progress)

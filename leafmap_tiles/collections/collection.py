@@ -83,7 +83,7 @@ class CollectionAsset:
 
     def raster_source(self) -> tuple[str, dict[str, Any]]:
         """(href, {"name", "nodata", "scale", "offset", "protected"}) for the map."""
-        from leafmap_tiles.providers.stac import credentials_for
+        from leafmap_tiles.providers.access import credentials_for
 
         return self.href, {"name": f"{self.id} {self.asset}", **self.render_params(),
                            "protected": credentials_for(self.href) is not None}
@@ -396,7 +396,7 @@ class Collection:
             raise ValueError(f"unknown resampling {resampling!r}: one of {', '.join(Resampling.__members__)}")
         asset, by_date = self._rows_by_date(asset)
         first_rows = next(iter(by_date.values()))
-        grid = pixels._grid(first_rows, (w, s, e, n), resolution)
+        grid = pixels.output_grid(first_rows, (w, s, e, n), resolution)
         size = len(by_date) * grid[2] * grid[3]
         if size > pixels.MAX_READ_PIXELS:
             raise ValueError(f"{len(by_date)} dates x {grid[3]} x {grid[2]} pixels is more than "
@@ -470,7 +470,7 @@ def approximate_metadata(row: Mapping[str, Any], collection_name: str | None = N
     """Terracotta metadata of one index row, statistics from its smallest overview."""
     import rasterio
 
-    from leafmap_tiles.providers import stac as _stac
+    from leafmap_tiles.providers.access import gdal_auth_options
     from leafmap_tiles.store import compute_metadata
 
     shape = smallest_overview_shape(row)
@@ -487,7 +487,7 @@ def approximate_metadata(row: Mapping[str, Any], collection_name: str | None = N
         "header": _plain_header(row),
     }
     # the credentials of this href's host only, for this thread only
-    with rasterio.Env(**_stac.gdal_auth_options(row["href"])):
+    with rasterio.Env(**gdal_auth_options(row["href"])):
         return compute_metadata(row["href"], max_shape=shape, extra_metadata=extra)
 
 

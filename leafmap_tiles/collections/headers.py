@@ -1,6 +1,6 @@
 """Read COG headers concurrently, with each provider's credentials on its own hosts only.
 
-:func:`read_header` opens one raster with :func:`leafmap_tiles.providers.stac.open_raster`
+:func:`read_header` opens one raster with :func:`leafmap_tiles.providers.access.open_raster`
 (rasterio over ``/vsicurl/``; GDAL reads the first block of the file, which holds the
 TIFF header and the IFDs of a COG) and returns what the index keeps of it.  The
 credentials of a URL's host are given to GDAL as thread-local options of the reading
@@ -64,9 +64,9 @@ def read_header(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]
     block_height, overviews (decimation factors of band 1), compression, nodata,
     scale, offset (band 1, GDAL's), is_tiled}``.
 
-    Raises the errors of :func:`~leafmap_tiles.providers.stac.open_raster`
+    Raises the errors of :func:`~leafmap_tiles.providers.access.open_raster`
     (``AuthenticationError``, ``SourceNotFoundError``, ``SourceTimeoutError``, ...)."""
-    from leafmap_tiles.providers.stac import open_raster
+    from leafmap_tiles.providers.access import open_raster
 
     env = {"GDAL_HTTP_TIMEOUT": str(int(max(1, round(timeout)))),
            "GDAL_HTTP_CONNECTTIMEOUT": str(int(max(1, round(timeout)))),

@@ -5,7 +5,7 @@ read before any file is opened: an item whose grid holds none of the points (or 
 overlap the bbox) is never requested, the pixel of each point and the window of a bbox
 are computed from the header, and a coarser ``resolution`` reads the overview level
 whose pixels are closest to it (one ``overview_level`` open, no full-resolution
-blocks).  Files are opened with :func:`leafmap_tiles.providers.stac.open_raster`: each
+blocks).  Files are opened with :func:`leafmap_tiles.providers.access.open_raster`: each
 URL gets its own host's credentials, as thread-local GDAL options of the reading thread.
 
 Values are physical: ``DN * scale + offset`` with the STAC ``raster:scale``/``offset``
@@ -108,7 +108,7 @@ def sample_date(rows: list, lons, lats, band: int = 1) -> np.ndarray:
     """Physical values (NaN = nodata or outside) at each point for the items of one date."""
     from rasterio.windows import Window
 
-    from leafmap_tiles.providers.stac import open_raster
+    from leafmap_tiles.providers.access import open_raster
 
     out = np.full(len(lons), np.nan)
     for row in rows:
@@ -147,7 +147,7 @@ def sample_date(rows: list, lons, lats, band: int = 1) -> np.ndarray:
     return out
 
 
-def _grid(rows: list, bbox, resolution):
+def output_grid(rows: list, bbox, resolution):
     """(crs, transform, width, height) of the output grid: the first row's CRS, its
     pixel grid (origin kept, so native resolution reads exact pixels), ``resolution``
     (in the CRS's units; default the row's own) over ``bbox`` (W, S, E, N EPSG:4326)."""
@@ -202,7 +202,7 @@ def read_date(rows: list, grid, band: int = 1, resampling: str = "nearest") -> n
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
-    from leafmap_tiles.providers.stac import open_raster
+    from leafmap_tiles.providers.access import open_raster
 
     crs, transform, width, height = grid
     out = np.full((height, width), np.nan)

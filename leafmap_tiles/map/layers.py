@@ -9,6 +9,7 @@ import numpy as np
 
 from leafmap_tiles.client import get_server, prepare_source
 from leafmap_tiles.errors import StyleError
+from leafmap_tiles.map.style_params import colormap_param, index_list, number_list
 
 
 class RasterTileLayer(ipyleaflet.TileLayer):
@@ -262,7 +263,7 @@ def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, 
     stretch = style.pop("stretch", None)
     if style:
         raise TypeError(f"unexpected style argument(s): {', '.join(sorted(style))}")
-    indexes = _index_list(indexes)
+    indexes = index_list(indexes)
     if not isinstance(opacity, (int, float)) or isinstance(opacity, bool) or not 0.0 <= float(opacity) <= 1.0:
         raise StyleError(f"opacity must be a number in [0, 1], got {opacity!r}")
     if not isinstance(visible, (bool, np.bool_)):
@@ -278,8 +279,8 @@ def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, 
     params = {
         "indexes": ",".join(str(i) for i in indexes) if indexes is not None else None,
         "expression": expression,
-        "vmin": _list_param(vmin, "vmin"),
-        "vmax": _list_param(vmax, "vmax"),
+        "vmin": number_list(vmin, "vmin"),
+        "vmax": number_list(vmax, "vmax"),
         "stretch": stretch,
         "colormap": colormap_param(colormap, server),
         "nodata": None if nodata is None else ("nan" if nodata != nodata else nodata),
@@ -321,73 +322,3 @@ def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, 
     if protected:
         layer.metadata["protected"] = True
     return layer
-
-
-def colormap_param(colormap, server=None):
-    """The ``colormap`` style parameter of a tile URL: a matplotlib name stays a name;
-    a ``matplotlib.colors.Colormap`` becomes its table (its ``N`` colours and its
-    ``set_under``/``set_over``/``set_bad`` colours); a list of colours or a ``{value:
-    colour}`` dict stays as given.  With ``server`` every non-name colormap is
-    registered there and the parameter is its short id (``"cm:<hex>"``), so the URL
-    stays short (a 256-colour list would be about 5,000 characters); without, it is
-    the JSON of the specification."""
-    import json
-
-    if colormap is None or isinstance(colormap, str):
-        return colormap
-    from matplotlib.colors import Colormap
-
-    from leafmap_tiles.render.colormaps import colormap_table_spec
-
-    if isinstance(colormap, Colormap):
-        spec = colormap_table_spec(colormap)
-    elif isinstance(colormap, dict):
-        spec = {str(k): _colour_json(v) for k, v in colormap.items()}
-    elif isinstance(colormap, (list, tuple)):
-        spec = [_colour_json(c) for c in colormap]
-    else:
-        raise StyleError(f"unsupported colormap {colormap!r}: give a matplotlib name, a Colormap, a list of colours or a {{value: colour}} dict")
-    if server is not None:
-        return server.register_colormap(spec)
-    return json.dumps(spec)
-
-
-def _colour_json(c):
-    if isinstance(c, str):
-        return c
-    if isinstance(c, (list, tuple)):
-        return [float(v) for v in c]
-    raise StyleError(f"invalid colour {c!r}")
-
-
-
-def _index_list(indexes) -> list[int] | None:
-    """``indexes`` as a list of ints (an int, list, tuple or numpy array of integral
-    numbers); StyleError for anything else (1.5, "a", True, empty)."""
-    if indexes is None:
-        return None
-    if isinstance(indexes, np.ndarray):
-        indexes = indexes.tolist()
-    items = indexes if isinstance(indexes, (list, tuple)) else [indexes]
-    out = []
-    for i in items:
-        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, float, np.integer, np.floating)) \
-                or not float(i).is_integer():
-            raise StyleError(f"indexes must be integers (1-based band numbers), got {indexes!r}")
-        out.append(int(i))
-    if not out:
-        raise StyleError("indexes is empty")
-    return out
-
-
-def _list_param(v, name: str):
-    if v is None:
-        return None
-    if isinstance(v, np.ndarray):
-        v = v.tolist()
-    items = v if isinstance(v, (list, tuple)) else [v]
-    try:
-        vals = [float(x) for x in items]
-    except (TypeError, ValueError):
-        raise StyleError(f"{name} must be a number or a list of numbers, got {v!r}") from None
-    return ",".join(repr(x) for x in vals)

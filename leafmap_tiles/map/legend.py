@@ -38,7 +38,7 @@ def palette_entries(layer) -> dict:
         path = path[0]
     if not getattr(layer, "palette", False) or not isinstance(path, str):
         raise StyleError("this layer has no colour table of its own: give colormap={value: colour}")
-    from leafmap_tiles.providers.stac import open_raster
+    from leafmap_tiles.providers.access import open_raster
 
     url = path[len("/vsicurl/"):] if path.startswith("/vsicurl/") else path
     with open_raster(url) as ds:

@@ -12,7 +12,7 @@ def restyle(layer, **changes) -> None:
     """Body of :meth:`RasterTileLayer.restyle`: registers the layer's source again with
     the new style (validated by the server; the old registration is released only
     afterwards), then points the layer at it."""
-    from leafmap_tiles.map.layers import _index_list, _list_param, colormap_param
+    from leafmap_tiles.map.style_params import colormap_param, index_list, number_list
 
     unknown = set(changes) - set(STYLE_KEYS)
     if unknown:
@@ -33,9 +33,9 @@ def restyle(layer, **changes) -> None:
     colormap = layer.colormap
     for key, value in given.items():
         if key == "indexes":
-            params["indexes"] = ",".join(str(i) for i in _index_list(value))
+            params["indexes"] = ",".join(str(i) for i in index_list(value))
         elif key in ("vmin", "vmax"):
-            params[key] = _list_param(value, key)
+            params[key] = number_list(value, key)
         elif key == "colormap":
             params["colormap"] = colormap_param(value, server)
             colormap = value

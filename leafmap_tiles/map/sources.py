@@ -43,7 +43,7 @@ def slider_input(m, layers, style: dict):
 
     if isinstance(layers, (list, tuple)) and layers and all(is_item(i) for i in layers):
         from leafmap_tiles.providers.assets import asset_names
-        from leafmap_tiles.providers.stac import group_by_date
+        from leafmap_tiles.providers.items import group_by_date
 
         names = asset_names(style["assets"]) if style.get("assets") is not None else None
         out = {}

@@ -26,8 +26,9 @@ def _side(m, spec, args: dict | None, which: str):
     if isinstance(spec, str) and not args:
         for ts in m.time_sliders:  # a date of a time slider: a copy of that frame
             if spec in ts.labels:
-                frame = ts.layers[ts.labels.index(spec)]
-                return ipyleaflet.TileLayer(url=frame.url, name=spec, max_zoom=frame.max_zoom,
+                k = ts.labels.index(spec)
+                frame = ts.layers[k]
+                return ipyleaflet.TileLayer(url=ts.frame_url(k), name=spec, max_zoom=frame.max_zoom,
                                             max_native_zoom=frame.max_native_zoom, tile_size=frame.tile_size,
                                             zoom_offset=frame.zoom_offset), False
         if not (os.path.exists(os.path.expanduser(spec)) or is_remote_path(spec)):

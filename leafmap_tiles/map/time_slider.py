@@ -25,6 +25,10 @@ from traitlets import Bool, Float
 from leafmap_tiles.map import values as _values
 from leafmap_tiles.map.ticker import Ticker
 
+# a 1 x 1 transparent PNG (grey + alpha 0): the URL of the frames a playing time slider
+# does not show soon (see TimeSlider._park)
+PARKED_URL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+
 _DATE_PATTERNS = [
     (re.compile(r"(?<!\d)(\d{4})[-_.](\d{2})[-_.](\d{2})(?!\d)"), "ymd"),
     (re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)"), "ymd"),
@@ -195,12 +199,23 @@ class TimeSlider:
     reports tile loads, the frame shown before stays drawn until the new one's tiles
     have loaded (``drawn_index``), and Play waits for that before counting
     ``time_interval``: it never outruns the tiles.
+
+    While playing, only the frame shown, the one drawn before it and the
+    ``PLAY_AHEAD`` frames after it load; the others point at a blank image
+    (``PARKED_URL``) and get their own URL back when Play nears them or on Pause.  The
+    reason: when the view changes (zoom, pan) the browser asks for every frame's tiles
+    at once and sends at most 6 requests at a time to one server, in the group's order,
+    so the shown frame's tiles waited behind those of the frames before it (measured:
+    2.5-3.2 s for a zoom step of the playing 10-date NAIP series, 60 requests;
+    ``benchmarks/zoom_browser.py --play``).  Paused, every frame preloads, so that
+    scrubbing shows any of them at once.
     """
 
     PRELOAD = 24  # whole series up to this many frames
     WINDOW = 3  # frames on each side of the one shown, for longer series
     MAX_IN_GROUP = 48  # frames kept in the browser for long series
     MAX_WAIT = 15.0  # s that Play waits for a frame's tiles before moving on anyway
+    PLAY_AHEAD = 1  # frames after the one shown that keep loading while playing
 
     def __init__(self, m, labels, frames, created, time_interval=1.0, position="bottomright",
                  slider_length="150px", name="Time slider", preload: int | None = None):
@@ -233,6 +248,7 @@ class TimeSlider:
         # browser state: frames whose tiles for the current view have loaded, the frame
         # known to be drawn, and whether a browser reports loads at all (not headless)
         self._loaded: set[int] = set()
+        self._parked: dict[int, str] = {}  # hidden frame -> its own URL, while parked
         self.drawn_index: int | None = None
         self.browser_reports_loads = False
         self._in_group: list[int] = []
@@ -326,6 +342,7 @@ class TimeSlider:
             if self._closed:
                 return
             self._update_group(k)
+            self._unpark([k])
             cur = self.layers[k]
             # show the new frame before hiding the old one: no blank map between them
             cur.visible = self.group.visible
@@ -339,6 +356,7 @@ class TimeSlider:
                 if j not in keep:
                     self.layers[j].opacity = 0.0
             self.index = k
+            self._park()
             self.label.value = self.labels[k]
             if ready:
                 self.drawn_index = k
@@ -376,7 +394,8 @@ class TimeSlider:
         def on_loading(change):
             if change["new"]:
                 with self._lock:
-                    self._loaded.discard(i)
+                    if i not in self._parked:  # not the blank tiles of a parked frame
+                        self._loaded.discard(i)
 
         layer.on_load(on_load)
         layer.observe(on_loading, names="loading")
@@ -384,7 +403,7 @@ class TimeSlider:
 
     def _on_frame_loaded(self, i: int) -> None:
         with self._lock:
-            if self._closed:
+            if self._closed or i in self._parked:
                 return
             self.browser_reports_loads = True
             self._loaded.add(i)
@@ -394,6 +413,37 @@ class TimeSlider:
                 if old is not None and old != i:
                     self.layers[old].opacity = 0.0
                 self._drawn_cond.notify_all()
+
+    def _park(self) -> None:
+        """While playing, point the frames Play does not show soon at ``PARKED_URL``
+        (see the class docstring); paused, every frame of the group has its own URL.
+        Called with the lock held, after ``index`` changed."""
+        if not self.playing:
+            self._unpark(list(self._parked))
+            return
+        n = len(self.layers)
+        keep = {self.index, self.drawn_index} | {(self.index + d) % n for d in range(1, self.PLAY_AHEAD + 1)}
+        self._unpark([j for j in self._parked if j in keep])
+        for j in self._in_group:
+            layer = self.layers[j]
+            if j in keep or j in self._parked or getattr(layer, "server", None) is None:
+                continue  # only our server's frames: their requests queue with the shown frame's
+            self._parked[j] = layer.url
+            self._loaded.discard(j)
+            layer.url = PARKED_URL
+
+    def _unpark(self, frames) -> None:
+        """Give ``frames`` their own URL back (a URL changed meanwhile, e.g. by a
+        restyle, is kept); called with the lock held."""
+        for j in frames:
+            url = self._parked.pop(j, None)
+            if url is not None and self.layers[j].url == PARKED_URL:
+                self.layers[j].url = url
+
+    def frame_url(self, k: int) -> str:
+        """The tile URL of frame ``k`` (its own, also while it is parked)."""
+        with self._lock:
+            return self._parked.get(k) or self.layers[k].url
 
     def wait_drawn(self, timeout: float | None = None, while_playing: bool = False) -> bool:
         """Block until the browser has drawn the current frame's tiles (True), or
@@ -444,11 +494,15 @@ class TimeSlider:
         """Advance one frame every ``time_interval`` seconds, looping; idempotent."""
         if not self._closed:
             self._ticker.play()
+            with self._lock:
+                self._park()
             self._prioritise({self.index} | self._ahead(self.index))
 
     def pause(self) -> None:
         self._ticker.pause()
         if not self._closed:
+            with self._lock:
+                self._park()  # paused: every frame preloads again (scrubbing shows them at once)
             self._prioritise({self.index})
 
     def _advance(self) -> None:
@@ -586,6 +640,7 @@ class TimeSlider:
             if self._closed:
                 return
             self._closed = True
+            self._unpark(list(self._parked))  # frames go back to the user with their own URL
         self._ticker.stop()
         for srv in {id(getattr(l, "server", None)): getattr(l, "server", None) for l in self.layers}.values():
             if srv is not None and hasattr(srv, "set_background"):

@@ -74,7 +74,7 @@ def asset_names(assets) -> list[str]:
 
 
 def _opener(path: str):
-    from leafmap_tiles.providers.stac import open_raster
+    from leafmap_tiles.providers.access import open_raster
 
     url = path[len("/vsicurl/"):] if path.startswith("/vsicurl/") else path
     return open_raster(url)
@@ -91,7 +91,8 @@ def item_sources(items: Sequence, assets, server, expression=None, unscale: bool
     or expression names, and the errors of opening an asset (e.g.
     ``AuthenticationError``)."""
     from leafmap_tiles.client.stack import band_expression, build_stack
-    from leafmap_tiles.providers.stac import credentials_for, get_render_params
+    from leafmap_tiles.providers.access import credentials_for
+    from leafmap_tiles.providers.items import get_render_params
 
     items = [as_item(i) for i in items]
     names = _asset_list(items[0], assets)
@@ -193,7 +194,7 @@ def time_layers(items: Iterable, assets=None, expression=None, colormap=None, vm
     """``{date: layer}``, one layer per date (``YYYY-MM-DD``), the items of a date as
     one mosaic, each built by :func:`item_layer`.  Dates whose items lack one of the
     assets are left out.  Layers made before an error are released."""
-    from leafmap_tiles.providers.stac import group_by_date
+    from leafmap_tiles.providers.items import group_by_date
 
     layers = {}
     try:

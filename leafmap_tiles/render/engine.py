@@ -33,7 +33,7 @@ from leafmap_tiles.render import decimated, encode
 from leafmap_tiles.render.colormaps import apply_explicit, lut_index
 from leafmap_tiles.render.errors import NETWORK_ERRORS, check_earth_crs, check_local, classify, is_remote
 from leafmap_tiles.render.remote import RemoteHealth
-from leafmap_tiles.render.style import Style, evaluate_blocks
+from leafmap_tiles.render.style import Style, band_labels, evaluate_blocks
 
 STRETCH_PERCENTILES = (2.0, 98.0)
 STATS_MAX_SIZE = 1024
@@ -735,7 +735,7 @@ class RenderEngine:
                         raise self._failure(path, exc, "read", t0) from None
                     if k == len(tries) - 1:
                         n = 1 if style.expression else len(indexes)
-                        return {"inside": False, "values": [None] * n, "bands": _band_labels(style, indexes)}
+                        return {"inside": False, "values": [None] * n, "bands": band_labels(style, indexes)}
         self._succeeded(path)
         arr = pt.array
         data = np.asarray(arr.data, dtype="float64")
@@ -750,7 +750,7 @@ class RenderEngine:
             values = [None if (m or not math.isfinite(v)) else float(v) for v in res]
         else:  # per band, as rasterio's masked read and rio-tiler's point give them
             values = [None if mask[i] else _native(data[i], info.dtype) for i in range(len(data))]
-        return {"inside": True, "values": values, "bands": _band_labels(style, indexes)}
+        return {"inside": True, "values": values, "bands": band_labels(style, indexes)}
 
 
 def _data_bounds(rdr, bounds: tuple) -> tuple:
@@ -831,14 +831,6 @@ def _mosaic_info(members: list[SourceInfo]) -> SourceInfo:
            "native_bounds": first.native_bounds,
            "minzoom": min(m.minzoom for m in members), "maxzoom": max(m.maxzoom for m in members)}
     )
-
-
-def _band_labels(style: Style, indexes) -> list[str]:
-    if style.expression:
-        from rio_tiler.expression import get_expression_blocks
-
-        return get_expression_blocks(style.expression)
-    return [f"b{i}" for i in indexes]
 
 
 def _native(v: float, dtype: str):

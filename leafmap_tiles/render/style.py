@@ -269,6 +269,17 @@ def _check_expression(expression: str, blocks, used) -> None:
         raise StyleError(f"invalid expression {expression!r}: {exc}") from None
 
 
+def band_labels(style: Style, indexes: tuple[int, ...] | list[int]) -> list[str]:
+    """Names of the bands a style draws: the expression's blocks (``"b1*2"``, one per
+    ``;``-separated part) when it has one, else ``"b<i>"`` for each 1-based index of
+    ``indexes``.  The point and area answers name their values by these."""
+    if style.expression:
+        from rio_tiler.expression import get_expression_blocks
+
+        return list(get_expression_blocks(style.expression))
+    return [f"b{i}" for i in indexes]
+
+
 def style_to_params(style: Style) -> dict:
     """Inverse of :func:`parse_style`: the canonical query parameters of a style."""
     out: dict[str, str] = {}

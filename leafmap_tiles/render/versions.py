@@ -78,6 +78,23 @@ class RemoteVersions:
         size = total if total.isdigit() else headers.get("content-length")
         return (headers.get("etag"), size, headers.get("last-modified"))
 
+    @staticmethod
+    def _forget_failure(path: str) -> None:
+        """After a failed check: GDAL keeps the failure (cached for the file, and as the
+        thread's last error), and the read that follows would report GDAL's short
+        summary (``HTTP response code: 403``) instead of S3's own reason; forget both."""
+        from leafmap_tiles import _gdal, s3
+
+        try:
+            _gdal.clear_path_cache(s3.vsi_path(path))
+        except Exception:
+            pass
+        _gdal.reset_error()
+        try:
+            _gdal.lib().VSIErrorReset()
+        except Exception:
+            pass
+
     def signature(self, path: str) -> tuple | None:
         """The version of the object at ``path`` as last checked (checked now when
         older than the TTL); None when it could never be asked.  Never raises."""
@@ -93,6 +110,7 @@ class RemoteVersions:
         except Exception as exc:  # the read reports the failure with its own error
             log.debug("%s: version check failed: %s", path, exc)
             version = hit[1] if hit is not None else None
+            self._forget_failure(path)
         finally:
             with self._lock:
                 self._busy.discard(path)

@@ -28,6 +28,8 @@ from collections import OrderedDict
 import numpy as np
 
 from leafmap_tiles.errors import BadRequestError
+from leafmap_tiles.protocol import Mosaic, SourcePath
+from leafmap_tiles.protocol import members as source_members
 
 #: Largest window (pixels of the source) one request may read; ``LEAFMAP_TILES_MAX_AREA_PIXELS``.
 MAX_AREA_PIXELS = 50_000_000
@@ -265,8 +267,9 @@ def _masked_read(ds, indexes, window, nodata, out_grid=None):
     return data, valid
 
 
-def area_statistics(engine, path, style, geometry: dict, percentiles=(), scales=None, offsets=None) -> dict:
-    """Statistics of ``path`` (as the ``style`` shows it: its bands or expression, its
+def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles=(), scales=None, offsets=None) -> dict:
+    """Statistics of ``path`` (one file or URL, or a :class:`~leafmap_tiles.protocol.Mosaic`),
+    as the ``style`` shows it (its bands or expression, its
     nodata) over ``geometry`` (a checked EPSG:4326 polygon, see :func:`check_geometry`).
 
     ``scales``/``offsets``: one per output band, physical = value * scale + offset,
@@ -278,13 +281,12 @@ def area_statistics(engine, path, style, geometry: dict, percentiles=(), scales=
     would exceed :func:`max_area_pixels`, and the engine's read errors."""
     from rasterio.windows import transform as window_transform
 
-    from leafmap_tiles.render.engine import _band_labels
-    from leafmap_tiles.render.style import evaluate_blocks
+    from leafmap_tiles.render.style import band_labels, evaluate_blocks
 
-    members = path if isinstance(path, tuple) else (path,)
+    members = source_members(path)
     info = engine.info(path, style.nodata)
     indexes = style.indexes or tuple(i for i in range(1, info.count + 1) if i != info.alpha_index)
-    labels = _band_labels(style, indexes)
+    labels = band_labels(style, indexes)
     n_out = len(labels) if style.expression else len(indexes)
     first = engine.reader(members[0], style.nodata).dataset
     geom0 = _native_geometry(geometry, first.crs, _footprint(engine, members[0], style))
@@ -314,7 +316,7 @@ def area_statistics(engine, path, style, geometry: dict, percentiles=(), scales=
             g_ = _native_geometry(geometry, ds.crs, _footprint(engine, member, style))
             w_ = _window(ds, g_) if g_ is not None else None
             if w_ is not None:
-                return area_statistics(engine, members[j:] if len(members[j:]) > 1 else members[j], style,
+                return area_statistics(engine, Mosaic(members[j:]) if len(members[j:]) > 1 else members[j], style,
                                        geometry, percentiles, scales, offsets)
         return empty
     grid_transform = window_transform(win, first.transform)

@@ -22,8 +22,12 @@ import time
 from leafmap_tiles import settings
 
 
-def _watch_parent(parent_pid: int) -> None:
-    def loop():
+def watch_parent(parent_pid: int) -> None:
+    """Start a daemon thread that exits this process (``os._exit(0)``) as soon as the
+    process ``parent_pid`` is gone or this process was given another parent; polls
+    every 0.5 s."""
+
+    def loop() -> None:
         while True:
             if os.getppid() != parent_pid:
                 os._exit(0)
@@ -40,7 +44,7 @@ def _watch_parent(parent_pid: int) -> None:
 
 def main() -> None:
     cfg = json.loads(sys.stdin.readline())
-    _watch_parent(int(cfg["parent_pid"]))
+    watch_parent(int(cfg["parent_pid"]))
     from leafmap_tiles.server import gdalenv
 
     gdalenv.set_defaults()

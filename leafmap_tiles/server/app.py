@@ -59,8 +59,8 @@ from leafmap_tiles.errors import (
 from leafmap_tiles.protocol import PointValues, RegistrationAnswer, is_mosaic, members, source_path
 from leafmap_tiles.render import RenderEngine, parse_style
 from leafmap_tiles.render.colormaps import colormap_id, resolve_colormap
-from leafmap_tiles.render.engine import _band_labels, file_signature
-from leafmap_tiles.render.style import style_to_params
+from leafmap_tiles.render.engine import file_signature
+from leafmap_tiles.render.style import band_labels, style_to_params
 from leafmap_tiles.server import gdalenv
 from leafmap_tiles.server.errors import (
     ErrorMiddleware,
@@ -491,7 +491,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             info = engine.info(src.path, style.nodata)
             indexes = style.indexes or tuple(i for i in range(1, info.count + 1) if i != info.alpha_index)
             if given:  # the layer's own scale/offset, for every output band
-                k = len(_band_labels(style, indexes)) if style.expression else len(indexes)
+                k = len(band_labels(style, indexes)) if style.expression else len(indexes)
                 scales, offsets = [given.get("scale", 1.0)] * k, [given.get("offset", 0.0)] * k
             elif style.expression:
                 scales = offsets = None

@@ -30,6 +30,27 @@ _PNG = {
 }
 
 
+def _tile_routes(kind: str, description: str, some: dict, query: list[dict]) -> dict:
+    """The four routes of ``/rgb`` or ``/compute``: tile and preview, with all key
+    values but the last in the path, and without any (a store of one key: the
+    datasets are named by the query parameters alone)."""
+    keyless = f"{description}; this form is for a store of one key, whose values the query names"
+    return {
+        f"/{kind}/{{keys}}/{{tile_z}}/{{tile_x}}/{{tile_y}}.png": {"get": {
+            "summary": f"/{kind} (tile)", "description": description,
+            "parameters": [some, *_XYZ, *query], "responses": _PNG}},
+        f"/{kind}/{{keys}}/preview.png": {"get": {
+            "summary": f"/{kind} (preview)", "description": description,
+            "parameters": [some, *query], "responses": _PNG}},
+        f"/{kind}/{{tile_z}}/{{tile_x}}/{{tile_y}}.png": {"get": {
+            "summary": f"/{kind} (tile, one key)", "description": keyless,
+            "parameters": [*_XYZ, *query], "responses": _PNG}},
+        f"/{kind}/preview.png": {"get": {
+            "summary": f"/{kind} (preview, one key)", "description": keyless,
+            "parameters": list(query), "responses": _PNG}},
+    }
+
+
 def openapi(colormaps: list[str]) -> dict:
     """The OpenAPI document; ``colormaps`` are the accepted ``colormap`` names.  The
     query parameters of each route are those of its class in
@@ -75,15 +96,18 @@ def openapi(colormaps: list[str]) -> dict:
             "summary": "/singleband (tile)", "parameters": [keys, *_XYZ, *single], "responses": _PNG}},
         "/singleband/{keys}/preview.png": {"get": {
             "summary": "/singleband (preview)", "parameters": [keys, *single], "responses": _PNG}},
-        "/rgb/{keys}/{tile_z}/{tile_x}/{tile_y}.png": {"get": {
-            "summary": "/rgb (tile)", "description": "Three datasets (differing in the last key) as red, green, blue",
-            "parameters": [some, *_XYZ, *rgb], "responses": _PNG}},
-        "/rgb/{keys}/preview.png": {"get": {"summary": "/rgb (preview)", "parameters": [some, *rgb], "responses": _PNG}},
-        "/compute/{keys}/{tile_z}/{tile_x}/{tile_y}.png": {"get": {
-            "summary": "/compute (tile)", "description": "One band computed from datasets v1..v5",
-            "parameters": [some, *_XYZ, *compute], "responses": _PNG}},
-        "/compute/{keys}/preview.png": {"get": {
-            "summary": "/compute (preview)", "parameters": [some, *compute], "responses": _PNG}},
+        **_tile_routes("rgb", "Three datasets (differing in the last key) as red, green, blue", some, rgb),
+        **_tile_routes("compute", "One band computed from datasets v1..v5 (differing in the last key)",
+                       some, compute),
+        "/swagger.json": {"get": {
+            "summary": "/swagger.json", "description": "This OpenAPI document",
+            "responses": {"200": {"description": "OpenAPI 3 JSON"}}}},
+        "/apidoc": {"get": {
+            "summary": "/apidoc", "description": "A page listing the routes of /swagger.json",
+            "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
+        "/health": {"get": {
+            "summary": "/health", "description": "Liveness of this server process (for load balancers)",
+            "responses": {"200": {"description": '{"status": "ok", "pid", "renders": scheduler counters}'}}}},
     }
     return {
         "openapi": "3.0.2",

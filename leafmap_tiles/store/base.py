@@ -20,7 +20,7 @@ import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import DatasetNotFoundError, InvalidKeyError, StoreError
 from . import layout
@@ -320,3 +320,28 @@ class KeyStore(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r})"
 
+
+class ReadOnly:
+    """Mixin (before the :class:`KeyStore` base) of a store that cannot be written:
+    ``create``, ``insert``, ``delete`` and ``ingest`` raise
+    :class:`~leafmap_tiles.errors.ReadOnlyStoreError` with the store's own
+    ``_refuse(what)`` message (why it is read-only, what to do instead)."""
+
+    def _refuse(self, what: str) -> NoReturn:
+        raise NotImplementedError  # each read-only store says why it is read-only
+
+    def create(self, *args: Any, **kwargs: Any) -> None:
+        """Refused: raises :class:`~leafmap_tiles.errors.ReadOnlyStoreError`."""
+        self._refuse("create")
+
+    def insert(self, *args: Any, **kwargs: Any) -> None:
+        """Refused: raises :class:`~leafmap_tiles.errors.ReadOnlyStoreError`."""
+        self._refuse("insert")
+
+    def delete(self, *args: Any, **kwargs: Any) -> None:
+        """Refused: raises :class:`~leafmap_tiles.errors.ReadOnlyStoreError`."""
+        self._refuse("delete")
+
+    def ingest(self, *args: Any, **kwargs: Any) -> None:
+        """Refused: raises :class:`~leafmap_tiles.errors.ReadOnlyStoreError`."""
+        self._refuse("ingest")

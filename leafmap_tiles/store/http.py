@@ -27,7 +27,7 @@ from ..errors import (
     SourceUnreachableError,
     StoreError,
 )
-from .base import KeyStore
+from .base import KeyStore, ReadOnly
 
 #: Datasets asked per ``/datasets`` request when listing them all.
 PAGE = 1000
@@ -59,7 +59,7 @@ def normalise_url(url: str) -> str:
     return text.rstrip("/")
 
 
-class RemoteStore(KeyStore):
+class RemoteStore(ReadOnly, KeyStore):
     """Read-only view of a Terracotta-compatible server (see the module docstring).
 
     Args:
@@ -220,22 +220,6 @@ class RemoteStore(KeyStore):
 
     def _refuse(self, what: str):
         raise ReadOnlyStoreError(f"{self.url} is a remote Terracotta server (read-only): cannot {what}")
-
-    def create(self, *args, **kwargs) -> None:
-        """Refused: raises :class:`ReadOnlyStoreError`."""
-        self._refuse("create")
-
-    def insert(self, *args, **kwargs) -> None:
-        """Refused: raises :class:`ReadOnlyStoreError`."""
-        self._refuse("insert")
-
-    def delete(self, *args, **kwargs) -> None:
-        """Refused: raises :class:`ReadOnlyStoreError`."""
-        self._refuse("delete")
-
-    def ingest(self, *args, **kwargs):
-        """Refused: raises :class:`ReadOnlyStoreError`."""
-        self._refuse("ingest")
 
     def _db_create(self, keys, descriptions, exist_ok) -> None:
         self._refuse("create")

@@ -37,6 +37,7 @@ from ..errors import (
     S3AccessDeniedError,
 )
 from . import layout
+from .base import ReadOnly
 from .sqlite import SQLiteStore
 
 log = logging.getLogger("leafmap_tiles.store")
@@ -101,7 +102,7 @@ def validate_copy(path: str, url: str) -> None:
         conn.close()
 
 
-class RemoteSQLiteStore(SQLiteStore):
+class RemoteSQLiteStore(ReadOnly, SQLiteStore):
     """Read-only Terracotta key store whose SQLite file is an S3 object.
 
     Get one with ``leafmap_tiles.store.open("s3://bucket/key.sqlite")``.
@@ -257,22 +258,6 @@ class RemoteSQLiteStore(SQLiteStore):
     def _refuse(self, what: str):
         raise ReadOnlyStoreError(f"{self.url} is read-only (a database on S3): cannot {what}; "
                                  "write a local copy and upload it")
-
-    def create(self, *args, **kwargs) -> None:
-        """Refused: raises :class:`ReadOnlyStoreError`."""
-        self._refuse("create")
-
-    def insert(self, *args, **kwargs) -> None:
-        """Refused: raises :class:`ReadOnlyStoreError`."""
-        self._refuse("insert")
-
-    def delete(self, *args, **kwargs) -> None:
-        """Refused: raises :class:`ReadOnlyStoreError`."""
-        self._refuse("delete")
-
-    def ingest(self, *args, **kwargs):
-        """Refused: raises :class:`ReadOnlyStoreError`."""
-        self._refuse("ingest")
 
     def _db_insert(self, keys, path, encoded) -> None:
         self._refuse("store metadata")

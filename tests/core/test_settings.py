@@ -65,7 +65,9 @@ def test_readers_of_the_settings_follow_the_environment(monkeypatch):
 
 
 def test_no_other_module_reads_the_variables():
-    """The one place: no module but settings.py names os.environ with LEAFMAP_TILES_."""
+    """The one place: no module but settings.py looks a LEAFMAP_TILES_ variable up, in
+    ``os.environ`` or in any mapping (``env.get("LEAFMAP_TILES_...")``, ``getenv``,
+    ``env["LEAFMAP_TILES_..."]``)."""
     import re
     from pathlib import Path
 
@@ -75,6 +77,6 @@ def test_no_other_module_reads_the_variables():
         if path.name == "settings.py":
             continue
         text = path.read_text()
-        if re.search(r"environ(?:\.get)?\(\s*[\"']LEAFMAP_TILES_|environ\[\s*[\"']LEAFMAP_TILES_", text):
+        if re.search(r"(?:\.get|getenv|\.pop|setdefault)\(\s*[\"']LEAFMAP_TILES_|\[\s*[\"']LEAFMAP_TILES_", text):
             offenders.append(str(path.relative_to(root)))
     assert offenders == []

@@ -336,3 +336,31 @@ def test_layer_redraws_after_tiles_answered_late(m, monkeypatch):
     counts[layer.source_id] = 4
     load()
     assert len(redraws) == 3
+
+
+def test_playing_parks_the_frames_it_does_not_show_soon(m, frames):
+    """While playing, only the frame shown, the one drawn before it and the next one
+    load; the others point at a blank image, so that after a zoom the browser's few
+    connections carry the shown frame's tiles (benchmarks/zoom_browser.py --play).
+    Pause and close give every frame its own URL back; a split map of a parked date
+    gets the frame's real URL."""
+    from leafmap_tiles.map.time_slider import PARKED_URL
+
+    f = list(frames.values())
+    urls = [l.url for l in f]
+    ts = m.add_time_slider(frames, time_interval=600)  # Play would advance only after 10 min
+    assert [l.url for l in f] == urls  # paused: every frame preloads
+    ts.play()
+    assert [l.url for l in f] == [urls[0], urls[1], PARKED_URL, PARKED_URL]
+    assert ts.frame_url(2) == urls[2]
+    ts.slider.value = 2  # shown at once with its own URL; the next (3) unparked too
+    assert f[2].url == urls[2] and f[3].url == urls[3] and f[2].opacity == 1.0
+    assert f[1].url == PARKED_URL  # neither shown, nor drawn, nor next
+    assert f[0].url == urls[0]  # still the drawn frame (headless: drawn at once) or next in the loop
+    ts.pause()
+    assert [l.url for l in f] == urls
+    ts.play()
+    ts.slider.value = 0
+    assert PARKED_URL in [l.url for l in f]
+    ts.close()
+    assert [l.url for l in f] == urls

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from leafmap_tiles import _credentials
-from leafmap_tiles.providers import stac
+from leafmap_tiles.providers import servers, stac
 
 
 def test_one_table_for_providers_and_client(monkeypatch):
-    monkeypatch.setattr(stac, "_tile_server", lambda: None)  # no server process for this test
+    monkeypatch.setattr(servers, "tile_server", lambda: None)  # no server process for this test
     try:
         stac.set_credentials(["Data.Example:8443"], "ann", "pw1")
         # the provider's lookups and the records the client pushes to a server are the same table

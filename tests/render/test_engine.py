@@ -90,3 +90,15 @@ def test_missing_and_non_raster_files(engine, tmp_path):
     text.write_text("not a raster")
     with pytest.raises(InvalidSourceError, match="not a raster format"):
         engine.info(str(text))
+
+
+def test_source_info_has_the_fields_of_the_protocol():
+    """SourceInfo (the engine's value: tuples, NaN) and protocol.SourceInfoJSON (its
+    JSON: lists, "nan") name the same fields; to_json is the one conversion."""
+    from dataclasses import fields
+    from typing import get_type_hints
+
+    from leafmap_tiles.protocol import SourceInfoJSON
+    from leafmap_tiles.render.engine import SourceInfo
+
+    assert [f.name for f in fields(SourceInfo)] == list(get_type_hints(SourceInfoJSON))

@@ -1,0 +1,125 @@
+"""The package's import rules (docs/architecture.md), read from the source with ``ast``:
+no module imports a private (``_name``) of another module or reaches one through a
+module it imported, and the imports made when modules load form no cycle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import leafmap_tiles
+
+ROOT = Path(leafmap_tiles.__file__).parent
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in ROOT.rglob("*.py"):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _base(module: str, node: ast.ImportFrom) -> str | None:
+    if node.level == 0:
+        return node.module
+    package = module.split(".")
+    if MODULES[module].name != "__init__.py":
+        package = package[:-1]
+    package = package[: len(package) - (node.level - 1)]
+    return ".".join(package + ([node.module] if node.module else []))
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _imports(module: str, text: str | None = None) -> tuple[list[tuple[str, str, int, bool]], set[str]]:
+    """([(importing what, of which module, line, at module level)], names bound to modules)
+    of ``module`` (its file, or ``text`` as its source)."""
+    tree = ast.parse(MODULES[module].read_text() if text is None else text)
+    top = {id(n) for n in tree.body}
+    found, module_names = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = _base(module, node)
+            if not base or not (base == "leafmap_tiles" or base.startswith("leafmap_tiles.")):
+                continue
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                if full in MODULES:  # a module (leafmap_tiles._gdal, providers.stac ...)
+                    module_names.add(alias.asname or alias.name)
+                    found.append((full, full, node.lineno, id(node) in top))
+                else:
+                    found.append((alias.name, base, node.lineno, id(node) in top))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("leafmap_tiles"):
+                    found.append((alias.name, alias.name, node.lineno, id(node) in top))
+                    if alias.asname:
+                        module_names.add(alias.asname)
+    return found, module_names
+
+
+def _private_uses(module: str, text: str | None = None) -> list[str]:
+    text = MODULES[module].read_text() if text is None else text
+    found, module_names = _imports(module, text)
+    out = []
+    for name, source, line, _ in found:
+        if source != module and _private(name.rsplit(".", 1)[-1]) and name not in MODULES:
+            out.append(f"{module}:{line} imports {source}.{name}")
+    for node in ast.walk(ast.parse(text)):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in module_names and _private(node.attr)):
+            out.append(f"{module}:{node.lineno} uses {node.value.id}.{node.attr}")
+    return out
+
+
+def test_no_private_name_of_another_module():
+    """A private name stays in its module; the shared top-level modules (``_paths``,
+    ``_credentials``, ``_gdal`` ...) are package-private modules, imported whole."""
+    assert [o for module in MODULES for o in _private_uses(module)] == []
+
+
+def test_the_rule_sees_private_imports():
+    """What the rule catches (the imports the review found before issue 17's fix)."""
+    text = ("from leafmap_tiles.render.engine import _band_labels, file_signature\n"
+            "from ..map.layers import _index_list\n"
+            "from leafmap_tiles.providers import stac as _stac\n"
+            "from leafmap_tiles import _credentials, __version__\n"
+            "def f():\n    return _stac._tile_server(), _credentials.for_url('x')\n")
+    assert _private_uses("leafmap_tiles.render.zonal", text) == [
+        "leafmap_tiles.render.zonal:1 imports leafmap_tiles.render.engine._band_labels",
+        "leafmap_tiles.render.zonal:2 imports leafmap_tiles.map.layers._index_list",
+        "leafmap_tiles.render.zonal:6 uses _stac._tile_server",
+    ]
+
+
+def test_no_import_cycle_when_modules_load():
+    """Module-level imports between the package's modules form no cycle (a function
+    may import lazily; a package's ``__init__`` re-exporting its modules is not a cycle)."""
+    graph = {}
+    for module in MODULES:
+        found, _ = _imports(module)
+        graph[module] = {src for _, src, _, at_top in found
+                         if at_top and src in MODULES and src != module and not module.startswith(src + ".")}
+    cycles, state = [], {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for module in sorted(MODULES):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
