@@ -45,6 +45,29 @@ TARGETS = {  # (peer, metric): (target ratio, higher is better)
 
 
 # ------------------------------------------------------------------------ servers
+#: environment of our servers only (``--ours-env``), set while they start: the
+#: memory/throughput sweep of issue 18 varies GDAL and malloc settings of ours while the
+#: peers keep their defaults
+OURS_ENV: dict[str, str] = {}
+
+
+class _ours_env:
+    """Context manager: :data:`OURS_ENV` in this process's environment while one of our
+    servers starts (the child inherits it), the old values back afterwards."""
+
+    def __enter__(self):
+        self.old = {k: os.environ.get(k) for k in OURS_ENV}
+        os.environ.update(OURS_ENV)
+
+    def __exit__(self, *exc):
+        for k, v in self.old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        return False
+
+
 class Server:
     name = ""
 
@@ -69,7 +92,8 @@ class Ours(Server):
     def start(self):
         from leafmap_tiles.client import TileServer
 
-        self.ts = TileServer().start()
+        with _ours_env():
+            self.ts = TileServer().start()
         self.port = self.ts.port
         self.templates = {}
         for key, f in self.files.items():
@@ -165,10 +189,14 @@ class LocalTileServer(Server):
 class OursServe(Server):
     """``leafmap-tiles serve --processes 2`` (issue 18) on a key store of both files
     (keys: the file's name), Terracotta's tile route with the same stretch.  It renders
-    as ``terracotta serve`` (values mapped to 1..255, 0 transparent) with Terracotta's
-    default average resampling: more work per tile than the nearest of the others."""
+    as ``terracotta serve`` (values mapped to 1..255, 0 transparent), with nearest
+    resampling and reprojection as every other server here (``--resampling nearest
+    --reprojection nearest``, as terracotta runs with ``TC_RESAMPLING_METHOD=nearest
+    TC_REPROJECTION_METHOD=nearest``); the row ``serve2avg`` keeps Terracotta's default
+    average resampling and bilinear warp (more work per tile)."""
     name = "leafmap-tiles serve --processes 2"
     processes = 2
+    methods = ("--resampling", "nearest", "--reprojection", "nearest")
 
     def db(self) -> Path:
         from leafmap_tiles import store
@@ -189,10 +217,8 @@ class OursServe(Server):
 
     def start(self):
         db = self.db()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "leafmap_tiles.cli", "serve", "-d", str(db), "--port", "0",
-             "--processes", str(self.processes)],
-            start_new_session=True, stdout=subprocess.PIPE, stderr=open(C.CACHE / "ours_serve.log", "w"), text=True)
+        with _ours_env():
+            self.proc = self._popen(db)
         line = self.proc.stdout.readline()
         if "http://" not in line:
             raise RuntimeError(f"serve did not start: {line!r}")
@@ -200,13 +226,25 @@ class OursServe(Server):
         C.wait_http(f"http://127.0.0.1:{self.port}/keys", proc=self.proc)
         return self.proc.pid
 
+    def _popen(self, db):
+        return subprocess.Popen(
+            [sys.executable, "-m", "leafmap_tiles.cli", "serve", "-d", str(db), "--port", "0",
+             "--processes", str(self.processes), *self.methods],
+            start_new_session=True, stdout=subprocess.PIPE, stderr=open(C.CACHE / "ours_serve.log", "w"), text=True)
+
     def tile_path(self, key, z, x, y):
         f = self.files[key]
         return f"/singleband/{key}/{z}/{x}/{y}.png?stretch_range=[{f['vmin']},{f['vmax']}]"
 
 
+class OursServeAverage(OursServe):
+    """``serve --processes 2`` with Terracotta's default resampling (average, bilinear warp)."""
+    name = "leafmap-tiles serve --processes 2 (average)"
+    methods = ()
+
+
 SERVERS = {"ours": Ours, "titiler": Titiler, "terracotta": Terracotta, "localtileserver": LocalTileServer,
-           "serve2": OursServe}
+           "serve2": OursServe, "serve2avg": OursServeAverage}
 #: targets of ``serve --processes 2`` (issue 18): tiles/s ratios, higher is better
 SERVE2_TARGETS = {"tps_vs_titiler": 3.0, "tps_vs_localtileserver": 10.0}
 #: the session server's peak RSS / titiler's (issue 18), lower is better
@@ -315,7 +353,12 @@ def main() -> None:
     ap.add_argument("--only", default="ours,titiler,terracotta,localtileserver,serve2")
     ap.add_argument("--files", default="s2,ndvi")
     ap.add_argument("--seed", type=int, default=20240601)
+    ap.add_argument("--ours-env", default="", metavar="K=V,K=V",
+                    help="environment of our servers only (e.g. GDAL_CACHEMAX=512,VSI_CACHE=TRUE); peers keep theirs")
     args = ap.parse_args()
+    for item in filter(None, args.ours_env.split(",")):
+        k, _, v = item.partition("=")
+        OURS_ENV[k.strip()] = v.strip()
 
     files = all_files(args.files.split(","))
     lists = {}
@@ -361,7 +404,7 @@ def main() -> None:
             for key in files:
                 ref = {k: v for k, v in rounds[0]["ours"]["files"][key]["_warm_bodies"].items() if v}
                 oth = {k: v for k, v in rounds[0][n]["files"][key]["_warm_bodies"].items() if v}
-                pixels[f"{n}/{key}"] = compare(ref, oth, n in ("terracotta", "serve2"))
+                pixels[f"{n}/{key}"] = compare(ref, oth, n in ("terracotta", "serve2", "serve2avg"))
 
     rows, ratios, verdicts, failed = [], {}, {}, {}
     for key, f in files.items():
@@ -401,6 +444,10 @@ def main() -> None:
                 if peer in names and best[peer][key]["ok"]:
                     rk[f"serve2_{t}"] = s2["tiles_per_s"] / best[peer][key]["tiles_per_s"]
                     verdicts[key][f"serve2_{t}"] = C.verdict(rk[f"serve2_{t}"], target, True)
+        if "serve2avg" in names:  # for information: Terracotta's default resampling, no target
+            for peer in ("titiler", "localtileserver"):
+                if peer in names and best[peer][key]["ok"]:
+                    rk[f"serve2avg_tps_vs_{peer}"] = best["serve2avg"][key]["tiles_per_s"] / best[peer][key]["tiles_per_s"]
 
     print()
     print(C.fmt_table(["file: server", "tiles/s @16", "p50 ms", "p95 ms", "1-at-a-time p50 ms", "server CPU ms/tile",
@@ -427,7 +474,7 @@ def main() -> None:
     C.emit_json("tiles", {"machine": info, "ratios": ratios, "verdicts": verdicts, "pass": all_pass,
                           "pixel_check": pixels, "peer_failures": failed, "floor": floor, "best": best, "stops": stops,
                           "config": {"concurrency": CONCURRENCY, "tiles": args.tiles, "warm": N_WARM, "seq": N_SEQ,
-                                     "rounds": args.rounds, "files": {k: str(f["path"]) for k, f in files.items()},
+                                     "rounds": args.rounds, "ours_env": OURS_ENV, "files": {k: str(f["path"]) for k, f in files.items()},
                                      "styles": {k: [f["vmin"], f["vmax"]] for k, f in files.items()}}})
 
 

@@ -185,6 +185,14 @@ def vsi_headers(path: str) -> dict[str, str]:
     return out
 
 
+def clear_path_cache(path: str) -> None:
+    """Forget what GDAL cached of one remote file (``VSICurlPartialClearCache``): its
+    size, bytes and a failure, so the next read asks the server again."""
+    clear = lib().VSICurlPartialClearCache
+    clear.argtypes = [ctypes.c_char_p]
+    clear(path.encode())
+
+
 def vsi_download(path: str, dest: str, chunk: int = 1 << 20) -> int:
     """Copy the remote file ``path`` to the local file ``dest``; returns its size.
 

@@ -195,6 +195,12 @@ def _add_serve(subparsers) -> None:
                    help="GDAL block cache per process in MB [default: $GDAL_CACHEMAX, else "
                         f"{_default_cachemax()}, as the session server]")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--resampling", default=None, choices=["nearest", "linear", "bilinear", "cubic", "average"],
+                   help="resampling of tiles (Terracotta's RESAMPLING_METHOD) [default: $LEAFMAP_TILES_RESAMPLING, "
+                        "else average, as Terracotta]; categories are always read with nearest")
+    p.add_argument("--reprojection", default=None, choices=["nearest", "linear", "bilinear", "cubic"],
+                   help="warp of tiles to Web Mercator (Terracotta's REPROJECTION_METHOD) "
+                        "[default: $LEAFMAP_TILES_REPROJECTION, else linear, as Terracotta]")
 
 
 def _default_cachemax() -> str:
@@ -226,16 +232,34 @@ def _bind(host: str, candidates):
     return None
 
 
-def _worker_app(database: str, workers: int | None, gdal_cachemax: int | None, log_level: str):
+def _worker_app(database: str, workers: int | None, gdal_cachemax: int | None, log_level: str,
+                remote_dir: str | None = None, methods: tuple = (None, None)):
     """App of one ``serve --processes N`` worker (run by uvicorn's supervisor in a
     spawned process): exits when the supervisor is gone, and stops the supervisor
-    from restarting it over and over when the store cannot be opened."""
+    from restarting it over and over when the store cannot be opened.  An S3
+    database's local copy goes into ``remote_dir``, the supervisor's folder, which the
+    supervisor removes when it stops (also the copy of a worker that was killed)."""
+    import signal
+
     from .server.__main__ import watch_parent
     from .server.asgi import create_app
 
     watch_parent(os.getppid())  # a killed supervisor leaves no worker behind
     try:
-        return create_app(database, workers=workers, gdal_cachemax=gdal_cachemax, log_level=log_level)
+        # uvicorn re-raises SIGTERM to this handler once it has shut down: an exit, so
+        # that the worker's exit handlers run (they remove its copy of an S3 database);
+        # Python's default would end the process at once
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    except ValueError:  # not the main thread: left to uvicorn
+        pass
+    try:
+        store_arg: object = database
+        if remote_dir is not None and database.startswith("s3://"):
+            from .store.remote import RemoteSQLiteStore
+
+            store_arg = RemoteSQLiteStore(database, cache_dir=remote_dir)
+        return create_app(store_arg, workers=workers, gdal_cachemax=gdal_cachemax, log_level=log_level,
+                          resampling=methods[0], reprojection=methods[1])
     except LeafmapTilesError as exc:
         from uvicorn.config import STARTUP_FAILURE
 
@@ -260,6 +284,9 @@ def _run_serve(args) -> int:
         raise StoreError(f"--processes must be at least 1, got {args.processes}")
     if args.workers is not None and args.workers < 1:
         raise StoreError(f"--workers must be at least 1, got {args.workers}")
+    from . import settings as settings_mod
+
+    settings_mod.tile_methods(args.resampling, args.reprojection)  # a bad $LEAFMAP_TILES_RESAMPLING: now
     from .server import gdalenv
 
     # this command's own process: the same GDAL and allocator settings as the session server
@@ -268,11 +295,13 @@ def _run_serve(args) -> int:
     gdalenv.skip_unused_imports()
     configure_logging(args.log_level)  # failures answered 5xx: one line each (rate limited), on stderr
     app = None
+    remote_dir = None  # --processes N with an S3 database: the workers' copies, removed at the end
     if args.processes == 1:
         from .server.terracotta_api import create_terracotta_app
 
         warm_imports()
-        app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers)
+        app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers,
+                                    resampling=args.resampling, reprojection=args.reprojection)
         temp_db = app.state.temp_db
     elif args.raster_pattern:  # ingested once here; each worker opens the temporary store
         from .store.terracotta_handlers import open_store
@@ -283,10 +312,18 @@ def _run_serve(args) -> int:
         from . import store
 
         ks = store.open(args.database)
-        ks.get_keys()  # fails early for a missing or foreign database
-        if hasattr(ks, "dispose"):
-            ks.dispose()
+        try:
+            ks.get_keys()  # fails early for a missing or foreign database
+        finally:
+            if hasattr(ks, "close") and getattr(ks, "provider", "") == "sqlite-remote":
+                ks.close()  # its local copy is removed now; each worker makes its own
+            elif hasattr(ks, "dispose"):
+                ks.dispose()
         temp_db, database = None, args.database
+        if args.database.startswith("s3://"):
+            import tempfile
+
+            remote_dir = tempfile.mkdtemp(prefix="leafmap_tiles_serve_s3_")
     try:
         sock = _bind(args.host, [args.port] if args.port is not None else range(5000, 5100))
         if sock is None:
@@ -311,13 +348,18 @@ def _run_serve(args) -> int:
         else:
             from uvicorn.supervisors import Multiprocess
 
-            factory = functools.partial(_worker_app, database, args.workers, args.gdal_cachemax, args.log_level)
+            factory = functools.partial(_worker_app, database, args.workers, args.gdal_cachemax, args.log_level,
+                                        remote_dir, (args.resampling, args.reprojection))
             config = uvicorn.Config(factory, factory=True, workers=args.processes,
                                     http="leafmap_tiles.server.errors:JSONErrorProtocol", **common)
             Multiprocess(config, sockets=[sock]).run()  # SIGTERM/SIGINT: stops the workers, returns
     finally:
         if temp_db and os.path.exists(temp_db):
             os.remove(temp_db)
+        if remote_dir is not None:
+            import shutil
+
+            shutil.rmtree(remote_dir, ignore_errors=True)
     return 0
 
 

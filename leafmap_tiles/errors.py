@@ -18,6 +18,12 @@ class SourceNotFoundError(LeafmapTilesError, FileNotFoundError):
     """The raster does not exist: missing local file, or HTTP 404 for a URL."""
 
 
+class ObjectNotFoundError(SourceNotFoundError):
+    """``leafmap-tiles serve``: the raster a dataset names is not on its remote store
+    (S3 or HTTP answered 404), e.g. deleted or never uploaded; answered 404 (a missing
+    or corrupt *local* file stays :class:`UnreadableDataset`, 500, as in Terracotta)."""
+
+
 class SourceIsDirectoryError(LeafmapTilesError, IsADirectoryError):
     """A directory was given where a raster file was expected."""
 
@@ -131,6 +137,7 @@ _ALL: dict[str, type[LeafmapTilesError]] = {
     for cls in (
         LeafmapTilesError,
         SourceNotFoundError,
+        ObjectNotFoundError,
         SourceIsDirectoryError,
         InvalidSourceError,
         AuthenticationError,
@@ -165,12 +172,16 @@ def __getattr__(name: str) -> object:  # the path rules moved to leafmap_tiles._
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def for_dataset(name: str, exc: LeafmapTilesError) -> LeafmapTilesError:
+def for_dataset(name: str, exc: LeafmapTilesError, remote: bool = False) -> LeafmapTilesError:
     """What a client of ``leafmap-tiles serve`` is told when the file of dataset ``name``
     (its key values joined by ``/``) failed with ``exc``: the same class for a remote
-    host that is slow, unreachable or refuses access (504, 502, 401),
-    :class:`UnreadableDataset` (500) for a missing or corrupt file; the message names
-    the dataset, never the file."""
+    host that is slow, unreachable or refuses access (504, 502, 401), or for an object
+    that a ``remote`` store (S3, an HTTP server) does not have (404,
+    :class:`SourceNotFoundError`); :class:`UnreadableDataset` (500) for a missing or
+    corrupt local file; the message names the dataset, never the file."""
+    if remote and isinstance(exc, SourceNotFoundError):
+        return ObjectNotFoundError(f"dataset {name}: its file is not on its remote store (HTTP 404); "
+                                   "the database lists an object that is not there")
     if isinstance(exc, SourceTimeoutError):
         return SourceTimeoutError(f"dataset {name}: its remote host did not answer in time; try again later")
     if isinstance(exc, SourceUnreachableError):

@@ -17,7 +17,12 @@ variable                               default                      meaning
 ``LEAFMAP_TILES_EARTH_SEARCH_URL``     Element 84's ``/v1``          Earth Search's STAC API
 ``LEAFMAP_TILES_MAX_AREA_PIXELS``      50,000,000                   most source pixels an area statistic reads
 ``LEAFMAP_TILES_REMOTE_DB_CACHE_TTL``  10 (s)                       how often an S3 database is checked
+``LEAFMAP_TILES_REMOTE_RASTER_TTL``    10 (s)                       how often an S3 raster's ETag is checked
 ``LEAFMAP_TILES_DATABASE``             unset                        the key store of the ASGI app factory
+``LEAFMAP_TILES_RESAMPLING``           ``average``                  ``serve``'s resampling (Terracotta's
+                                                                    ``RESAMPLING_METHOD``)
+``LEAFMAP_TILES_REPROJECTION``         ``bilinear``                 ``serve``'s warp (Terracotta's
+                                                                    ``REPROJECTION_METHOD``, ``linear``)
 ``LEAFMAP_TILES_DATA``                 unset                        folder of the shared real rasters (tests,
                                                                     benchmarks); old name
                                                                     ``LEAFMAP_TILES_SHARED_DATA`` still read
@@ -47,6 +52,7 @@ __all__ = [
     "current",
     "serve_workers",
     "session_workers",
+    "tile_methods",
 ]
 
 #: Old names still read (new name -> old names, read when the new one is unset).
@@ -71,7 +77,10 @@ class Settings:
     data: str | None = None
     max_area_pixels: int = 50_000_000
     remote_db_cache_ttl: float = 10.0
+    remote_raster_ttl: float = 10.0
     database: str | None = None
+    resampling: str = "average"
+    reprojection: str = "bilinear"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -114,8 +123,40 @@ class Settings:
             data=text("LEAFMAP_TILES_DATA"),
             max_area_pixels=max(1, int(number("LEAFMAP_TILES_MAX_AREA_PIXELS", int, 50_000_000) or 50_000_000)),
             remote_db_cache_ttl=float(number("LEAFMAP_TILES_REMOTE_DB_CACHE_TTL", float, 10.0) or 10.0),
+            remote_raster_ttl=float(number("LEAFMAP_TILES_REMOTE_RASTER_TTL", float, 10.0) or 10.0),
             database=text("LEAFMAP_TILES_DATABASE"),
+            resampling=(text("LEAFMAP_TILES_RESAMPLING") or "average").strip().lower(),
+            reprojection=(text("LEAFMAP_TILES_REPROJECTION") or "bilinear").strip().lower(),
         )
+
+
+#: ``serve``'s resampling names (Terracotta's, ``linear`` = ``bilinear``) -> rasterio's
+RESAMPLING_METHODS = {"nearest": "nearest", "linear": "bilinear", "bilinear": "bilinear", "cubic": "cubic",
+                      "average": "average"}
+#: its reprojection (warp) names -> rasterio's
+REPROJECTION_METHODS = {"nearest": "nearest", "linear": "bilinear", "bilinear": "bilinear", "cubic": "cubic"}
+
+
+def tile_methods(resampling: str | None = None, reprojection: str | None = None,
+                 settings: Settings | None = None) -> tuple[str, str]:
+    """``(resampling, reprojection)`` of ``leafmap-tiles serve``'s tiles, rasterio's
+    names: the arguments, else ``LEAFMAP_TILES_RESAMPLING`` / ``_REPROJECTION``, else
+    Terracotta's defaults ``("average", "bilinear")``.  Categories (an explicit colour
+    map) are always read with ``nearest``.
+
+    Raises:
+        StoreError: a name not in :data:`RESAMPLING_METHODS` / :data:`REPROJECTION_METHODS`.
+    """
+    from leafmap_tiles.errors import StoreError
+
+    s = settings or current()
+    res = (resampling or s.resampling).strip().lower()
+    rep = (reprojection or s.reprojection).strip().lower()
+    if res not in RESAMPLING_METHODS:
+        raise StoreError(f"resampling must be one of {', '.join(RESAMPLING_METHODS)}, got {res!r}")
+    if rep not in REPROJECTION_METHODS:
+        raise StoreError(f"reprojection must be one of {', '.join(REPROJECTION_METHODS)}, got {rep!r}")
+    return RESAMPLING_METHODS[res], REPROJECTION_METHODS[rep]
 
 
 def current() -> Settings:

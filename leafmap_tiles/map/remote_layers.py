@@ -48,7 +48,12 @@ def _rgba(colour) -> list[int]:
 
 def remote_dataset_layer(store, kv, style: dict, stretch, metadata: Mapping) -> RemoteDatasetLayer:
     """The layer of dataset ``kv`` of ``store`` with ``style`` (``colormap``: a
-    Terracotta/matplotlib name or ``{value: colour}``; ``stretch``: (lo, hi) or None)."""
+    Terracotta/matplotlib name or ``{value: colour}``; ``stretch``: (lo, hi) or None).
+
+    Raises:
+        StyleError: a colormap the server does not know (asked once per name), with
+            the same message as for a local dataset when it is no matplotlib name.
+    """
     from leafmap_tiles.errors import StyleError
 
     colormap = style.get("colormap")
@@ -61,6 +66,14 @@ def remote_dataset_layer(store, kv, style: dict, stretch, metadata: Mapping) -> 
             raise StyleError("a remote Terracotta server takes a colormap name or a {value: colour} mapping")
         if colormap:
             query["colormap"] = colormap.lower()
+            if not store.has_colormap(colormap.lower()):
+                # the local path's error (with its "did you mean") for a name that is no
+                # matplotlib colormap either; else the server's own refusal
+                from leafmap_tiles.render.colormaps import resolve_colormap
+
+                resolve_colormap(colormap)
+                raise StyleError(f"unknown colormap {colormap!r}: the Terracotta server {store.url} has "
+                                 "no such colormap (its /colormap answered 400)")
         if stretch is not None:
             query["stretch_range"] = [float(stretch[0]), float(stretch[1])]
     name = style.get("layer_name") or "/".join(kv)

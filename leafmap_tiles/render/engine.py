@@ -793,11 +793,18 @@ def _native_maxzoom(ds) -> int | None:
 
 
 def file_signature(path) -> tuple | None:
-    """(mtime_ns, size) of a local file (a tuple of them for a mosaic), None for URLs:
-    part of every cache key, so a file rewritten at the same path is read again."""
+    """(mtime_ns, size, inode) of a local file, ``("s3", etag, size, last-modified)``
+    of an S3 object (checked at most every ``LEAFMAP_TILES_REMOTE_RASTER_TTL`` seconds,
+    :mod:`leafmap_tiles.render.versions`), a tuple of them for a mosaic, None for
+    other URLs: part of every cache key, so a file rewritten at the same path (an
+    object uploaded again under the same key) is read again."""
+    from leafmap_tiles.render.versions import VERSIONS, is_s3
 
     if is_mosaic(path):
         return tuple(file_signature(p) for p in path)
+    if is_s3(path):
+        version = VERSIONS.signature(path)
+        return None if version is None else ("s3",) + tuple(version)
     try:
         st = os.stat(path)
     except (OSError, ValueError, TypeError):

@@ -121,9 +121,15 @@ def read_band1(
     shape: tuple[int, int] = (256, 256),
     *,
     preserve_values: bool = False,
+    resampling: str = "average",
+    reprojection: str = "bilinear",
 ) -> np.ma.MaskedArray:
     """Band 1 of ``path`` over Web Mercator ``bounds`` (None: the whole raster) as a
-    ``shape`` (rows, cols) masked array in the file's dtype.
+    ``shape`` (rows, cols) masked array in the file's dtype, read with ``resampling``
+    (from the raster or its overview to the tile's resolution) and ``reprojection``
+    (the warp to Web Mercator), as Terracotta's ``RESAMPLING_METHOD`` and
+    ``REPROJECTION_METHOD`` (defaults ``average``, ``bilinear``); both ``nearest`` with
+    ``preserve_values`` (categories).
 
     Raises :class:`OutsideData` when the raster covers less than 1 % of ``bounds``.
     """
@@ -148,8 +154,19 @@ def read_band1(
             has_alpha = _has_alpha_band(src)
             alpha_index = src.count if has_alpha else src.count + 1
             nodata = src.nodata
-            method = "nearest" if preserve_values else None
+            if preserve_values:
+                method, reproject = "nearest", "nearest"
+            else:  # None: average, the far path's reduction over every pixel
+                method, reproject = (None if resampling == "average" else resampling), reprojection
             far = _far_read(engine, path, src, bounds, shape, method, has_alpha)
+            # nearest everywhere and a nodata value: the warped VRT keeps the file's nodata
+            # (same pixels: each one is a source pixel, nodata or not), so that GDAL reads
+            # the overview of the tile's resolution; the VRT with an added alpha band and
+            # no nodata that the other methods need (Terracotta's rule: nodata pixels are
+            # values to them) makes GDAL read full resolution: 266 vs 14 ms per z9-z10 tile
+            # of the 10980 px s2 file of benchmarks/tiles.py
+            keep_nodata = (method == "nearest" and reproject == "nearest" and not has_alpha
+                           and nodata is not None and not math.isnan(nodata))
             if far is None:  # near the native zoom: rio-tiler's read
                 img = rdr.part(
                     bounds,
@@ -157,11 +174,11 @@ def read_band1(
                     bounds_crs="EPSG:3857",
                     height=int(shape[0]),
                     width=int(shape[1]),
-                    indexes=(1, alpha_index),
+                    indexes=(1,) if keep_nodata else (1, alpha_index),
                     resampling_method=method or "average",
-                    reproject_method=method or "bilinear",
+                    reproject_method=reproject,
                     padding=PADDING,
-                    vrt_options={"add_alpha": not has_alpha, "nodata": None},
+                    vrt_options={} if keep_nodata else {"add_alpha": not has_alpha, "nodata": None},
                 )
         except OutsideData:
             raise
@@ -173,6 +190,8 @@ def read_band1(
     if far is not None:
         return far
     raw = np.asarray(img.array.data)
+    if keep_nodata:  # outside the raster the warp wrote nodata too
+        return np.ma.masked_array(raw[0], mask=raw[0] == nodata)
     data, alpha = raw[0], raw[1]
     mask = alpha == 0
     if nodata is not None and not math.isnan(nodata):

@@ -21,7 +21,7 @@ from leafmap_tiles.errors import BadRequestError, LeafmapTilesError, TileOutside
 from leafmap_tiles.render import expression as tc_expression
 from leafmap_tiles.render import terracotta as tcr
 
-__all__ = ["Lookup", "compute", "rgb", "singleband"]
+__all__ = ["Lookup", "compute", "palette", "rgb", "singleband"]
 
 log = logging.getLogger("leafmap_tiles.server.terracotta")
 
@@ -30,23 +30,32 @@ Lookup = Callable[[list[str]], tuple[str, dict[str, Any]]]
 XYZ = Optional[tuple[int, int, int]]
 
 
+#: (resampling, reprojection) of tiles: Terracotta's defaults (``average``, ``linear``)
+DEFAULT_METHODS = ("average", "bilinear")
+
+
 def _read(engine: Any, path: str, keys: Sequence[str], bounds: Any, shape: tuple[int, int],
-          preserve_values: bool = False) -> np.ma.MaskedArray:
+          preserve_values: bool = False, methods: tuple[str, str] = DEFAULT_METHODS) -> np.ma.MaskedArray:
     try:
-        return tcr.read_band1(engine, path, bounds, shape, preserve_values=preserve_values)
+        return tcr.read_band1(engine, path, bounds, shape, preserve_values=preserve_values,
+                              resampling=methods[0], reprojection=methods[1])
     except TileOutsideBoundsError:
         raise
     except LeafmapTilesError as exc:
         name = "/".join(keys)
         log.debug("dataset %s cannot be read: %s", name, exc)
-        raise for_dataset(name, exc) from None
+        from leafmap_tiles._paths import is_remote_path
+
+        raise for_dataset(name, exc, remote=isinstance(path, str) and is_remote_path(path)) from None
 
 
 def singleband(engine: Any, lookup: Lookup, keys: list[str], xyz: XYZ, *, stretch_range: Any,
-               colormap: str | None, explicit_color_map: list[Any] | None, tile_size: tuple[int, int]) -> bytes:
+               colormap: str | None, explicit_color_map: list[Any] | None, tile_size: tuple[int, int],
+               methods: tuple[str, str] = DEFAULT_METHODS) -> bytes:
     """PNG of one dataset: tile ``xyz`` (z, x, y), or the whole dataset when None
     (``preview.png``), stretched by ``stretch_range`` through ``colormap`` (grey when
-    None), or with the exact colours of ``explicit_color_map`` (``[(value, rgba)]``)."""
+    None), or with the exact colours of ``explicit_color_map`` (``[(value, rgba)]``,
+    read with nearest resampling); ``methods`` are (resampling, reprojection)."""
     path, md = lookup(keys)
     bounds = None
     if xyz is not None:
@@ -56,7 +65,8 @@ def singleband(engine: Any, lookup: Lookup, keys: list[str], xyz: XYZ, *, stretc
         bounds = tcr.tile_bounds(z, x, y)
     lo, hi = tcr.stretch_range(stretch_range, md)
     try:
-        data = _read(engine, path, keys, bounds, tile_size, preserve_values=explicit_color_map is not None)
+        data = _read(engine, path, keys, bounds, tile_size, preserve_values=explicit_color_map is not None,
+                     methods=methods)
     except TileOutsideBoundsError:
         return tcr.empty_png(tile_size)
     if explicit_color_map is not None:
@@ -65,7 +75,7 @@ def singleband(engine: Any, lookup: Lookup, keys: list[str], xyz: XYZ, *, stretc
 
 
 def rgb(engine: Any, lookup: Lookup, some_keys: list[str], xyz: XYZ, *, bands: Sequence[tuple[str, str, Any]],
-        tile_size: tuple[int, int]) -> bytes:
+        tile_size: tuple[int, int], methods: tuple[str, str] = DEFAULT_METHODS) -> bytes:
     """PNG of three datasets whose key values are ``some_keys`` plus each band's last
     key value, as red, green, blue; ``bands`` are ``(channel, last key, stretch range)``."""
     looked = [lookup(some_keys + [last]) for _, last, _ in bands]
@@ -86,7 +96,7 @@ def rgb(engine: Any, lookup: Lookup, some_keys: list[str], xyz: XYZ, *, bands: S
                 continue
             bounds = tcr.tile_bounds(*xyz)
         try:
-            read_bands.append(_read(engine, path, some_keys + [last], bounds, tile_size))
+            read_bands.append(_read(engine, path, some_keys + [last], bounds, tile_size, methods=methods))
         except TileOutsideBoundsError:
             read_bands.append(None)
     if all(d is None for d in read_bands):
@@ -98,7 +108,7 @@ def rgb(engine: Any, lookup: Lookup, some_keys: list[str], xyz: XYZ, *, bands: S
 
 def compute(engine: Any, lookup: Lookup, some_keys: list[str], xyz: XYZ, *, expression: str,
             operands: dict[str, str], stretch_range: tuple[float, float], colormap: str | None,
-            tile_size: tuple[int, int]) -> bytes:
+            tile_size: tuple[int, int], methods: tuple[str, str] = DEFAULT_METHODS) -> bytes:
     """PNG of ``expression`` over the datasets ``operands`` (``{"v1": last key value}``),
     stretched by ``stretch_range`` (numbers) through ``colormap``."""
     looked = {v: lookup(some_keys + [k]) for v, k in operands.items()}
@@ -110,8 +120,33 @@ def compute(engine: Any, lookup: Lookup, some_keys: list[str], xyz: XYZ, *, expr
     arrays = {}
     for v, (path, _) in looked.items():
         try:
-            arrays[v] = _read(engine, path, some_keys + [operands[v]], bounds, tile_size)
+            arrays[v] = _read(engine, path, some_keys + [operands[v]], bounds, tile_size, methods=methods)
         except TileOutsideBoundsError:
             arrays[v] = np.ma.masked_all(tile_size, dtype="float64")  # type: ignore[no-untyped-call]
     result = tc_expression.evaluate(expression, arrays)
     return tcr.singleband_png(tcr.to_index(result, stretch_range[0], stretch_range[1]), colormap)
+
+
+def palette(engine: Any, lookup: Lookup, keys: list[str]) -> list[dict[str, Any]] | None:
+    """The colour table of the dataset's band 1 (a paletted raster such as a land-cover
+    map): ``[{"value": v, "rgba": [r, g, b, a]}]`` for every entry, or None when the
+    file has none.  Not a Terracotta route: ``leafmap-tiles connect`` uses it to draw
+    categories in the file's own colours."""
+    from rasterio.enums import ColorInterp
+
+    path, _ = lookup(keys)
+    import time
+
+    t0 = time.monotonic()
+    try:
+        ds = engine.reader(path).dataset
+        if ds.colorinterp[0] != ColorInterp.palette:
+            return None
+        table = ds.colormap(1)
+    except ValueError:  # "NULL color table"
+        return None
+    except LeafmapTilesError as exc:
+        raise for_dataset("/".join(keys), exc) from None
+    except Exception as exc:
+        raise for_dataset("/".join(keys), engine.read_failure(path, exc, t0)) from None
+    return [{"value": int(v), "rgba": [int(c) for c in rgba]} for v, rgba in sorted(table.items())]

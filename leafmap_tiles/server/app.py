@@ -136,6 +136,8 @@ def tile_version(path) -> str | None:
     """Version of a source's bytes for tile URLs: a hash of the (mtime, size, inode) of
     every local file of ``path``; None when any member is a URL (its state is unknown
     here, so its tiles are revalidated instead)."""
+    if any(isinstance(p, str) and is_remote_path(p) for p in members(path)):
+        return None  # an S3 object's version can change under the same URL: revalidated
     sig = file_signature(path)
     if sig is None or (is_mosaic(path) and any(s is None for s in sig)):
         return None

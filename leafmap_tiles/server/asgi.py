@@ -33,8 +33,12 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+
+if TYPE_CHECKING:
+    from leafmap_tiles.store.base import KeyStore
 
 DATABASE_ENV = "LEAFMAP_TILES_DATABASE"
 LOG_LEVEL_ENV = "LEAFMAP_TILES_LOG_LEVEL"
@@ -74,11 +78,13 @@ def warm_imports() -> None:
 
 
 def create_app(
-    database: str | None = None,
+    database: str | KeyStore | None = None,
     *,
     workers: int | None = None,
     gdal_cachemax: int | None = None,
     log_level: str | None = None,
+    resampling: str | None = None,
+    reprojection: str | None = None,
 ) -> Starlette:
     """Terracotta's HTTP API over one key store, for one worker process.
 
@@ -87,12 +93,16 @@ def create_app(
     :func:`~leafmap_tiles.server.terracotta_api.create_terracotta_app`.
 
     Args:
-        database: SQLite path or ``postgresql://`` / ``mysql://`` URL of the key
-            store; default ``$LEAFMAP_TILES_DATABASE``.
+        database: SQLite path or ``postgresql://`` / ``mysql://`` / ``s3://`` URL of
+            the key store, or an open :class:`~leafmap_tiles.store.KeyStore`; default
+            ``$LEAFMAP_TILES_DATABASE``.
         workers: render threads (default ``$LEAFMAP_TILES_WORKERS``, else
             ``max(4, 3 * cores)``).
         gdal_cachemax: GDAL block cache in MB (default ``$GDAL_CACHEMAX``, else 128).
         log_level: ``leafmap_tiles`` log level (default ``$LEAFMAP_TILES_LOG_LEVEL``).
+        resampling, reprojection: how tiles are read (default
+            ``$LEAFMAP_TILES_RESAMPLING`` / ``$LEAFMAP_TILES_REPROJECTION``, else
+            Terracotta's ``average`` / ``bilinear``).
 
     Raises:
         StoreError: no database given, a missing or foreign database, a bad setting.
@@ -101,7 +111,8 @@ def create_app(
 
     from leafmap_tiles import settings
 
-    database = database or settings.current().database
+    if database is None or database == "":
+        database = settings.current().database
     if not database:
         raise StoreError(f"no key store: pass create_app(database) or set {DATABASE_ENV} "
                          "(a SQLite path, or a postgresql:// / mysql:// URL)")
@@ -118,4 +129,4 @@ def create_app(
     warm_imports()
     from leafmap_tiles.server.terracotta_api import create_terracotta_app
 
-    return create_terracotta_app(database, workers=workers)
+    return create_terracotta_app(database, workers=workers, resampling=resampling, reprojection=reprojection)

@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import sys
-import urllib.parse
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -72,13 +71,9 @@ def normalise_url(url: str) -> str:
     Raises:
         ValueError: not an http(s) URL or ``host:port``.
     """
-    text = str(url).strip()
-    if "://" not in text:
-        text = "http://" + text
-    parts = urllib.parse.urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected http(s)://host:port or host:port, got {url!r}")
-    return text.rstrip("/")
+    from leafmap_tiles.store.http import normalise_url as _normalise
+
+    return _normalise(url)  # StoreError is a ValueError
 
 
 def create_explorer_app(target: str, timeout: float = 30.0) -> Starlette:
@@ -321,21 +316,71 @@ function showSingle() {
   el("legend").innerHTML = "";
   el("single").classList.toggle("hidden", !!cats);
   if (cats) {
-    var cmap = {};
-    Object.keys(cats).sort(function (a, b) { return Number(cats[a]) - Number(cats[b]); }).forEach(function (name, i) {
-      var col = PALETTE[i % PALETTE.length]; cmap[String(cats[name])] = col;
-      var row = document.createElement("div");
-      row.innerHTML = '<span class="sw"></span><span></span>';
-      row.firstChild.style.background = col; row.lastChild.textContent = name + " (" + cats[name] + ")";
-      el("legend").appendChild(row);
+    var seq = state.seq;
+    // the file's own colour table where the server gives it (leafmap-tiles serve's
+    // /palette; Terracotta has no such route: then a fixed qualitative palette)
+    filePalette(kv).then(function (table) {
+      if (seq !== state.seq) { return; }
+      var cmap = {};
+      Object.keys(cats).sort(function (a, b) { return Number(cats[a]) - Number(cats[b]); }).forEach(function (name, i) {
+        var own = table && table[String(Number(cats[name]))];
+        var col = own ? "#" + own.slice(0, 3).map(function (c) { return (256 + c).toString(16).slice(1); }).join("")
+                      : PALETTE[i % PALETTE.length];
+        cmap[String(cats[name])] = col;
+        var row = document.createElement("div");
+        row.innerHTML = '<span class="sw"></span><span></span>';
+        row.firstChild.style.background = col; row.lastChild.textContent = name + " (" + cats[name] + ")";
+        el("legend").appendChild(row);
+      });
+      el("legend").dataset.source = table ? "file" : "default";
+      setLayer(tileUrl("singleband", kv, {colormap: "explicit", explicit_color_map: JSON.stringify(cmap)}), md.bounds);
     });
-    setLayer(tileUrl("singleband", kv, {colormap: "explicit", explicit_color_map: JSON.stringify(cmap)}), md.bounds);
     return;
   }
   var lo = parseFloat(el("vmin").value), hi = parseFloat(el("vmax").value);
   setLayer(tileUrl("singleband", kv, {colormap: el("colormap").value, stretch_range: JSON.stringify([lo, hi])}), md.bounds);
   drawColorbar(lo, hi);
 }
+
+var palettes = {};
+function filePalette(kv) {  // {value: [r, g, b, a]} of the dataset's colour table, or null
+  var id = kv.join("/");
+  if (!(id in palettes)) {
+    palettes[id] = api("palette/" + enc(kv)).then(function (body) {
+      if (!body || !Array.isArray(body.palette)) { return null; }
+      var t = {}; body.palette.forEach(function (e) { t[String(e.value)] = e.rgba; }); return t;
+    }).catch(function () { return null; });
+  }
+  return palettes[id];
+}
+
+// Default red, green, blue among the last key's values: colour names (red/green/blue,
+// r/g/b), else the band numbers of Sentinel-2 (B04/B03/B02) or Landsat 8/9 (B4/B3/B2),
+// else the first three in band order (numbers compared as numbers: b2 before b10),
+// never the alphabetical order of the names (which puts "blue" first).
+function defaultRgb(vals) {
+  function find(re) { for (var i = 0; i < vals.length; i++) { if (re.test(vals[i])) { return vals[i]; } } return null; }
+  var named = [find(/^(red|r)$/i), find(/^(green|g)$/i), find(/^(blue|b)$/i)];
+  if (named.every(Boolean)) { return named; }
+  named = [find(/(^|[^a-z])red([^a-z]|$)/i), find(/(^|[^a-z])green([^a-z]|$)/i), find(/(^|[^a-z])blue([^a-z]|$)/i)];
+  if (named.every(Boolean)) { return named; }
+  var byNumber = {};
+  vals.forEach(function (v) {
+    var m = /^(?:.*[_-])?b(?:and)?[_-]?0*(\d+)$/i.exec(v);
+    if (m && !(m[1] in byNumber)) { byNumber[m[1]] = v; }
+  });
+  var nums = Object.keys(byNumber).map(Number);
+  var s2 = vals.some(function (v) { return /(^|[_-])b(0\d|8a)$/i.test(v); });
+  var l8 = nums.some(function (n) { return n >= 5 && n <= 11; });
+  if ((s2 || l8) && [4, 3, 2].every(function (n) { return String(n) in byNumber; })) {
+    return [byNumber["4"], byNumber["3"], byNumber["2"]];
+  }
+  var ordered = vals.slice().sort(function (a, b) {
+    return a.localeCompare(b, undefined, {numeric: true, sensitivity: "base"});
+  });
+  return [0, 1, 2].map(function (i) { return ordered[Math.min(i, ordered.length - 1)]; });
+}
+window.defaultRgb = defaultRgb;  // for tests
 
 function rgbCandidates() {
   var kv = state.selected; var n = state.keys.length;
@@ -345,11 +390,12 @@ function rgbCandidates() {
 
 function buildRgb() {
   var vals = rgbCandidates(); var box = el("rgb"); box.innerHTML = "";
+  var initial = defaultRgb(vals);
   ["r", "g", "b"].forEach(function (ch, i) {
     var row = document.createElement("div"); row.className = "row";
     var sel = document.createElement("select"); sel.id = "rgb_" + ch;
     vals.forEach(function (v) { var o = document.createElement("option"); o.value = v; o.textContent = v; sel.appendChild(o); });
-    sel.value = vals[Math.min(i, vals.length - 1)];
+    sel.value = initial[i];
     sel.addEventListener("change", showRgb);
     row.appendChild(document.createTextNode(ch.toUpperCase() + " ")); row.appendChild(sel); box.appendChild(row);
   });

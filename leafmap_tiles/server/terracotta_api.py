@@ -89,7 +89,8 @@ def _png(body: bytes) -> Response:
     return Response(body, media_type="image/png")
 
 
-def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, workers: int | None = None) -> Starlette:
+def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, workers: int | None = None,
+                          resampling: str | None = None, reprojection: str | None = None) -> Starlette:
     """Starlette app answering Terracotta's HTTP API for a key store.
 
     Args:
@@ -102,6 +103,9 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         workers: threads that read tiles (default
             :func:`leafmap_tiles.settings.serve_workers`: ``LEAFMAP_TILES_WORKERS``, else
             ``max(4, 3 * cores)``).
+        resampling, reprojection: how tiles are read (Terracotta's
+            ``RESAMPLING_METHOD`` / ``REPROJECTION_METHOD``; default
+            :func:`leafmap_tiles.settings.tile_methods`: ``average``, ``bilinear``).
 
     Raises:
         StoreError: the database does not exist or is not a Terracotta database,
@@ -111,6 +115,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     from leafmap_tiles.server.scheduler import Scheduler
 
     settings = settings_mod.current()  # read once, when the app is made
+    methods = settings_mod.tile_methods(resampling, reprojection, settings)
     store, temp_db = meta.open_store(store_or_pattern, rgb_key)
     cache = meta.DatasetCache(store)
     engine = RenderEngine()
@@ -157,6 +162,11 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         body = MetadataBody.parse(await read_body(request))
         return JSONResponse(await run(lambda: [meta.metadata(cache, k, q.columns) for k in body.keys]))
 
+    async def palette_route(request: Request):
+        # not Terracotta's: the file's colour table, for `leafmap-tiles connect` (categories)
+        keys = split_keys(request.path_params["keys"])
+        return JSONResponse({"palette": await run(tiles.palette, engine, cache.lookup, keys)})
+
     async def colormap_route(request: Request):
         q = ColormapQuery.parse(_first_params(request))
         return JSONResponse({"colormap": tcr.colorbar(q.stretch_range, q.colormap, q.num_values)})
@@ -171,7 +181,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         await run(cache.lookup, keys)
         return await render(request, tiles.singleband, engine, cache.lookup, keys, xyz,
                             stretch_range=q.stretch_range, colormap=q.colormap,
-                            explicit_color_map=q.explicit_color_map, tile_size=q.tile_size)
+                            explicit_color_map=q.explicit_color_map, tile_size=q.tile_size, methods=methods)
 
     async def rgb_route(request: Request):
         xyz = _xyz(request)
@@ -180,7 +190,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         for _, last, _ in q.bands:  # metadata first, outside the render deadline
             await run(cache.lookup, some + [last])
         return await render(request, tiles.rgb, engine, cache.lookup, some, xyz, bands=q.bands,
-                            tile_size=q.tile_size)
+                            tile_size=q.tile_size, methods=methods)
 
     async def compute_route(request: Request):
         xyz = _xyz(request)
@@ -188,7 +198,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         some = await run(some_keys, request)
         return await render(request, tiles.compute, engine, cache.lookup, some, xyz, expression=q.expression,
                             operands=q.operands, stretch_range=q.stretch_range, colormap=q.colormap,
-                            tile_size=q.tile_size)
+                            tile_size=q.tile_size, methods=methods)
 
     # ------------------------------------------------------------ spec
     async def swagger_route(request: Request):
@@ -212,6 +222,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         Route("/metadata/{keys:path}", metadata_route),
         Route("/metadata", multiple_metadata_route, methods=["POST"]),
         Route("/colormap", colormap_route),
+        Route("/palette/{keys:path}", palette_route),
         Route("/singleband/{keys:path}/preview.png", singleband_route),
         Route("/singleband/{keys:path}/" + tile, singleband_route),
         Route("/rgb/preview.png", rgb_route),
@@ -241,4 +252,5 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     app.state.pool = pool
     app.state.renders = renders
     app.state.temp_db = temp_db
+    app.state.methods = methods
     return app

@@ -32,11 +32,12 @@ def connect(url: str, timeout: float = 30.0) -> KeyStore:
     :meth:`Map.add_dataset` and :meth:`Map.dataset_layers` accept it.
 
     Args:
-        url: the server's root, ``http(s)://host:port[/prefix]``.
+        url: the server's root, ``http(s)://host:port[/prefix]``, or ``host:port``
+            (read as ``http://host:port``, as ``terracotta connect`` does).
         timeout: seconds per request.
 
     Raises:
-        StoreError: not an http(s) URL.  Requests raise ``SourceUnreachableError``
+        StoreError: neither an http(s) URL nor ``host:port``.  Requests raise ``SourceUnreachableError``
             (server down), ``InvalidDatabaseError`` (not a Terracotta answer).
     """
     from .http import RemoteStore

@@ -38,28 +38,51 @@ def _quote(value: str) -> str:
     return urllib.parse.quote(str(value), safe="")
 
 
+def normalise_url(url: str) -> str:
+    """``http(s)://host:port[/prefix]`` of a Terracotta server given as a URL or as
+    ``host:port`` (Terracotta's ``connect`` spelling, read as ``http://host:port``),
+    without a trailing ``/``.
+
+    Raises:
+        StoreError: neither an http(s) URL nor ``host[:port]`` (e.g. ``ftp://...``).
+    """
+    text = str(url).strip()
+    if "://" not in text:
+        text = "http://" + text
+    parts = urllib.parse.urlsplit(text)
+    try:
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise StoreError(f"expected http(s)://host:port or host:port of a Terracotta server, got {url!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise StoreError(f"expected http(s)://host:port or host:port of a Terracotta server, got {url!r}")
+    return text.rstrip("/")
+
+
 class RemoteStore(ReadOnly, KeyStore):
     """Read-only view of a Terracotta-compatible server (see the module docstring).
 
     Args:
-        url: the server's root, e.g. ``http://127.0.0.1:5000`` (a trailing ``/`` or a
-            path prefix behind a proxy is fine).
+        url: the server's root, e.g. ``http://127.0.0.1:5000`` or ``localhost:5000``
+            (no scheme: ``http://``, as ``terracotta connect``); a trailing ``/`` or a
+            path prefix behind a proxy is fine.
         timeout: seconds per request.
+
+    Raises:
+        StoreError: ``url`` is neither an http(s) URL nor ``host:port``.
     """
 
     provider = "http"
 
     def __init__(self, url: str, timeout: float = TIMEOUT) -> None:
-        parts = urllib.parse.urlsplit(str(url))
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise StoreError(f"expected the http(s):// URL of a Terracotta server, got {url!r}")
-        super().__init__(str(url).rstrip("/"))
+        super().__init__(normalise_url(url))
         self.url = self.path
         self.timeout = float(timeout)
         import requests
 
         self._session = requests.Session()
         self._metadata: dict[tuple[str, ...], dict] = {}
+        self._colormaps: dict[str, bool] = {}
 
     # ------------------------------------------------------------ HTTP
     def _get(self, route: str, params: Mapping[str, str] | None = None) -> Any:
@@ -97,6 +120,24 @@ class RemoteStore(ReadOnly, KeyStore):
                    if v is not None}
             url += "?" + urllib.parse.urlencode(enc)
         return url
+
+    def has_colormap(self, name: str) -> bool:
+        """Whether the server knows the colormap ``name`` (asked once per name with
+        ``/colormap?colormap=<name>``, which Terracotta answers 400 for an unknown
+        name).
+
+        Raises:
+            SourceUnreachableError, SourceTimeoutError: the server cannot be asked.
+        """
+        hit = self._colormaps.get(name)
+        if hit is None:
+            try:
+                self._get("/colormap", {"colormap": name, "stretch_range": "[0,1]", "num_values": "2"})
+                hit = True
+            except InvalidKeyError:  # its 400
+                hit = False
+            self._colormaps[name] = hit
+        return hit
 
     # ------------------------------------------------------------ KeyStore
     @contextlib.contextmanager

@@ -8,7 +8,12 @@ again whenever its copy is older than ``REMOTE_DB_CACHE_TTL`` seconds, the objec
 :attr:`RemoteSQLiteStore.cache_ttl` seconds, and the file is downloaded again only
 when they changed.  A new copy replaces the old one atomically; queries already
 running finish on the old one.  When the check fails (the endpoint is down) the copy
-that was there is kept and the check is tried again after ``cache_ttl``.
+that was there is kept and the check is tried again after ``cache_ttl``.  A download
+is opened as a Terracotta SQLite database and its schema checked
+(:func:`validate_copy`) before it replaces the copy: a broken or foreign object
+(an upload cut short, another file under the same key) is refused with a warning
+in the log, the old copy keeps serving, and that version of the object is not
+downloaded again (a later, good upload is).
 
 The object is read through GDAL's ``/vsis3/`` with the S3 settings of
 :mod:`leafmap_tiles.s3` (endpoint, ``AWS_*`` credentials, profiles), given to GDAL
@@ -49,6 +54,54 @@ def _default_ttl() -> float:
     return settings.current().remote_db_cache_ttl
 
 
+def validate_copy(path: str, url: str) -> None:
+    """Check that the local file ``path`` (downloaded from ``url``) is a Terracotta
+    0.10 SQLite database: it opens read-only, passes SQLite's ``quick_check``, has a
+    ``terracotta`` version row of 0.10.x, at least one key in ``key_names``, and
+    ``datasets`` / ``metadata`` tables with a column per key (and ``path``).
+
+    Raises:
+        InvalidDatabaseError: with what is wrong.
+    """
+    import sqlite3
+    import urllib.parse
+
+    def bad(why: str) -> InvalidDatabaseError:
+        return InvalidDatabaseError(f"{url} is not a valid Terracotta database: {why}")
+
+    try:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise bad(str(exc)) from None
+    try:
+        try:
+            check = conn.execute("PRAGMA quick_check").fetchall()
+            if check != [("ok",)]:
+                raise bad("SQLite integrity check failed: " + "; ".join(str(r[0]) for r in check[:3]))
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            missing = {"terracotta", "key_names", "datasets", "metadata"} - tables
+            if missing:
+                raise bad(f"no table {', '.join(sorted(missing))}")
+            row = conn.execute("SELECT version FROM terracotta").fetchone()
+            try:
+                layout.check_version(row[0] if row else None, url)
+            except InvalidDatabaseError as exc:
+                raise bad(str(exc)) from None
+            keys = [r[0] for r in conn.execute("SELECT key_name FROM key_names ORDER BY idx")]
+            if not keys:
+                raise bad("no keys")
+            for table, need in (("datasets", keys + ["path"]), ("metadata", keys)):
+                cols = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                lacking = [c for c in need if c not in cols]
+                if lacking:
+                    raise bad(f"table {table} has no column {', '.join(lacking)}")
+            conn.execute("SELECT COUNT(*) FROM datasets").fetchone()
+        except sqlite3.Error as exc:  # "file is not a database", "database disk image is malformed"
+            raise bad(str(exc)) from None
+    finally:
+        conn.close()
+
+
 class RemoteSQLiteStore(ReadOnly, SQLiteStore):
     """Read-only Terracotta key store whose SQLite file is an S3 object.
 
@@ -80,6 +133,7 @@ class RemoteSQLiteStore(ReadOnly, SQLiteStore):
         self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
         self._local_path = os.path.join(self._dir, "db.sqlite")
         self._version: tuple | None = None  # (etag, size, last-modified) of the copy
+        self._rejected: tuple | None = None  # a version that was not a valid database
         self._checked_at = -float("inf")
         self._update_lock = threading.Lock()
         #: how many times the object was downloaded (1 after the first use)
@@ -127,28 +181,44 @@ class RemoteSQLiteStore(ReadOnly, SQLiteStore):
         the copy was made; returns whether a new copy was made.
 
         Raises:
-            S3AccessDeniedError, InvalidDatabaseError: as the first use; once a copy
-                exists, a failed check keeps it (logged) and returns False.
+            S3AccessDeniedError, InvalidDatabaseError: as the first use (also when
+                the object is not a valid Terracotta database, :func:`validate_copy`);
+                once a copy exists, a failed check or a broken new object keeps it
+                (a warning in the log) and returns False.
         """
         from .. import _gdal, s3
 
         with self._update_lock:
+            have_copy = self._version is not None and os.path.exists(self._local_path)
+            part = self._local_path + ".part"
             try:
                 version = self._remote_version()
                 self._checked_at = self._clock()
                 if not force and version == self._version and os.path.exists(self._local_path):
                     return False
-                part = self._local_path + ".part"
+                if not force and have_copy and version == self._rejected:
+                    return False  # that broken object was refused already (and logged)
                 with _gdal.thread_options(s3.gdal_options()):
                     _gdal.vsi_download(self._vsi, part)
+                validate_copy(part, self.url)
             except (OSError, LeafmapTilesError) as exc:
                 err = exc if isinstance(exc, LeafmapTilesError) else self._error(exc)
-                if self._version is not None and os.path.exists(self._local_path):
+                if os.path.exists(part):
+                    os.remove(part)
+                broken = isinstance(exc, InvalidDatabaseError) and "not a valid Terracotta database" in str(exc)
+                if broken:
+                    self._rejected = version
+                if have_copy:
                     self._checked_at = self._clock()
-                    log.warning("%s: keeping the local copy, the check failed: %s", self.url, err)
+                    if broken:
+                        log.warning("%s: the new version of the object (ETag %s) is refused, keeping the "
+                                    "local copy of ETag %s: %s", self.url, version[0], self._version[0], err)
+                    else:
+                        log.warning("%s: keeping the local copy, the check failed: %s", self.url, err)
                     return False
                 raise err from None
             os.replace(part, self._local_path)
+            self._rejected = None
             self._version = version
             self.downloads += 1
             # connections of the pool read the old file: new ones open the new copy

@@ -141,3 +141,47 @@ def test_explorer_lists_filters_and_shows_datasets(browser, artefacts, explorer,
         assert errors == []
     finally:
         page.close()
+
+
+def test_explorer_defaults_rgb_in_band_order_and_categories_in_the_files_colours(browser, explorer, request):
+    import rasterio
+
+    page_url, server = explorer
+    which = request.node.callspec.params["server_url"]
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    try:
+        page.goto(page_url + "?basemap=none")
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        cases = {  # last-key values as a server lists them (alphabetically) -> default R, G, B
+            ("blue", "green", "nir", "red"): ["red", "green", "blue"],
+            ("B", "G", "R"): ["R", "G", "B"],
+            ("B02", "B03", "B04", "B08", "B8A"): ["B04", "B03", "B02"],
+            ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5"): ["SR_B4", "SR_B3", "SR_B2"],
+            ("b1", "b10", "b2", "b3"): ["b1", "b2", "b3"],  # band order, not "b1, b10, b2"
+            ("b1", "b2", "b3", "b4"): ["b1", "b2", "b3"],
+            ("only", "two"): ["only", "two", "two"],
+        }
+        for vals, want in cases.items():
+            assert page.evaluate("v => defaultRgb(v)", list(vals)) == want, vals
+
+        # categories: the colours of nlcd.tif's own colour table where the server gives it
+        page.locator("#datasets tbody tr", has_text="nlcd").click()
+        tiles = _wait_tiles(page, f"{server}/singleband/landcover/nlcd/class/")
+        swatches = page.eval_on_selector_all("#legend span.sw", "els => els.map(e => getComputedStyle(e).backgroundColor)")
+        legend_rgb = [tuple(int(v) for v in c[c.index("(") + 1:-1].split(",")[:3]) for c in swatches]
+        with rasterio.open(Path(__file__).resolve().parents[1] / "data" / "nlcd.tif") as ds:
+            table = ds.colormap(1)
+        own = [tuple(table[v][:3]) for v in sorted(CATEGORIES.values())]
+        if which == "ours":  # leafmap-tiles serve's /palette route
+            assert page.get_attribute("#legend", "data-source") == "file"
+            assert legend_rgb == own
+            drawn = set()
+            for t in tiles[:6]:
+                img = _rgba(_get(t))
+                drawn |= {tuple(int(v) for v in px[:3]) for px in img[img[..., 3] > 0].reshape(-1, 4)}
+            assert len(drawn) >= 3 and drawn <= set(own)
+        else:  # Terracotta's API has no colour table: the explorer's own palette
+            assert page.get_attribute("#legend", "data-source") == "default"
+            assert len(set(legend_rgb)) == len(CATEGORIES)
+    finally:
+        page.close()

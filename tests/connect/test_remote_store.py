@@ -116,3 +116,39 @@ def test_connect_command_refuses_what_is_not_a_terracotta_server(tmp_path):
     assert r.stderr.startswith("leafmap-tiles connect: error: cannot reach the Terracotta server")
     r = subprocess.run([str(exe), "connect", "ftp://x", "--no-browser"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "expected http(s)://host:port" in r.stderr
+
+
+def test_connect_without_scheme_is_http(server_url):
+    """``store.connect("localhost:PORT")``, as ``terracotta connect localhost:PORT``."""
+    port = server_url.rsplit(":", 1)[1]
+    for spelling in (f"localhost:{port}", f"127.0.0.1:{port}/", f" 127.0.0.1:{port} "):
+        remote = store.connect(spelling)
+        assert remote.url in (f"http://localhost:{port}", f"http://127.0.0.1:{port}")
+        assert list(remote.get_datasets()) == list(store.connect(server_url).get_datasets())
+    from leafmap_tiles.errors import StoreError
+
+    for bad in ("ftp://127.0.0.1:1", "http://", "127.0.0.1:notaport"):
+        with pytest.raises(StoreError, match="host:port"):
+            store.connect(bad)
+
+
+def test_unknown_colormap_on_a_remote_store_is_the_local_error(server_url, tc_db, m):
+    from leafmap_tiles.errors import StyleError
+
+    remote, local = store.connect(server_url), store.open(tc_db)
+    before = list(m.layers)
+    with pytest.raises(StyleError) as local_err:
+        m.add_dataset(local, kind="dem", name="rmnp", band="elevation", colormap="virdis")
+    assert list(m.layers) == before
+    with pytest.raises(StyleError) as remote_err:
+        m.add_dataset(remote, kind="dem", name="rmnp", band="elevation", colormap="virdis")
+    assert str(remote_err.value) == str(local_err.value)
+    assert "unknown colormap 'virdis'" in str(remote_err.value) and "'viridis'" in str(remote_err.value)
+    with pytest.raises(StyleError, match="unknown colormap"):
+        m.dataset_layers(remote, kind="landsat", name="1990", colormap="nope")
+    assert list(m.layers) == before
+    # both spellings the server knows are accepted: matplotlib's and Terracotta's lower case
+    for name in ("RdYlGn", "rdylgn"):
+        layer = m.add_dataset(remote, kind="dem", name="rmnp", band="elevation", colormap=name,
+                              zoom_to_layer=False)
+        assert "colormap=rdylgn" in layer.url
