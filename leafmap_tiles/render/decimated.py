@@ -94,11 +94,15 @@ def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None) 
     Model of GDAL (3.x): when the tile is read at less than half the VRT's size, GDAL
     reads the VRT's implicit overview ``f`` (the largest raster overview factor not
     above that ratio), which warps raster overview ``f`` whatever its resolution, so
-    ``window / f**2`` raster pixels are decoded; otherwise the warper reads the full
-    resolution window, even where the VRT is far coarser than the raster (a warped
-    VRT's base level does not pick a source overview: GDAL's debug output for the z1
-    tile of the 7200 x 3600 global ``bess_NDVI_maximum_cog.tif`` shows a 3600 x 1702
-    full-resolution source window warped into a 332 x 331 VRT).  ``overviews`` are
+    ``window / f**2`` raster pixels are decoded; otherwise the model counts the raster
+    overview closest to the VRT's resolution.  That undercounts where rio-tiler builds
+    its VRT at the tile's resolution (rasters across the antimeridian, some geographic
+    CRSs): GDAL's warper then reads the full-resolution window (its debug output for
+    the z1 tile of the global ``bess_NDVI_maximum_cog.tif``: a 3600 x 1702 source window
+    warped into a 332 x 331 VRT, 120-150 ms cold; for the fitted view of
+    ``cog_dateline.tif``: 2.8 Mpx in two chunks).  Counting those pixels would move such
+    fitted views off rio-tiler's pixels (tests/core/test_add_raster.py), so the model
+    keeps the overview count until the threshold is revisited.  ``overviews`` are
     decimation factors."""
     from rio_tiler.utils import get_vrt_transform
 
@@ -111,7 +115,12 @@ def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None) 
     f_vrt = max([o for o in ovr if o <= ratio] or [1])
     vrt_px = vw * vh / float(f_vrt * f_vrt)
     win_px = float(window.width * window.height) if window is not None else 0.0
-    decoded = win_px / float(f_vrt * f_vrt)
+    if f_vrt > 1:
+        decoded = win_px / float(f_vrt * f_vrt)
+    else:
+        per = math.sqrt(win_px / vrt_px) if vrt_px else 1.0  # raster pixels per VRT pixel, per side
+        f_src = max([o for o in ovr if o <= per] or [1])
+        decoded = win_px / float(f_src * f_src)
     return max(vrt_px, decoded) / float(width * height)
 
 
