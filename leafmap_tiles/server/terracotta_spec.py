@@ -92,6 +92,12 @@ def openapi(colormaps: list[str]) -> dict:
             "summary": "/colormap", "description": "Values and RGBA colours of a colour bar",
             "parameters": query(tp.ColormapQuery),
             "responses": {"200": {"description": '{"colormap": [{"value", "rgba"}]}'}}}},
+        "/palette/{keys}": {"get": {
+            "summary": "/palette", "description": "Colour table of the dataset's band 1 (not a Terracotta route; "
+                                                  "leafmap-tiles connect draws categories with it)",
+            "parameters": [keys],
+            "responses": {"200": {"description": '{"palette": [{"value", "rgba"}] or null}'},
+                          "404": {"description": "No dataset found"}}}},
         "/singleband/{keys}/{tile_z}/{tile_x}/{tile_y}.png": {"get": {
             "summary": "/singleband (tile)", "parameters": [keys, *_XYZ, *single], "responses": _PNG}},
         "/singleband/{keys}/preview.png": {"get": {
