@@ -135,6 +135,8 @@ def read_band1(
     """
     import time
 
+    from rio_tiler.constants import WEB_MERCATOR_CRS
+
     rdr = engine.reader(path)  # raises the specific error when it cannot be opened
     t0 = time.monotonic()
     with warnings.catch_warnings():
@@ -170,8 +172,11 @@ def read_band1(
             if far is None:  # near the native zoom: rio-tiler's read
                 img = rdr.part(
                     bounds,
-                    dst_crs="EPSG:3857",
-                    bounds_crs="EPSG:3857",
+                    # rio-tiler's own CRS object, not "EPSG:3857": each comparison and
+                    # call with a string parses it again (and a memoised default
+                    # transform, see reader.memoize_default_transforms, needs one object)
+                    dst_crs=WEB_MERCATOR_CRS,
+                    bounds_crs=WEB_MERCATOR_CRS,
                     height=int(shape[0]),
                     width=int(shape[1]),
                     indexes=(1,) if keep_nodata else (1, alpha_index),
@@ -270,7 +275,42 @@ def stretch_range(pair, metadata) -> tuple[float, float]:
 
 def to_index(data, lo: float, hi: float) -> np.ndarray:
     """Stretch ``data`` from ``[lo, hi]`` to ``1..255`` (clipped, rounded); masked,
-    NaN and infinite values give 0.  ``lo == hi`` maps values at ``lo`` to 1."""
+    NaN and infinite values give 0.  ``lo == hi`` maps values at ``lo`` to 1.
+
+    8- and 16-bit integer data go through a table of every value of their dtype
+    (:func:`_index_table`, the same arithmetic on each value, computed once per
+    stretch), float data through the arithmetic itself."""
+    values = np.ma.getdata(data)
+    if isinstance(values, np.ndarray) and values.dtype in _TABLE_DTYPES and values.size > _TABLE_MIN_PIXELS:
+        out = _index_table(values.dtype.str, float(lo), float(hi))[_table_offset(values)]
+        out[np.ma.getmaskarray(data)] = 0
+        return out
+    return _to_index(data, lo, hi)
+
+
+_TABLE_DTYPES = (np.dtype("uint8"), np.dtype("int8"), np.dtype("uint16"), np.dtype("int16"))
+_TABLE_MIN_PIXELS = 4096  # below, building a 65,536-entry table costs more than it saves
+
+
+def _table_offset(values: np.ndarray) -> np.ndarray:
+    """Indexes into :func:`_index_table` of ``values`` (signed dtypes are shifted by
+    their minimum, so that the table starts at the dtype's smallest value)."""
+    if values.dtype.kind == "i":
+        return values.astype(np.int64) - int(np.iinfo(values.dtype).min)
+    return values
+
+
+@lru_cache(maxsize=64)
+def _index_table(dtype: str, lo: float, hi: float) -> np.ndarray:
+    """:func:`to_index` of every value of the integer ``dtype``, smallest first
+    (read-only; 64 KiB for 16-bit dtypes)."""
+    info = np.iinfo(np.dtype(dtype))
+    table = _to_index(np.arange(info.min, info.max + 1, dtype=np.dtype(dtype)), lo, hi)
+    table.setflags(write=False)
+    return table
+
+
+def _to_index(data, lo: float, hi: float) -> np.ndarray:
     arr = np.ma.getdata(data).astype("float64", copy=True)
     mask = np.ma.getmaskarray(data) | ~np.isfinite(arr)
     arr -= lo
@@ -358,7 +398,7 @@ def colorbar(stretch_range, colormap: str | None = None, num_values: int = 255) 
 
 def singleband_png(index: np.ndarray, colormap: str | None = None) -> bytes:
     """Paletted PNG of 1..255 ``index`` values (0 transparent)."""
-    return encode.png_lut(index, index != 0, palette_for(colormap))
+    return encode.png_palette(index, palette_for(colormap))  # entry 0 is transparent
 
 
 def explicit_png(data, colours: list) -> bytes:

@@ -54,6 +54,10 @@ def main() -> None:
     import uvicorn
     from rio_tiler.io import Reader  # noqa: F401  (import cost paid before the port opens)
 
+    from leafmap_tiles.render.reader import memoize_default_transforms
+
+    memoize_default_transforms()  # this server process's rio-tiler
+
     if (cfg.get("gdal") or {}).get("credentials"):
         gdalenv.apply(cfg["gdal"])  # before the sources below are covered by create_app
 
