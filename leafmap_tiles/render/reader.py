@@ -89,6 +89,7 @@ def _memo_default_transform(original):
         return hit[0]
 
     calculate_default_transform.__wrapped__ = original  # type: ignore[attr-defined]
+    calculate_default_transform.memoised = True  # type: ignore[attr-defined]
     return calculate_default_transform
 
 
@@ -110,6 +111,6 @@ def memoize_default_transforms() -> bool:
     import rio_tiler.utils as rt_utils
 
     current = rt_utils.calculate_default_transform
-    if getattr(current, "__wrapped__", None) is None:
+    if not getattr(current, "memoised", False):  # (rasterio's own has a __wrapped__)
         rt_utils.calculate_default_transform = _memo_default_transform(current)
     return True
