@@ -146,3 +146,51 @@ def test_terracotta_palette_png_is_png_lut(colormap):
     for idx in (index, full, np.zeros_like(index)):
         assert encode.png_palette(idx, palette) == encode.png_lut(idx, idx != 0, palette)
         assert tcr.singleband_png(idx, colormap) == encode.png_lut(idx, idx != 0, palette)
+
+
+@pytest.mark.parametrize("name,zooms", CASES + [("cog_nodata_nan.tif", (9, 11))])
+def test_single_coordinate_operation_gives_gdals_own_pixels(name, zooms):
+    """serve hands GDAL's warper the PROJ pipeline when it is the only operation from
+    the raster's CRS to Web Mercator: the same arrays as GDAL's own search (nearest
+    and bilinear warps, overview and full-resolution reads)."""
+    from rio_tiler.constants import WEB_MERCATOR_CRS
+    from rio_tiler.io import Reader
+
+    from leafmap_tiles.render.terracotta import coordinate_operation
+
+    with Reader(data(name)) as r:
+        op = coordinate_operation(r.dataset.crs)
+        if name == "co_elevation_window.tif":  # NAD83: several operations to WGS 84
+            assert op is None
+            return
+        assert op and op.startswith("+proj=pipeline")
+        assert coordinate_operation(r.dataset.crs) is op  # once per CRS object
+        n = 0
+        for b in _tiles(r, zooms):
+            for kw in (dict(resampling_method="nearest", reproject_method="nearest", vrt_options={}),
+                       dict(resampling_method="average", reproject_method="bilinear",
+                            vrt_options={"add_alpha": True, "nodata": None})):
+                args = dict(dst_crs=WEB_MERCATOR_CRS, bounds_crs=WEB_MERCATOR_CRS, height=256, width=256,
+                            indexes=1, padding=2)
+                try:
+                    want = r.part(b, **args, **kw).array
+                except Exception as exc:
+                    with pytest.raises(type(exc)):
+                        r.part(b, **args, **{**kw, "vrt_options": {**kw["vrt_options"], "COORDINATE_OPERATION": op}})
+                    continue
+                got = r.part(b, **args, **{**kw, "vrt_options": {**kw["vrt_options"], "COORDINATE_OPERATION": op}}).array
+                assert np.array_equal(np.ma.getdata(want), np.ma.getdata(got), equal_nan=True)
+                assert np.array_equal(np.ma.getmaskarray(want), np.ma.getmaskarray(got))
+                n += int((~np.ma.getmaskarray(got)).sum())
+        assert n > 10_000
+
+
+def test_no_coordinate_operation_where_proj_lacks_a_grid():
+    """nlcd.tif (NAD83 UTM 12N): PROJ lists operations it cannot use without their
+    grids, so GDAL keeps its own choice."""
+    import rasterio
+
+    from leafmap_tiles.render.terracotta import coordinate_operation
+
+    with rasterio.open(data("nlcd.tif")) as src:
+        assert coordinate_operation(src.crs) is None
