@@ -53,6 +53,39 @@ LEVEL_GAIN_LARGE = 2.0 * math.sqrt(2.0)
 _AGGREGATES = ("average", "mode", "min", "max", "med", "q1", "q3", "sum", "rms")
 
 
+def _fast_crs(ds):
+    """``ds``'s CRS, or one that transforms to web mercator with the very same arithmetic
+    but without PROJ's operation search (:func:`leafmap_tiles.render.reader.equivalent_crs`)."""
+    from leafmap_tiles.render.reader import equivalent_crs
+
+    return equivalent_crs(ds.crs, tuple(ds.bounds)) or ds.crs
+
+
+class _CrsView:
+    """``ds`` seen with another CRS (attributes of ``ds`` otherwise), for rio-tiler's
+    ``get_vrt_transform``, which reads only the CRS, size, bounds and transform."""
+
+    def __init__(self, ds, crs) -> None:
+        self._ds, self.crs = ds, crs
+
+    def __getattr__(self, name):
+        return getattr(self._ds, name)
+
+
+def _with_fast_crs(ds):
+    """``ds``, or a view of it with :func:`_fast_crs` as its CRS where that does not
+    change rio-tiler's ``get_vrt_transform`` (which treats EPSG:4326 beyond +-85.06
+    degrees of latitude apart)."""
+    from leafmap_tiles.render.reader import equivalent_crs
+
+    crs = equivalent_crs(ds.crs, tuple(ds.bounds))
+    if crs is None:
+        return ds
+    if crs.is_geographic and (ds.bounds.bottom < -85.06 or ds.bounds.top > 85.06):
+        return ds
+    return _CrsView(ds, crs)
+
+
 def tile_transform(bounds, width: int, height: int):
     """Affine transform of a ``height`` x ``width`` grid over EPSG:3857 ``bounds``."""
     from rasterio.transform import from_bounds
@@ -107,7 +140,7 @@ def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None) 
     from rio_tiler.utils import get_vrt_transform
 
     try:
-        _, vw, vh = get_vrt_transform(ds, bounds, height, width, dst_crs="EPSG:3857")
+        _, vw, vh = get_vrt_transform(_with_fast_crs(ds), bounds, height, width, dst_crs="EPSG:3857")
     except Exception:
         return math.inf
     ovr = list(overviews or [])
@@ -235,7 +268,7 @@ def source_window(ds, bounds):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            sx, sy = warp_xy("EPSG:3857", ds.crs, gx.ravel().tolist(), gy.ravel().tolist())
+            sx, sy = warp_xy("EPSG:3857", _fast_crs(ds), gx.ravel().tolist(), gy.ravel().tolist())
         except Exception:
             return Window(0, 0, ds.width, ds.height)
     sx, sy = np.asarray(sx, dtype="float64"), np.asarray(sy, dtype="float64")
@@ -333,7 +366,7 @@ def read_tile(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             warp(
-                data, out, src_transform=src_transform, src_crs=ds.crs, src_nodata=nodata,
+                data, out, src_transform=src_transform, src_crs=_fast_crs(ds), src_nodata=nodata,
                 dst_transform=dst_transform, dst_crs="EPSG:3857", dst_nodata=nodata,
                 resampling=Resampling[reproject], init_dest_nodata=True,
             )
@@ -354,7 +387,7 @@ def read_tile(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         warp(
-            src, out, src_transform=src_transform, src_crs=ds.crs, dst_transform=dst_transform,
+            src, out, src_transform=src_transform, src_crs=_fast_crs(ds), dst_transform=dst_transform,
             dst_crs="EPSG:3857", resampling=Resampling[reproject], src_alpha=len(indexes) + 1,
             dst_alpha=len(indexes) + 1, src_nodata=None, dst_nodata=None,
         )
