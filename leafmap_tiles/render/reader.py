@@ -89,10 +89,14 @@ def equivalent_crs(crs, bounds) -> CRS | None:
         if key in _equivalent:
             return _equivalent[key]
     found = None
-    if crs.to_epsg() not in (3857, 4326):
+    w, s, e, n = bounds
+    # geographic rasters reaching past web mercator's +-85.06 degrees: GDAL's warp from
+    # EPSG:4326 treats them apart (bess_NDVI_maximum_cog.tif, a global Clarke 1866 grid,
+    # got other pixels with it), so they keep their own CRS
+    polar = crs.is_geographic and (s < -85.06 or n > 85.06)
+    if crs.to_epsg() not in (3857, 4326) and not polar:
         from rasterio.warp import transform as warp_xy
 
-        w, s, e, n = bounds
         gx, gy = np.meshgrid(np.linspace(w, e, 21), np.linspace(s, n, 21))
         xs, ys = gx.ravel().tolist(), gy.ravel().tolist()
         tol_src = 1e-9 * min(abs(e - w), abs(n - s)) / 1000.0  # ~1e-9 of a pixel of a 1000-pixel raster

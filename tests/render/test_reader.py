@@ -88,6 +88,6 @@ def test_reader_tile_equals_rio_tiler_and_warps_with_the_equivalent_crs(name, mo
         got = [ours.tile(t.x, t.y, t.z) for t in tiles]
         eq = equivalent_crs(ours.crs, tuple(ours.dataset.bounds))
     for a, b in zip(expected, got):
-        assert np.array_equal(a.array.data, b.array.data)
+        assert np.array_equal(a.array.data, b.array.data, equal_nan=True)
         assert np.array_equal(np.ma.getmaskarray(a.array), np.ma.getmaskarray(b.array))
     assert seen and all(v is not None and v["src_crs"] == eq for v in seen)
