@@ -36,6 +36,9 @@ import warnings
 import numpy as np
 
 MIN_DECIMATION_AGGREGATE = 2.0  # the same for reductions (average, mode, ...)
+#: what a full-resolution pixel the warper reads without a nodata test costs, against one with
+#: it (measured: ~15-20 ns against ~40 ns a pixel; cog_dateline.tif z2-z5, bess z1-z2)
+FULL_WINDOW_WEIGHT = 0.4
 MIN_DECIMATION = 5.0  # from this ratio (per side) of what rio-tiler would process to the tile, this path is used
 OVERSAMPLE = 2.0  # source pixels read per tile pixel and axis (nearest, bilinear, ...)
 OVERSAMPLE_CLASSES = 4.0  # the same for the most frequent class of a paletted band (sampled, then "mode")
@@ -137,10 +140,10 @@ def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None, 
     raster has a ``nodata`` value (the style's or the file's): then the warper also
     builds and tests a validity mask of every one of them, which is what makes the read
     slow (bess z1, 7.5 Mpx: 80-300 ms, ~40 ns a pixel).  Without nodata the same full
-    window costs about a third of that per pixel (cog_dateline z2-z5, 4.5-5.5 Mpx:
-    46-115 ms, no nodata) and the model keeps counting the raster overview closest to
-    the VRT's resolution, so fitted views like cog_dateline's stay on rio-tiler's path
-    and pixels (tests/core/test_add_raster.py).  ``overviews`` are decimation factors."""
+    window costs less than half of that per pixel (cog_dateline z2-z5, 4.5-5.5 Mpx:
+    46-115 ms, no nodata), so there it counts :data:`FULL_WINDOW_WEIGHT` of a pixel;
+    fitted views such as cog_dateline's stay below the limit, on rio-tiler's path and
+    pixels (tests/core/test_add_raster.py).  ``overviews`` are decimation factors."""
     from rio_tiler.utils import get_vrt_transform
 
     try:
@@ -154,12 +157,8 @@ def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None, 
     win_px = float(window.width * window.height) if window is not None else 0.0
     if f_vrt > 1:
         decoded = win_px / float(f_vrt * f_vrt)
-    elif nodata:  # the warper reads the full-resolution window, and tests every pixel against nodata
-        decoded = win_px
-    else:
-        per = math.sqrt(win_px / vrt_px) if vrt_px else 1.0  # raster pixels per VRT pixel, per side
-        f_src = max([o for o in ovr if o <= per] or [1])
-        decoded = win_px / float(f_src * f_src)
+    else:  # the warper reads the full-resolution window; testing nodata makes each pixel dearer
+        decoded = win_px * (1.0 if nodata else FULL_WINDOW_WEIGHT)
     return max(vrt_px, decoded) / float(width * height)
 
 
@@ -172,14 +171,25 @@ def could_use_decimated(dec: float, resampling: str = "nearest") -> bool:
     return dec * 1.5 >= limit
 
 
-def use_decimated(cost: float, resampling: str = "nearest") -> bool:
+#: from this many raster pixels per tile pixel (per side) a tile is a thumbnail of the
+#: raster and is always read here: rio-tiler's warp then costs set-up more than pixels
+#: (an implicit VRT overview per raster overview, each with its own transformer), which
+#: the pixel count of :func:`rio_tiler_cost` does not see (measured: cog_dateline.tif
+#: z0-z1, 60-200 ms against 8-15 ms for its native tile, 581 x 589 pixels decoded)
+THUMBNAIL_DECIMATION = 64.0
+
+
+def use_decimated(cost: float, resampling: str = "nearest", dec: float = 0.0) -> bool:
     """Whether a tile whose rio-tiler cost (:func:`rio_tiler_cost`) is ``cost`` is read
     by this module: from :data:`MIN_DECIMATION` squared tile areas on (5x the tile's
     pixels per side: ~1.6 million pixels, tens of milliseconds), where rio-tiler's path
     gets slow; below it rio-tiler's pixels are kept (the first, fitted view of a raster
     among them: tests/core/test_add_raster.py).  With a reduction such as ``average``
     (Terracotta's default, used by ``leafmap-tiles serve``) GDAL reduces every pixel of
-    the VRT it reads, so from :data:`MIN_DECIMATION_AGGREGATE` squared on."""
+    the VRT it reads, so from :data:`MIN_DECIMATION_AGGREGATE` squared on.  ``dec``
+    (:func:`decimation`) at or past :data:`THUMBNAIL_DECIMATION`: always."""
+    if dec >= THUMBNAIL_DECIMATION:
+        return True
     if resampling in _AGGREGATES:  # GDAL reduces every VRT pixel: slow from fewer pixels on
         return cost >= MIN_DECIMATION_AGGREGATE * MIN_DECIMATION_AGGREGATE
     return cost >= MIN_DECIMATION * MIN_DECIMATION

@@ -558,7 +558,7 @@ class RenderEngine:
         # near the native zoom the cost model (a GDAL warp suggestion) is not needed
         if not decimated.could_use_decimated(dec, resampling_method) or not decimated.use_decimated(
                 self.rio_tiler_cost(key, ds, bounds, z, tilesize, info.overviews, nodata is not None),
-                resampling_method):
+                resampling_method, dec):
             self.build_ahead(path, ds, indexes, nodata, alpha_index, resampling_method)
             return False
         arr = decimated.read_tile(
