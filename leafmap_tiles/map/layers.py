@@ -8,7 +8,7 @@ import ipyleaflet
 import numpy as np
 
 from leafmap_tiles.client import get_server, prepare_source
-from leafmap_tiles.errors import StyleError
+from leafmap_tiles.errors import StyleError, UnknownSourceError
 from leafmap_tiles.map.style_params import colormap_param, index_list, number_list
 
 
@@ -106,6 +106,36 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         (until the layer is added to a map again)."""
         if self.server is not None and not self.server.closed:
             self.server.release(self.source_id)
+
+    def copy(self, name: str | None = None) -> "RasterTileLayer":
+        """A new layer of the same source and style with a registration of its own
+        (its own source id), so that releasing either layer leaves the other's tiles
+        working: e.g. one side of a split map made from a time slider's date outlives
+        the slider.  ``name``: the copy's name (default: this layer's).  Raises
+        ``UnknownSourceError`` when this layer's registration is gone, or the error
+        :meth:`TileServer.register` raises when the source can no longer be read
+        (e.g. ``SourceNotFoundError``), before anything is added."""
+        reg = self.registration or self.server.registration(self.source_id)
+        if reg is None:
+            raise UnknownSourceError(f"layer {self.name!r} has no registration to copy (released?)")
+        out = self.server.register(reg["path"], self.style, defaults=reg.get("defaults"),
+                                   protected=bool(reg.get("protected")))
+        try:
+            url = self.server.tile_url(out["id"], out["style"], version=out.get("version"))
+        except Exception:
+            self.server.release(out["id"])
+            raise
+        layer = RasterTileLayer(
+            server=self.server, source_id=out["id"], style=out["style"], info=out["info"],
+            stretch=out.get("stretch"), statistics=out.get("statistics"), palette=out.get("palette", False),
+            colormap=self.colormap, version=out.get("version"), url=url, name=name or self.name,
+            opacity=self.opacity, visible=True, attribution=self.attribution, max_zoom=self.max_zoom,
+            max_native_zoom=self.max_native_zoom, tile_size=self.tile_size, zoom_offset=self.zoom_offset)
+        layer.scale, layer.offset = self.scale, self.offset
+        layer.metadata = dict(self.metadata)
+        layer.class_names = self.class_names
+        layer.band_labels = self.band_labels
+        return layer
 
     def ensure_registered(self) -> None:
         """Register the source again (same id and URL) if it was released."""
