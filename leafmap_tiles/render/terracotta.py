@@ -108,42 +108,6 @@ def _mercator_bounds(path: str, src) -> tuple[float, float, float, float]:
     return cached
 
 
-_OPERATIONS: dict[int, tuple] = {}  # id(CRS object) -> (the object, its pipeline or None)
-_OPERATIONS_MAX = 1024
-
-
-def coordinate_operation(crs) -> str | None:
-    """The PROJ pipeline from the rasterio CRS ``crs`` to EPSG:3857 when it is the only
-    operation PROJ knows between them (same datum, e.g. every WGS 84 UTM zone; none
-    unavailable for want of a grid), else None.
-
-    Handed to GDAL's warper (``COORDINATE_OPERATION``), it spares the search among the
-    operations that GDAL runs again for every warped VRT and for each of its implicit
-    overviews (24 % of the CPU of a tile of benchmarks/tiles.py's s2 file): with one
-    candidate the result is the one GDAL would choose, so pixels are unchanged
-    (tests/render/test_fast_paths.py).  Computed once per CRS object (the open
-    dataset keeps its own)."""
-    hit = _OPERATIONS.get(id(crs))
-    if hit is not None and hit[0] is crs:
-        return hit[1]
-    pipeline = None
-    try:
-        from pyproj.transformer import TransformerGroup
-
-        group = TransformerGroup(crs.to_wkt(), "EPSG:3857", always_xy=True)
-        if len(group.transformers) == 1 and not group.unavailable_operations:
-            pipeline = group.transformers[0].definition
-            if pipeline and not pipeline.startswith("+"):
-                pipeline = "+" + pipeline.replace(" ", " +")  # PROJ's +key=value spelling
-    except Exception:  # a CRS pyproj cannot read: GDAL's own search, as before
-        pipeline = None
-    with _MERC_LOCK:
-        if len(_OPERATIONS) >= _OPERATIONS_MAX:
-            _OPERATIONS.clear()
-        _OPERATIONS[id(crs)] = (crs, pipeline)
-    return pipeline
-
-
 def _has_alpha_band(src) -> bool:
     from rasterio.enums import ColorInterp, MaskFlags
 
@@ -206,10 +170,6 @@ def read_band1(
             keep_nodata = (method == "nearest" and reproject == "nearest" and not has_alpha
                            and nodata is not None and not math.isnan(nodata))
             if far is None:  # near the native zoom: rio-tiler's read
-                vrt_options = {} if keep_nodata else {"add_alpha": not has_alpha, "nodata": None}
-                operation = coordinate_operation(src.crs) if src.crs != WEB_MERCATOR_CRS else None
-                if operation:
-                    vrt_options["COORDINATE_OPERATION"] = operation  # GDAL's transformer option
                 img = rdr.part(
                     bounds,
                     # rio-tiler's own CRS object, not "EPSG:3857": each comparison and
@@ -223,7 +183,7 @@ def read_band1(
                     resampling_method=method or "average",
                     reproject_method=reproject,
                     padding=PADDING,
-                    vrt_options=vrt_options,
+                    vrt_options={} if keep_nodata else {"add_alpha": not has_alpha, "nodata": None},
                 )
         except OutsideData:
             raise
