@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from leafmap_tiles.errors import StyleError
+from leafmap_tiles.errors import ProviderError, StyleError
 
 
 def is_item(obj) -> bool:
@@ -152,7 +152,7 @@ def item_layer(items, assets=None, expression=None, server=None, name=None, unsc
         items = [items]
     items = list(items)
     if not items:
-        raise ValueError("no STAC item given")
+        raise ProviderError("no STAC item given")
     server = server or get_server(start=True)
     src = item_sources(items, assets, server, expression=expression, unscale=unscale, resolution=resolution,
                        resampling=resampling or "nearest")

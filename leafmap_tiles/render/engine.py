@@ -8,7 +8,7 @@ Source descriptions and statistics are kept in LRU caches of ``cache_entries``
 entries each (``LEAFMAP_TILES_CACHE_ENTRIES``, default :data:`CACHE_ENTRIES`), so a
 stream of distinct styles cannot grow the process without bound.
 
-Every failure is classified by :func:`leafmap_tiles.render.errors.classify`; a remote
+Every failure is classified by :func:`leafmap_tiles.gdal_errors.classify`; a remote
 source whose host failed is remembered by :class:`~leafmap_tiles.render.remote.RemoteHealth`
 (fast answers during a back-off, GDAL's caches for it cleared before the next try).
 """
@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 
 from leafmap_tiles import _antimeridian
+from leafmap_tiles._paths import check_local_path as check_local
 from leafmap_tiles.errors import InvalidSourceError, LeafmapTilesError
+from leafmap_tiles.gdal_errors import NETWORK_ERRORS, classify, is_outside, is_remote
 from leafmap_tiles.protocol import SourceInfoJSON, is_mosaic, members
 from leafmap_tiles.render import decimated, encode
 from leafmap_tiles.render.colormaps import apply_explicit, lut_index
-from leafmap_tiles.render.errors import NETWORK_ERRORS, check_earth_crs, check_local, classify, is_remote
 from leafmap_tiles.render.remote import RemoteHealth
 from leafmap_tiles.render.style import Style, band_labels, evaluate_blocks
 
@@ -39,6 +40,33 @@ STRETCH_PERCENTILES = (2.0, 98.0)
 STATS_MAX_SIZE = 1024
 READERS_PER_THREAD = 64
 CACHE_ENTRIES = 256
+
+
+# Earth's ellipsoids (WGS 84, GRS 1980, Clarke, Airy, Bessel, Everest, Krassowsky, the
+# authalic spheres ...) have semi-major axes between 6,370 and 6,380 km; other bodies'
+# are far off (Venus 6,051.8 km, Mars 3,396.19 km, the Moon 1,737.4 km).
+EARTH_SEMI_MAJOR_M = (6_350_000.0, 6_400_000.0)
+
+
+def check_earth_crs(path: str, crs) -> None:
+    """Raise :class:`InvalidSourceError` when ``crs`` (a rasterio CRS) is not on the
+    Earth (its ellipsoid's semi-major axis is outside :data:`EARTH_SEMI_MAJOR_M`):
+    such a raster cannot be placed on an Earth basemap."""
+    import pyproj
+
+    try:
+        ell = pyproj.CRS.from_user_input(crs.to_wkt()).ellipsoid
+    except Exception:
+        return  # PROJ cannot tell; the bounds transform reports real problems
+    if ell is None or ell.semi_major_metre is None:
+        return
+    a = float(ell.semi_major_metre)
+    if not EARTH_SEMI_MAJOR_M[0] <= a <= EARTH_SEMI_MAJOR_M[1]:
+        raise InvalidSourceError(
+            f"{path}: its CRS ({crs.to_string() if crs.to_epsg() else pyproj.CRS.from_user_input(crs.to_wkt()).name}) "
+            f"is on the ellipsoid {ell.name!r} with a semi-major axis of {a / 1000:,.1f} km, not the Earth's "
+            "(about 6,378 km): a raster of another planet or moon cannot be shown on an Earth map"
+        )
 
 
 def default_cache_entries() -> int:
@@ -730,8 +758,7 @@ class RenderEngine:
                     pt = rdr.point(x, lat, indexes=indexes)
                     break
                 except Exception as exc:
-                    outside = type(exc).__name__ == "PointOutsideBounds" or "outside of projection domain" in str(exc).lower()
-                    if not outside:
+                    if not is_outside(exc):
                         raise self._failure(path, exc, "read", t0) from None
                     if k == len(tries) - 1:
                         n = 1 if style.expression else len(indexes)
