@@ -262,7 +262,10 @@ def default_layer_name(source) -> str:
     if isinstance(source, (list, tuple)) and source and isinstance(source[0], (str, os.PathLike)):
         source = source[0]
     if isinstance(source, (str, os.PathLike)):
-        name = os.fspath(source).rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+        from leafmap_tiles import _paths
+
+        text = _paths.from_file_url(os.fspath(source))  # a file:// URL: its file's name, unescaped
+        name = text.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
         return os.path.splitext(name)[0] or "raster"
     if type(source).__name__ == "DataArray" and getattr(source, "name", None) is not None:
         return str(source.name)

@@ -24,8 +24,8 @@ def test_add_raster_of_a_file_url(m, tmp_path, monkeypatch):
     monkeypatch.chdir(other)  # the URL must not be read relative to the current directory
     url = src.as_uri()
     assert url.startswith("file:///") and "%20" in url and "%23" in url
-    by_url = m.add_raster(url, colormap="viridis", name="url")
-    by_path = m.add_raster(str(src), colormap="viridis", name="path")
+    by_url = m.add_raster(url, colormap="viridis", layer_name="url")
+    by_path = m.add_raster(str(src), colormap="viridis", layer_name="path")
     assert by_url.info["path"] == by_path.info["path"] == str(src)  # the file itself
     assert by_url.info["bounds"] == by_path.info["bounds"]
     z, x, y = centre_tile(m, by_url)
@@ -35,9 +35,11 @@ def test_add_raster_of_a_file_url(m, tmp_path, monkeypatch):
                          colormap="viridis")
     assert_same_tile(got, ref)
     assert np.array_equal(got, decode(fetch(by_path, z, x, y)))
+    assert m.add_raster(url).name == "my scene #1"  # the file's name, not its escaped URL
     lon, lat = (by_url.info["bounds"][0] + by_url.info["bounds"][2]) / 2, \
         (by_url.info["bounds"][1] + by_url.info["bounds"][3]) / 2
-    assert by_url.point(lon, lat) == by_path.point(lon, lat)
+    a, b = by_url.point(lon, lat), by_path.point(lon, lat)
+    assert a["inside"] and a["values"] == b["values"] and a["values"][0] is not None
 
 
 def test_file_urls_elsewhere(m, tmp_path, monkeypatch):
@@ -46,8 +48,8 @@ def test_file_urls_elsewhere(m, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     cog = Path(data("cog.tif"))
-    layer = m.add_raster("file://localhost" + str(cog), name="localhost")
-    assert layer.info["bounds"] == m.add_raster(str(cog), name="plain").info["bounds"]
+    layer = m.add_raster("file://localhost" + str(cog), layer_name="localhost")
+    assert layer.info["bounds"] == m.add_raster(str(cog), layer_name="plain").info["bounds"]
     before = list(m.layers)
     with pytest.raises(SourceNotFoundError, match="not found: /nonexistent/a.tif"):
         m.add_raster("file:///nonexistent/a.tif")
