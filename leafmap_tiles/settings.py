@@ -76,8 +76,10 @@ from leafmap_tiles.errors import SettingsError
 __all__ = [
     "ALIASES",
     "NUMBERS",
+    "NumberRule",
     "Settings",
     "current",
+    "parse_number",
     "serve_workers",
     "session_workers",
     "tile_methods",

@@ -195,3 +195,36 @@ def test_the_error_rule_sees_bare_raises():
         "leafmap_tiles.render.zonal:7 raises NotImplementedError outside a method left to subclasses",
         "leafmap_tiles.render.zonal:9 raises KeyError",
     ]
+
+
+# ------------------------------------------------------------------ one GDAL classifier
+
+#: Modules that test an exception's text for words of something other than GDAL, curl
+#: or PROJ (docs/architecture.md, rule 1: GDAL's words are read in gdal_errors.py only).
+OTHER_WORDS = {
+    "leafmap_tiles.store.sqlite": "SQLite's 'database is locked' (a write to retry)",
+    "leafmap_tiles.providers.search": "pystac-client's APIError of a STAC API that refused a filter",
+    "leafmap_tiles.store.remote": "its own InvalidDatabaseError's words ('not a valid Terracotta database')",
+}
+
+
+def _message_tests(module: str, text: str | None = None) -> list[str]:
+    """``"words" in <an exception's text>`` outside gdal_errors.py: a second classifier."""
+    text = MODULES[module].read_text() if text is None else text
+    out = []
+    for node in ast.walk(ast.parse(text)):
+        if (isinstance(node, ast.Compare) and any(isinstance(o, (ast.In, ast.NotIn)) for o in node.ops)
+                and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str)):
+            right = ast.get_source_segment(text, node.comparators[0]) or ""
+            if any(w in right for w in ("exc", "err", "msg", "low", "message")):
+                out.append(f"{module}:{node.lineno} tests {right} for {node.left.value!r}")
+    return out
+
+
+def test_gdal_messages_are_read_by_the_one_classifier_only():
+    found = [o for module in MODULES if module != "leafmap_tiles.gdal_errors" and module not in OTHER_WORDS
+             for o in _message_tests(module)]
+    assert found == []
+    assert _message_tests("leafmap_tiles.render.zonal", "def f(exc):\n    low = str(exc).lower()\n"
+                          "    return 'not recognized as' in low or 'x' in names\n") == [
+        "leafmap_tiles.render.zonal:3 tests low for 'not recognized as'"]
