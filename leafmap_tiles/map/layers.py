@@ -57,13 +57,19 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         self._late_redraws = 0
         self.on_load(self._redraw_late_tiles)
 
-    MAX_LATE_REDRAWS = 2  # redraws in a row for tiles that missed the deadline
+    MAX_LATE_REDRAWS = 5  # redraws in a row for tiles that missed the deadline
+    #: seconds before each of those redraws: at once, then backing off (the server's
+    #: 503 says ``Retry-After: 1``), ~15 s in all before a still-overloaded server is
+    #: left alone until the view changes
+    LATE_REDRAW_DELAYS = (0.0, 1.0, 2.0, 4.0, 8.0)
 
     def _redraw_late_tiles(self, **_event) -> None:
         """On the browser's ``load`` event (every tile of the view answered or failed):
         if the server answered some of this layer's tiles 503 since the last look, ask
         the browser to redraw the layer (tiles it has come from its cache; the missing
-        ones are asked again), at most :attr:`MAX_LATE_REDRAWS` times in a row."""
+        ones are asked again), after :attr:`LATE_REDRAW_DELAYS`, at most
+        :attr:`MAX_LATE_REDRAWS` times in a row (a load with no new late tile resets the
+        count)."""
         if self.server is None:
             return
         n = self.server.late_tiles().get(self.source_id, 0)
@@ -71,7 +77,32 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         if not new_late:
             self._late_redraws = 0  # the view loaded whole
         elif self._late_redraws < self.MAX_LATE_REDRAWS:
+            delays = self.LATE_REDRAW_DELAYS
+            delay = float(delays[min(self._late_redraws, len(delays) - 1)]) if delays else 0.0
             self._late_redraws += 1
+            self._schedule_redraw(delay)
+
+    def _schedule_redraw(self, delay: float) -> None:
+        """Redraw now, or in ``delay`` s from a one-shot timer thread (one at a time per
+        layer; cancelled by :meth:`release`)."""
+        import threading
+
+        old = getattr(self, "_late_timer", None)
+        if old is not None:
+            old.cancel()
+            self._late_timer = None
+        if delay <= 0:
+            self.redraw()
+            return
+        t = threading.Timer(delay, self._late_redraw_due)
+        t.daemon = True
+        t.name = "leafmap_tiles-late-redraw"
+        self._late_timer = t
+        t.start()
+
+    def _late_redraw_due(self) -> None:
+        self._late_timer = None
+        if self.server is not None and not self.server.closed and self.server.is_registered(self.source_id):
             self.redraw()
 
     def restyle(self, colormap=None, vmin=None, vmax=None, indexes=None, expression=None, **style) -> None:
@@ -104,6 +135,10 @@ class RasterTileLayer(ipyleaflet.TileLayer):
     def release(self) -> None:
         """Release the server-side source; tiles of this layer answer 404 afterwards
         (until the layer is added to a map again)."""
+        timer = getattr(self, "_late_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._late_timer = None
         if self.server is not None and not self.server.closed:
             self.server.release(self.source_id)
 
