@@ -82,8 +82,8 @@ def json_object(raw: bytes) -> dict[str, Any]:
 def _only(body: Body, fields: tuple[str, ...], what: str) -> None:
     unknown = sorted(set(body) - set(fields))
     if unknown:
-        raise BadRequestError(f"{what}: unknown field(s) {', '.join(map(repr, unknown))}; "
-                              f"the fields are {', '.join(map(repr, fields))}")
+        names = ", ".join(repr(u[:40]) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise BadRequestError(f"{what}: unknown field(s) {names}; the fields are {', '.join(map(repr, fields))}")
 
 
 def _style(body: Body, name: str) -> dict[str, Any]:

@@ -200,6 +200,12 @@ def test_kernel_only_bodies_of_another_shape_are_refused_naming_the_field(client
     assert client.get("/health").json()["sources"] == before
 
 
+def test_a_refusal_quotes_at_most_40_characters_of_a_field_name(client):
+    r = _admin(client, "background", {"owner": "slider", "ids": [], "x" * 5000: 1})
+    assert r.status_code == 400 and r.json()["error"] == "BadRequestError"
+    assert f"unknown field(s) '{'x' * 40}'" in r.json()["message"] and len(r.json()["message"]) < 200
+
+
 def test_kernel_only_routes_take_their_protocol_bodies(client, cog):
     """The well-formed bodies of the protocol are taken (and a colormap that is
     well-formed but not colours is a StyleError)."""
