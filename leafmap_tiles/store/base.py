@@ -24,11 +24,14 @@ import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import DatasetNotFoundError, InvalidKeyError, StoreError
 from . import layout
 from .metadata import compute_metadata as _compute_metadata
+
+if TYPE_CHECKING:
+    from .ingest import IngestResult
 
 #: Shape to which a raster is downsampled when metadata is computed lazily on
 #: first request (as Terracotta's ``LAZY_LOADING_MAX_SHAPE``).
@@ -84,7 +87,7 @@ class KeyStore(abc.ABC):
         datasets were removed (0 or 1)."""
 
     @abc.abstractmethod
-    def connect(self, verify: bool = True) -> contextlib.AbstractContextManager:
+    def connect(self, verify: bool = True) -> contextlib.AbstractContextManager[Any]:
         """Context manager keeping one connection open for the calls inside it.
 
         Args:
@@ -199,7 +202,7 @@ class KeyStore(abc.ABC):
     # ------------------------------------------------------------ writes
     def compute_metadata(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         *,
         extra_metadata: Any = None,
         use_chunks: bool | None = None,
@@ -211,7 +214,7 @@ class KeyStore(abc.ABC):
     def insert(
         self,
         keys: KeysArg,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         *,
         override_path: str | None = None,
         metadata: Mapping[str, Any] | None = None,
@@ -262,7 +265,7 @@ class KeyStore(abc.ABC):
         skip_existing: bool = False,
         key_descriptions: Mapping[str, str] | None = None,
         progress: bool = False,
-    ):
+    ) -> IngestResult:
         """Insert every file matching a Terracotta raster pattern, creating the database if needed.
 
         See :func:`.ingest.ingest` for the pattern rules, arguments, return value
