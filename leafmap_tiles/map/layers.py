@@ -8,7 +8,7 @@ import ipyleaflet
 import numpy as np
 
 from leafmap_tiles.client import get_server, prepare_source
-from leafmap_tiles.errors import StyleError
+from leafmap_tiles.errors import StyleError, UnknownSourceError
 from leafmap_tiles.map.style_params import colormap_param, index_list, number_list
 
 
@@ -57,13 +57,19 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         self._late_redraws = 0
         self.on_load(self._redraw_late_tiles)
 
-    MAX_LATE_REDRAWS = 2  # redraws in a row for tiles that missed the deadline
+    MAX_LATE_REDRAWS = 5  # redraws in a row for tiles that missed the deadline
+    #: seconds before each of those redraws: at once, then backing off (the server's
+    #: 503 says ``Retry-After: 1``), ~15 s in all before a still-overloaded server is
+    #: left alone until the view changes
+    LATE_REDRAW_DELAYS = (0.0, 1.0, 2.0, 4.0, 8.0)
 
     def _redraw_late_tiles(self, **_event) -> None:
         """On the browser's ``load`` event (every tile of the view answered or failed):
         if the server answered some of this layer's tiles 503 since the last look, ask
         the browser to redraw the layer (tiles it has come from its cache; the missing
-        ones are asked again), at most :attr:`MAX_LATE_REDRAWS` times in a row."""
+        ones are asked again), after :attr:`LATE_REDRAW_DELAYS`, at most
+        :attr:`MAX_LATE_REDRAWS` times in a row (a load with no new late tile resets the
+        count)."""
         if self.server is None:
             return
         n = self.server.late_tiles().get(self.source_id, 0)
@@ -71,7 +77,32 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         if not new_late:
             self._late_redraws = 0  # the view loaded whole
         elif self._late_redraws < self.MAX_LATE_REDRAWS:
+            delays = self.LATE_REDRAW_DELAYS
+            delay = float(delays[min(self._late_redraws, len(delays) - 1)]) if delays else 0.0
             self._late_redraws += 1
+            self._schedule_redraw(delay)
+
+    def _schedule_redraw(self, delay: float) -> None:
+        """Redraw now, or in ``delay`` s from a one-shot timer thread (one at a time per
+        layer; cancelled by :meth:`release`)."""
+        import threading
+
+        old = getattr(self, "_late_timer", None)
+        if old is not None:
+            old.cancel()
+            self._late_timer = None
+        if delay <= 0:
+            self.redraw()
+            return
+        t = threading.Timer(delay, self._late_redraw_due)
+        t.daemon = True
+        t.name = "leafmap_tiles-late-redraw"
+        self._late_timer = t
+        t.start()
+
+    def _late_redraw_due(self) -> None:
+        self._late_timer = None
+        if self.server is not None and not self.server.closed and self.server.is_registered(self.source_id):
             self.redraw()
 
     def restyle(self, colormap=None, vmin=None, vmax=None, indexes=None, expression=None, **style) -> None:
@@ -104,8 +135,42 @@ class RasterTileLayer(ipyleaflet.TileLayer):
     def release(self) -> None:
         """Release the server-side source; tiles of this layer answer 404 afterwards
         (until the layer is added to a map again)."""
+        timer = getattr(self, "_late_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._late_timer = None
         if self.server is not None and not self.server.closed:
             self.server.release(self.source_id)
+
+    def copy(self, name: str | None = None) -> "RasterTileLayer":
+        """A new layer of the same source and style with a registration of its own
+        (its own source id), so that releasing either layer leaves the other's tiles
+        working: e.g. one side of a split map made from a time slider's date outlives
+        the slider.  ``name``: the copy's name (default: this layer's).  Raises
+        ``UnknownSourceError`` when this layer's registration is gone, or the error
+        :meth:`TileServer.register` raises when the source can no longer be read
+        (e.g. ``SourceNotFoundError``), before anything is added."""
+        reg = self.registration or self.server.registration(self.source_id)
+        if reg is None:
+            raise UnknownSourceError(f"layer {self.name!r} has no registration to copy (released?)")
+        out = self.server.register(reg["path"], self.style, defaults=reg.get("defaults"),
+                                   protected=bool(reg.get("protected")))
+        try:
+            url = self.server.tile_url(out["id"], out["style"], version=out.get("version"))
+        except Exception:
+            self.server.release(out["id"])
+            raise
+        layer = RasterTileLayer(
+            server=self.server, source_id=out["id"], style=out["style"], info=out["info"],
+            stretch=out.get("stretch"), statistics=out.get("statistics"), palette=out.get("palette", False),
+            colormap=self.colormap, version=out.get("version"), url=url, name=name or self.name,
+            opacity=self.opacity, visible=True, attribution=self.attribution, max_zoom=self.max_zoom,
+            max_native_zoom=self.max_native_zoom, tile_size=self.tile_size, zoom_offset=self.zoom_offset)
+        layer.scale, layer.offset = self.scale, self.offset
+        layer.metadata = dict(self.metadata)
+        layer.class_names = self.class_names
+        layer.band_labels = self.band_labels
+        return layer
 
     def ensure_registered(self) -> None:
         """Register the source again (same id and URL) if it was released."""

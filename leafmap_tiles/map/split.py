@@ -28,6 +28,12 @@ def _side(m, spec, args: dict | None, which: str):
             if spec in ts.labels:
                 k = ts.labels.index(spec)
                 frame = ts.layers[k]
+                if hasattr(frame, "copy") and getattr(frame, "server", None) is not None:
+                    # a registration of its own: the side outlives slider.close(), which
+                    # releases the frames' sources
+                    layer = frame.copy(name=spec)
+                    layer.copied_from_frame = True
+                    return layer, True
                 return ipyleaflet.TileLayer(url=ts.frame_url(k), name=spec, max_zoom=frame.max_zoom,
                                             max_native_zoom=frame.max_native_zoom, tile_size=frame.tile_size,
                                             zoom_offset=frame.zoom_offset), False
@@ -107,8 +113,10 @@ def split_map(m, left_layer, right_layer, left_args=None, right_args=None, left_
         sm.labels.append(ctl)
         m.add(ctl)
     m._close_hooks.append(sm.close)
-    if made_left or made_right:
-        ref = left if made_left else right
+    fresh = [layer for layer, made in ((left, made_left), (right, made_right))
+             if made and not getattr(layer, "copied_from_frame", False)]
+    if fresh:  # a new raster: show it (a copy of a slider date is already in view)
+        ref = fresh[0]
         m.zoom_to_bounds(ref.info["bounds"], max_zoom=int(ref.info.get("maxzoom", 18)))
     return sm
 

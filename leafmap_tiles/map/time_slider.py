@@ -216,7 +216,10 @@ class TimeSlider:
     at the end of the group as they are needed, never reordered).  Once the browser
     reports tile loads, the frame shown before stays drawn until the new one's tiles
     have loaded (``drawn_index``), and Play waits for that before counting
-    ``time_interval``: it never outruns the tiles.
+    ``time_interval``: it never outruns the tiles.  Play also moves on only once the
+    next frame's tiles are in, and those render after the shown frame's (the server
+    treats them as a preload), so that a zoom or pan while playing draws the frame on
+    screen first and the swap to the next one is instant.
 
     While playing, only the frame shown, the one drawn before it and the
     ``PLAY_AHEAD`` frames after it load; the others point at a blank image
@@ -379,12 +382,7 @@ class TimeSlider:
             if ready:
                 self.drawn_index = k
                 self._drawn_cond.notify_all()
-        self._prioritise(keep | self._ahead(k))
-
-    def _ahead(self, k: int) -> set:
-        """While playing, the frame after ``k``: Play shows it next, so its tiles render
-        with the shown frame's rather than behind every other hidden frame's."""
-        return {(k + 1) % len(self.layers)} if self.playing and len(self.layers) > 1 else set()
+        self._prioritise(keep)
 
     def _prioritise(self, shown) -> None:
         """The hidden frames' tiles render after those of the frames shown (and of every
@@ -430,7 +428,7 @@ class TimeSlider:
                 self.drawn_index = i
                 if old is not None and old != i:
                     self.layers[old].opacity = 0.0
-                self._drawn_cond.notify_all()
+            self._drawn_cond.notify_all()  # wait_drawn / wait_loaded
 
     def _park(self) -> None:
         """While playing, point the frames Play does not show soon at ``PARKED_URL``
@@ -514,7 +512,7 @@ class TimeSlider:
             self._ticker.play()
             with self._lock:
                 self._park()
-            self._prioritise({self.index} | self._ahead(self.index))
+            self._prioritise({self.index})
 
     def pause(self) -> None:
         self._ticker.pause()
@@ -524,12 +522,35 @@ class TimeSlider:
             self._prioritise({self.index})
 
     def _advance(self) -> None:
-        """One Play step: the next frame, then wait (in the timer thread) until the
-        browser has drawn it, so that each frame is on screen ``time_interval`` s."""
+        """One Play step, in the timer thread: wait until the browser has loaded the
+        next frame's tiles (they load behind the shown frame's, see :meth:`_show`), then
+        show it, so that the swap is instant and a zoom or pan while playing draws the
+        shown frame first; then wait until it is drawn, so that each frame is on screen
+        ``time_interval`` s.  Each wait ends after ``MAX_WAIT`` s, on Pause or close."""
         if self._closed:
             return
-        self.slider.value = (self.slider.value + 1) % len(self.layers)
+        nxt = (self.slider.value + 1) % len(self.layers)
+        self.wait_loaded(nxt, self.MAX_WAIT, while_playing=True)
+        if self._closed or not self._ticker.playing:
+            return
+        self.slider.value = nxt
         self.wait_drawn(self.MAX_WAIT, while_playing=True)
+
+    def wait_loaded(self, k: int, timeout: float | None = None, while_playing: bool = False) -> bool:
+        """Block until the browser reports frame ``k``'s tiles of the current view
+        loaded (True), or ``timeout`` s passed / the slider closed / (with
+        ``while_playing``) Play was paused (False).  True at once without a browser
+        reporting tile loads (headless)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._drawn_cond:
+            while not self._closed and (not while_playing or self._ticker.playing):
+                if not self.browser_reports_loads or k in self._loaded:
+                    return True
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._drawn_cond.wait(0.1 if left is None else min(left, 0.1))
+        return False
 
     # ------------------------------------------------------------ values
     def values_at(self, lon: float, lat: float) -> list[tuple[str, object]]:

@@ -36,6 +36,9 @@ import warnings
 import numpy as np
 
 MIN_DECIMATION_AGGREGATE = 2.0  # the same for reductions (average, mode, ...)
+#: what a full-resolution pixel the warper reads without a nodata test costs, against one with
+#: it (measured: ~15-20 ns against ~40 ns a pixel; cog_dateline.tif z2-z5, bess z1-z2)
+FULL_WINDOW_WEIGHT = 0.4
 MIN_DECIMATION = 5.0  # from this ratio (per side) of what rio-tiler would process to the tile, this path is used
 OVERSAMPLE = 2.0  # source pixels read per tile pixel and axis (nearest, bilinear, ...)
 OVERSAMPLE_CLASSES = 4.0  # the same for the most frequent class of a paletted band (sampled, then "mode")
@@ -51,6 +54,39 @@ BASE_LEVEL = 4  # the finest level (LEVEL_GAIN as a power of two)
 LARGE_PIXELS = 4 * 2**20
 LEVEL_GAIN_LARGE = 2.0 * math.sqrt(2.0)
 _AGGREGATES = ("average", "mode", "min", "max", "med", "q1", "q3", "sum", "rms")
+
+
+def _fast_crs(ds):
+    """``ds``'s CRS, or one that transforms to web mercator with the very same arithmetic
+    but without PROJ's operation search (:func:`leafmap_tiles.render.reader.equivalent_crs`)."""
+    from leafmap_tiles.render.reader import equivalent_crs
+
+    return equivalent_crs(ds.crs, tuple(ds.bounds)) or ds.crs
+
+
+class _CrsView:
+    """``ds`` seen with another CRS (attributes of ``ds`` otherwise), for rio-tiler's
+    ``get_vrt_transform``, which reads only the CRS, size, bounds and transform."""
+
+    def __init__(self, ds, crs) -> None:
+        self._ds, self.crs = ds, crs
+
+    def __getattr__(self, name):
+        return getattr(self._ds, name)
+
+
+def _with_fast_crs(ds):
+    """``ds``, or a view of it with :func:`_fast_crs` as its CRS where that does not
+    change rio-tiler's ``get_vrt_transform`` (which treats EPSG:4326 beyond +-85.06
+    degrees of latitude apart)."""
+    from leafmap_tiles.render.reader import equivalent_crs
+
+    crs = equivalent_crs(ds.crs, tuple(ds.bounds))
+    if crs is None:
+        return ds
+    if crs.is_geographic and (ds.bounds.bottom < -85.06 or ds.bounds.top > 85.06):
+        return ds
+    return _CrsView(ds, crs)
 
 
 def tile_transform(bounds, width: int, height: int):
@@ -85,7 +121,7 @@ def decimation(ds, bounds, width: int, src_res: float | None = None) -> float:
     return (bounds[2] - bounds[0]) / float(width) / res
 
 
-def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None) -> float:
+def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None, nodata: bool = False) -> float:
     """What rio-tiler's ``Reader.tile`` / ``Reader.part`` would process for a tile of
     ``width`` x ``height`` pixels over EPSG:3857 ``bounds``, in tile areas: the larger of
     the warped VRT it builds (``rio_tiler.utils.get_vrt_transform``) and the raster
@@ -100,14 +136,18 @@ def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None) 
     CRSs): GDAL's warper then reads the full-resolution window (its debug output for
     the z1 tile of the global ``bess_NDVI_maximum_cog.tif``: a 3600 x 1702 source window
     warped into a 332 x 331 VRT, 120-150 ms cold; for the fitted view of
-    ``cog_dateline.tif``: 2.8 Mpx in two chunks).  Counting those pixels would move such
-    fitted views off rio-tiler's pixels (tests/core/test_add_raster.py), so the model
-    keeps the overview count until the threshold is revisited.  ``overviews`` are
-    decimation factors."""
+    ``cog_dateline.tif``: 2.8 Mpx in two chunks).  Those pixels are counted where the
+    raster has a ``nodata`` value (the style's or the file's): then the warper also
+    builds and tests a validity mask of every one of them, which is what makes the read
+    slow (bess z1, 7.5 Mpx: 80-300 ms, ~40 ns a pixel).  Without nodata the same full
+    window costs less than half of that per pixel (cog_dateline z2-z5, 4.5-5.5 Mpx:
+    46-115 ms, no nodata), so there it counts :data:`FULL_WINDOW_WEIGHT` of a pixel;
+    fitted views such as cog_dateline's stay below the limit, on rio-tiler's path and
+    pixels (tests/core/test_add_raster.py).  ``overviews`` are decimation factors."""
     from rio_tiler.utils import get_vrt_transform
 
     try:
-        _, vw, vh = get_vrt_transform(ds, bounds, height, width, dst_crs="EPSG:3857")
+        _, vw, vh = get_vrt_transform(_with_fast_crs(ds), bounds, height, width, dst_crs="EPSG:3857")
     except Exception:
         return math.inf
     ovr = list(overviews or [])
@@ -117,10 +157,8 @@ def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None) 
     win_px = float(window.width * window.height) if window is not None else 0.0
     if f_vrt > 1:
         decoded = win_px / float(f_vrt * f_vrt)
-    else:
-        per = math.sqrt(win_px / vrt_px) if vrt_px else 1.0  # raster pixels per VRT pixel, per side
-        f_src = max([o for o in ovr if o <= per] or [1])
-        decoded = win_px / float(f_src * f_src)
+    else:  # the warper reads the full-resolution window; testing nodata makes each pixel dearer
+        decoded = win_px * (1.0 if nodata else FULL_WINDOW_WEIGHT)
     return max(vrt_px, decoded) / float(width * height)
 
 
@@ -133,14 +171,25 @@ def could_use_decimated(dec: float, resampling: str = "nearest") -> bool:
     return dec * 1.5 >= limit
 
 
-def use_decimated(cost: float, resampling: str = "nearest") -> bool:
+#: from this many raster pixels per tile pixel (per side) a tile is a thumbnail of the
+#: raster and is always read here: rio-tiler's warp then costs set-up more than pixels
+#: (an implicit VRT overview per raster overview, each with its own transformer), which
+#: the pixel count of :func:`rio_tiler_cost` does not see (measured: cog_dateline.tif
+#: z0-z1, 60-200 ms against 8-15 ms for its native tile, 581 x 589 pixels decoded)
+THUMBNAIL_DECIMATION = 64.0
+
+
+def use_decimated(cost: float, resampling: str = "nearest", dec: float = 0.0) -> bool:
     """Whether a tile whose rio-tiler cost (:func:`rio_tiler_cost`) is ``cost`` is read
     by this module: from :data:`MIN_DECIMATION` squared tile areas on (5x the tile's
     pixels per side: ~1.6 million pixels, tens of milliseconds), where rio-tiler's path
     gets slow; below it rio-tiler's pixels are kept (the first, fitted view of a raster
     among them: tests/core/test_add_raster.py).  With a reduction such as ``average``
     (Terracotta's default, used by ``leafmap-tiles serve``) GDAL reduces every pixel of
-    the VRT it reads, so from :data:`MIN_DECIMATION_AGGREGATE` squared on."""
+    the VRT it reads, so from :data:`MIN_DECIMATION_AGGREGATE` squared on.  ``dec``
+    (:func:`decimation`) at or past :data:`THUMBNAIL_DECIMATION`: always."""
+    if dec >= THUMBNAIL_DECIMATION:
+        return True
     if resampling in _AGGREGATES:  # GDAL reduces every VRT pixel: slow from fewer pixels on
         return cost >= MIN_DECIMATION_AGGREGATE * MIN_DECIMATION_AGGREGATE
     return cost >= MIN_DECIMATION * MIN_DECIMATION
@@ -235,7 +284,7 @@ def source_window(ds, bounds):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            sx, sy = warp_xy("EPSG:3857", ds.crs, gx.ravel().tolist(), gy.ravel().tolist())
+            sx, sy = warp_xy("EPSG:3857", _fast_crs(ds), gx.ravel().tolist(), gy.ravel().tolist())
         except Exception:
             return Window(0, 0, ds.width, ds.height)
     sx, sy = np.asarray(sx, dtype="float64"), np.asarray(sy, dtype="float64")
@@ -333,7 +382,7 @@ def read_tile(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             warp(
-                data, out, src_transform=src_transform, src_crs=ds.crs, src_nodata=nodata,
+                data, out, src_transform=src_transform, src_crs=_fast_crs(ds), src_nodata=nodata,
                 dst_transform=dst_transform, dst_crs="EPSG:3857", dst_nodata=nodata,
                 resampling=Resampling[reproject], init_dest_nodata=True,
             )
@@ -354,7 +403,7 @@ def read_tile(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         warp(
-            src, out, src_transform=src_transform, src_crs=ds.crs, dst_transform=dst_transform,
+            src, out, src_transform=src_transform, src_crs=_fast_crs(ds), dst_transform=dst_transform,
             dst_crs="EPSG:3857", resampling=Resampling[reproject], src_alpha=len(indexes) + 1,
             dst_alpha=len(indexes) + 1, src_nodata=None, dst_nodata=None,
         )

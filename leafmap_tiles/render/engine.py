@@ -557,7 +557,8 @@ class RenderEngine:
         # rio-tiler's VRT has at most ~dec^2 tile areas of pixels (fewer with overviews):
         # near the native zoom the cost model (a GDAL warp suggestion) is not needed
         if not decimated.could_use_decimated(dec, resampling_method) or not decimated.use_decimated(
-                self.rio_tiler_cost(key, ds, bounds, z, tilesize, info.overviews), resampling_method):
+                self.rio_tiler_cost(key, ds, bounds, z, tilesize, info.overviews, nodata is not None),
+                resampling_method, dec):
             self.build_ahead(path, ds, indexes, nodata, alpha_index, resampling_method)
             return False
         arr = decimated.read_tile(
@@ -594,18 +595,19 @@ class RenderEngine:
                 self._src_res[key] = hit
         return hit
 
-    def rio_tiler_cost(self, key, ds, bounds, z: int, tilesize: int, overviews) -> float:
-        """:func:`decimated.rio_tiler_cost` of a tile, cached per file state, zoom and
-        size while the tile's window is far smaller than the raster (then the cost
-        depends on the zoom only); tiles that see most of the raster are computed."""
-        ck = (key, z, tilesize)
+    def rio_tiler_cost(self, key, ds, bounds, z: int, tilesize: int, overviews, nodata: bool = False) -> float:
+        """:func:`decimated.rio_tiler_cost` of a tile, cached per file state, zoom,
+        size and whether a nodata value applies, while the tile's window is far smaller
+        than the raster (then the cost depends on the zoom only); tiles that see most
+        of the raster are computed."""
+        ck = (key, z, tilesize, nodata)
         hit = self._cost.get(ck)
         if hit is not None:
             return hit
         win = decimated.source_window(ds, bounds)
         if win is None:
             return 0.0
-        cost = decimated.rio_tiler_cost(ds, bounds, tilesize, tilesize, overviews, win)
+        cost = decimated.rio_tiler_cost(ds, bounds, tilesize, tilesize, overviews, win, nodata=nodata)
         if win.width < ds.width / 2 and win.height < ds.height / 2:
             with self._stats_lock:  # shared by the render threads
                 if len(self._cost) > 8192:

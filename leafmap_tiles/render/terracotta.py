@@ -223,7 +223,8 @@ def _far_read(engine, path, src, bounds, shape, method, has_alpha) -> np.ma.Mask
         far = dec >= decimated.MIN_DECIMATION_AGGREGATE
     else:
         z = max(0, round(math.log2(2 * 20037508.342789244 / (bounds[2] - bounds[0]))))
-        far = decimated.use_decimated(engine.rio_tiler_cost(key, src, bounds, z, int(shape[1]), src.overviews(1)), method)
+        far = decimated.use_decimated(engine.rio_tiler_cost(key, src, bounds, z, int(shape[1]), src.overviews(1),
+                                                             nodata is not None), method, dec)
     if not far:
         engine.build_ahead(path, src, [1], nodata, alpha_index, method or "average")
         return None

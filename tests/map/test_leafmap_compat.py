@@ -208,8 +208,21 @@ def test_split_map_of_two_rasters_and_two_slider_dates(m):
     sm.close()
     assert sm.control not in m.controls and not any(m.server.is_registered(i) for i in ids)
     ts = m.add_time_slider(str(DATA / "naip"), indexes=[4, 1, 2])
+    view = (m.zoom, tuple(m.center))
     sm2 = m.split_map("2009-08-18", "2020-08-31")
-    assert sm2.left.url == ts.layers[0].url and sm2.right.url == ts.layers[-1].url
+    assert (m.zoom, tuple(m.center)) == view  # the dates are in view already
+    # each side is a copy of its frame with a registration of its own: same pixels, and
+    # it keeps working after the slider is closed (which releases the frames' sources)
+    frame_pngs = [_png(ts.layers[0], 16), _png(ts.layers[-1], 16)]
+    assert [_png(sm2.left, 16), _png(sm2.right, 16)] == frame_pngs
+    assert sm2.left.source_id != ts.layers[0].source_id
+    frame_ids = [ts.layers[0].source_id, ts.layers[-1].source_id]
+    ts.close()
+    assert not any(m.server.is_registered(i) for i in frame_ids)
+    assert [_png(sm2.left, 16), _png(sm2.right, 16)] == frame_pngs
+    side_ids = [sm2.left.source_id, sm2.right.source_id]
+    sm2.close()
+    assert not any(m.server.is_registered(i) for i in side_ids)
     sm3 = m.split_map("OpenTopoMap", left)  # a basemap name on one side
     assert sm3.left.name == "OpenTopoMap"
 

@@ -121,7 +121,9 @@ def test_old_frame_stays_until_the_new_one_is_drawn(m, frames):
     assert [l.opacity for l in f] == [1.0, 0.0, 0.0, 0.0] and ts.drawn_index == 0
 
 
-def test_play_waits_for_the_frame_to_be_drawn(m, frames):
+def test_play_moves_on_once_the_next_frame_is_loaded(m, frames):
+    """Play shows the next frame only once the browser has its tiles (they load behind
+    the shown frame's), so the swap is instant and the frame on screen stays whole."""
     import time
 
     ts = m.add_time_slider(frames, time_interval=0.01)
@@ -130,11 +132,41 @@ def test_play_waits_for_the_frame_to_be_drawn(m, frames):
     for layer in f[1:]:
         _browser_loading(layer)
     ts.play()
-    _wait_for_index(ts, 1)
-    time.sleep(0.3)  # 30 intervals: Play must still wait for frame 1's tiles
-    assert ts.slider.value == 1 and ts.drawn_index == 0
+    time.sleep(0.3)  # 30 intervals: frame 1's tiles are not in, frame 0 stays on screen
+    assert ts.slider.value == 0 and ts.drawn_index == 0
     _browser_loaded(f[1])
-    _wait_for_index(ts, 2)  # drawn: Play goes on
+    _wait_for_index(ts, 1)
+    assert ts.drawn_index == 1  # drawn at once: its tiles were in
+    time.sleep(0.3)
+    assert ts.slider.value == 1  # frame 2 is still loading
+    _browser_loaded(f[2])
+    _wait_for_index(ts, 2)
+    ts.pause()
+    time.sleep(0.05)
+    assert ts.slider.value == 2
+    ts.close()
+    assert _slider_threads() == []
+
+
+def test_play_still_waits_for_a_frame_that_reloads_after_it_was_loaded(m, frames):
+    """A view change between the next frame's load and its showing: the old frame stays
+    drawn until the new one's tiles are in again, and Play waits for that."""
+    import time
+
+    ts = m.add_time_slider(frames, time_interval=0.01)
+    f = list(frames.values())
+    for layer in f:
+        _browser_loaded(layer)
+    for layer in f[2:]:
+        _browser_loading(layer)
+    ts.play()
+    _wait_for_index(ts, 1)
+    _browser_loading(f[1])  # a zoom: frame 1 (shown) loads again, frame 2 not in yet
+    time.sleep(0.3)
+    assert ts.slider.value == 1
+    _browser_loaded(f[2])  # frame 2 in, frame 1 still loading: Play shows 2 (it is whole)
+    _wait_for_index(ts, 2)
+    assert ts.drawn_index == 2
     ts.pause()
     ts.close()
     assert _slider_threads() == []
@@ -285,9 +317,10 @@ def test_default_stretch_is_common_to_all_frames(m):
         l.release()
 
 
-def test_hidden_frames_render_in_the_background_and_the_next_one_not_while_playing(m, frames, monkeypatch):
+def test_hidden_frames_render_in_the_background_the_next_one_too_while_playing(m, frames, monkeypatch):
     """The tile server renders the frames a slider hides after everything else
-    (``set_background``); while playing, the frame shown next is not among them."""
+    (``set_background``); while playing, the frame shown next is among them: a zoom or
+    pan draws the frame on screen first, and Play waits for the next one's tiles."""
     calls = []
     real = m.server.set_background
 
@@ -300,9 +333,9 @@ def test_hidden_frames_render_in_the_background_and_the_next_one_not_while_playi
     ts = m.add_time_slider(frames, time_interval=600)  # Play would advance only after 10 min
     assert calls[-1] == {sid["date1"], sid["date2"], sid["date3"]}
     ts.play()
-    assert calls[-1] == {sid["date2"], sid["date3"]}  # date1 is next: rendered with date0
-    ts.slider.value = 3  # a jump while playing: the next one loops to date0
-    assert calls[-1] == {sid["date1"], sid["date2"]}
+    assert calls[-1] == {sid["date1"], sid["date2"], sid["date3"]}  # date1 (next) after date0
+    ts.slider.value = 3  # a jump while playing
+    assert calls[-1] == {sid["date0"], sid["date1"], sid["date2"]}
     ts.pause()
     assert calls[-1] == {sid["date0"], sid["date1"], sid["date2"]}
     ts.close()
@@ -312,10 +345,11 @@ def test_hidden_frames_render_in_the_background_and_the_next_one_not_while_playi
 def test_layer_redraws_after_tiles_answered_late(m, monkeypatch):
     """A tile answered 503 (render past the deadline) is a hole Leaflet never fills by
     itself: on the browser's next ``load`` event the layer asks for a redraw, at most
-    twice in a row while tiles keep missing the deadline."""
+    ``MAX_LATE_REDRAWS`` (5) times in a row while tiles keep missing the deadline."""
     layer = m.add_raster(naip_files()[0], **STYLE)
     counts = {layer.source_id: 0}
     monkeypatch.setattr(m.server, "late_tiles", lambda: dict(counts))
+    monkeypatch.setattr(layer, "LATE_REDRAW_DELAYS", (0.0,))  # the back-off: next test
     redraws = []
     monkeypatch.setattr(layer, "redraw", lambda: redraws.append(1))
 
@@ -324,18 +358,50 @@ def test_layer_redraws_after_tiles_answered_late(m, monkeypatch):
 
     load()
     assert redraws == []  # nothing late
+    for k in range(1, 8):
+        counts[layer.source_id] = k  # late again, after every redraw
+        load()
+    assert len(redraws) == 5  # capped: the source stays too slow for the deadline
+    load()  # a load with no new late tile: the view is whole, the cap resets
+    counts[layer.source_id] = 8
+    load()
+    assert len(redraws) == 6
+
+
+def test_late_redraws_back_off_and_stop_with_the_layer(m, monkeypatch):
+    """The first redraw is at once, the next ones after ``LATE_REDRAW_DELAYS`` (from a
+    one-shot timer thread); releasing the layer cancels a pending one."""
+    import threading
+    import time
+
+    layer = m.add_raster(naip_files()[0], **STYLE)
+    counts = {layer.source_id: 0}
+    monkeypatch.setattr(m.server, "late_tiles", lambda: dict(counts))
+    monkeypatch.setattr(layer, "LATE_REDRAW_DELAYS", (0.0, 0.3, 30.0))
+    redraws = []
+    monkeypatch.setattr(layer, "redraw", lambda: redraws.append(time.monotonic()))
+
+    def load():
+        layer._handle_leaflet_event(None, {"event": "load"}, [])
+
     counts[layer.source_id] = 1
+    t0 = time.monotonic()
     load()
     assert len(redraws) == 1
-    counts[layer.source_id] = 2  # late again
+    counts[layer.source_id] = 2
     load()
+    assert len(redraws) == 1  # the second one waits 0.3 s
+    deadline = time.monotonic() + 10
+    while len(redraws) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(redraws) == 2 and redraws[1] - t0 >= 0.3
     counts[layer.source_id] = 3
-    load()
-    assert len(redraws) == 2  # capped: the source stays too slow for the deadline
-    load()  # a load with no new late tile: the view is whole, the cap resets
-    counts[layer.source_id] = 4
-    load()
-    assert len(redraws) == 3
+    load()  # the third would come after 30 s
+    assert [t.name for t in threading.enumerate()].count("leafmap_tiles-late-redraw") == 1
+    layer.release()
+    time.sleep(0.05)
+    assert "leafmap_tiles-late-redraw" not in [t.name for t in threading.enumerate()]
+    assert len(redraws) == 2
 
 
 def test_playing_parks_the_frames_it_does_not_show_soon(m, frames):
