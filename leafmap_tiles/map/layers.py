@@ -183,7 +183,7 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         ``{"inside": bool, "values": [raw value or None for nodata, ...], "bands":
         ["b1", ...], "nodata", "scales", "offsets", ...}``.  Any longitude is the
         meridian it names on every copy of the world (e.g. -540 = 180).  Raises
-        ``StyleError`` for a latitude beyond +-90 or a non-finite number,
+        ``BadRequestError`` for a latitude beyond +-90 or a non-finite number,
         ``UnknownSourceError`` once released."""
         return self.server.point(self.source_id, lon, lat, self.style)
 
@@ -322,10 +322,21 @@ def leaflet_bounds(bounds) -> list | None:
     return [[s, w], [n, e]]
 
 
+def mosaic_sources(source) -> list | None:
+    """The paths/URLs (``str`` or ``os.PathLike``) of a ``source`` the user gave as a
+    list or tuple of them (one mosaic, e.g. a :class:`~leafmap_tiles.protocol.Mosaic`),
+    else None; the kernel makes them registration paths (``prepare_source``), the
+    server a :class:`~leafmap_tiles.protocol.Mosaic`."""
+    if isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
+        return list(source)
+    return None
+
+
 def default_layer_name(source) -> str:
     """File name without extension for paths/URLs, else a generic name."""
-    if isinstance(source, (list, tuple)) and source and isinstance(source[0], (str, os.PathLike)):
-        source = source[0]
+    several = mosaic_sources(source)
+    if several is not None:
+        source = several[0]
     if isinstance(source, (str, os.PathLike)):
         from leafmap_tiles import _paths
 
@@ -367,8 +378,9 @@ def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, 
         raise TypeError(f"attribution must be a string, got {type(attribution).__name__}")
     if name is not None and not isinstance(name, str):
         raise TypeError(f"layer name must be a string, got {type(name).__name__}")
-    if isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
-        path = [prepare_source(s, server.tmpdir)[0] for s in source]
+    several = mosaic_sources(source)
+    if several is not None:
+        path = [prepare_source(s, server.tmpdir)[0] for s in several]
     else:
         path, _ = prepare_source(source, server.tmpdir, crs=crs, transform=transform, nodata=nodata)
     params = {
