@@ -193,7 +193,8 @@ def _add_serve(subparsers) -> None:
                    help="worker processes sharing the port (uvicorn's supervisor restarts one that dies) "
                         "[default: 1]; each has its own threads, readers and caches")
     p.add_argument("--workers", type=int, default=None,
-                   help="tile render threads per process [default: $LEAFMAP_TILES_WORKERS, else 3 per core, at least 4]")
+                   help="threads per process rendering tiles of local files [default: $LEAFMAP_TILES_WORKERS, "
+                        "else cores / processes, at least 1]; tiles of URLs have their own pool (3 per core, at least 4)")
     p.add_argument("--gdal-cachemax", type=int, default=None, metavar="MB",
                    help="GDAL block cache per process in MB [default: $GDAL_CACHEMAX, else "
                         f"{_default_cachemax()}, as the session server]")
@@ -236,7 +237,7 @@ def _bind(host: str, candidates):
 
 
 def _worker_app(database: str, workers: int | None, gdal_cachemax: int | None, log_level: str,
-                remote_dir: str | None = None, methods: tuple = (None, None)):
+                remote_dir: str | None = None, methods: tuple = (None, None), processes: int = 1):
     """App of one ``serve --processes N`` worker (run by uvicorn's supervisor in a
     spawned process): exits when the supervisor is gone, and stops the supervisor
     from restarting it over and over when the store cannot be opened.  An S3
@@ -262,7 +263,7 @@ def _worker_app(database: str, workers: int | None, gdal_cachemax: int | None, l
 
             store_arg = RemoteSQLiteStore(database, cache_dir=remote_dir)
         return create_app(store_arg, workers=workers, gdal_cachemax=gdal_cachemax, log_level=log_level,
-                          resampling=methods[0], reprojection=methods[1])
+                          resampling=methods[0], reprojection=methods[1], processes=processes)
     except LeafmapTilesError as exc:
         from uvicorn.config import STARTUP_FAILURE
 
@@ -303,6 +304,9 @@ def _run_serve(args) -> int:
         from .server.terracotta_api import create_terracotta_app
 
         warm_imports()
+        from .render.reader import memoize_default_transforms
+
+        memoize_default_transforms()  # this server process's rio-tiler
         app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers,
                                     resampling=args.resampling, reprojection=args.reprojection)
         temp_db = app.state.temp_db
@@ -352,7 +356,7 @@ def _run_serve(args) -> int:
             from uvicorn.supervisors import Multiprocess
 
             factory = functools.partial(_worker_app, database, args.workers, args.gdal_cachemax, args.log_level,
-                                        remote_dir, (args.resampling, args.reprojection))
+                                        remote_dir, (args.resampling, args.reprojection), args.processes)
             config = uvicorn.Config(factory, factory=True, workers=args.processes,
                                     http="leafmap_tiles.server.errors:JSONErrorProtocol", **common)
             Multiprocess(config, sockets=[sock]).run()  # SIGTERM/SIGINT: stops the workers, returns

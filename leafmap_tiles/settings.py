@@ -29,7 +29,8 @@ variable                               default                      meaning
 =====================================  ===========================  ==========================================
 
 ``LEAFMAP_TILES_WORKERS`` is one number for both servers; without it each server
-takes the default its work needs (:func:`session_workers`, :func:`serve_workers`).
+takes the default its work needs (:func:`session_workers`, :func:`serve_local_workers`;
+:func:`serve_workers` for ``serve``'s tiles of URLs).
 
 Every number is checked when the settings are read (:meth:`Settings.from_env`): a
 value that is not a number, is negative, NaN or infinite, or (for a count) not a whole
@@ -80,6 +81,7 @@ __all__ = [
     "Settings",
     "current",
     "parse_number",
+    "serve_local_workers",
     "serve_workers",
     "session_workers",
     "tile_methods",
@@ -268,3 +270,14 @@ def serve_workers(settings: Settings | None = None) -> int:
     server keeps such sources on a pool of their own instead)."""
     s = settings or current()
     return s.workers or max(4, 3 * (os.cpu_count() or 2))
+
+
+def serve_local_workers(processes: int = 1, settings: Settings | None = None) -> int:
+    """Threads rendering tiles of local files in each ``leafmap-tiles serve`` process:
+    ``LEAFMAP_TILES_WORKERS``, else the cores shared out among the ``processes`` worker
+    processes (at least 1).  Such tiles are CPU-bound: more threads than cores only
+    contend for the GIL and GDAL's locks (benchmarks/README.md, ``serve --processes 2``
+    on 2 cores: 12.4 ms CPU per s2 tile with 1 thread per process, 16.5 with 2, 17.5
+    with 6).  Tiles of URLs have their own pool of :func:`serve_workers` threads."""
+    s = settings or current()
+    return s.workers or max(1, (os.cpu_count() or 2) // max(1, int(processes)))

@@ -82,6 +82,18 @@ def png_lut(index: np.ndarray, valid: np.ndarray, lut: np.ndarray) -> bytes:
     return _png(np.ascontiguousarray(idx), 3, chunks, up_filter=False)
 
 
+def png_palette(index: np.ndarray, palette: np.ndarray) -> bytes:
+    """Encode (H, W) uint8 ``index`` as a paletted PNG with the (256, 4) RGBA
+    ``palette`` as it is (entries with alpha < 255 go into ``tRNS``).  The same bytes as
+    :func:`png_lut` with ``valid = index != 0`` when ``palette[0]`` is transparent
+    (Terracotta-style tiles, where 0 is nodata), without its search for a free entry."""
+    palette = np.ascontiguousarray(palette, dtype=np.uint8)
+    chunks = _chunk(b"PLTE", palette[:, :3].tobytes())
+    if (palette[:, 3] != 255).any():
+        chunks += _chunk(b"tRNS", palette[:, 3].tobytes())
+    return _png(np.ascontiguousarray(index, dtype=np.uint8), 3, chunks, up_filter=False)
+
+
 _EMPTY: dict[int, bytes] = {}
 
 

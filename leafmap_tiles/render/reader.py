@@ -28,6 +28,7 @@ the ``WarpedVRT`` as ``src_crs``: the pixels are rio-tiler's own, bit for bit.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 import numpy as np
 from morecantile import Tile
@@ -156,3 +157,57 @@ class Reader(_RioTilerReader):
         tb = normalize_bounds(tile_bounds)
         db = normalize_bounds(self.bounds)
         return tb[0] < db[2] and tb[2] > db[0] and tb[3] > db[1] and tb[1] < db[3]
+
+
+# --------------------------------------------------------------- default transforms
+#: memoised results of rasterio's ``calculate_default_transform`` for rio-tiler, keyed
+#: by the identity of the CRS objects (held by the entry, so an id is never reused while
+#: its entry lives) and the other arguments; bounded (oldest entries dropped)
+_DEFAULT_TRANSFORMS: OrderedDict = OrderedDict()
+_DT_LOCK = threading.Lock()
+_DT_MAX = 1024
+
+
+def _memo_default_transform(original):
+    def calculate_default_transform(src_crs, dst_crs, width, height, *bounds, **kwargs):
+        if kwargs or len(bounds) != 4:  # not rio-tiler's per-tile call: as it is
+            return original(src_crs, dst_crs, width, height, *bounds, **kwargs)
+        key = (id(src_crs), id(dst_crs), width, height, bounds)
+        with _DT_LOCK:
+            hit = _DEFAULT_TRANSFORMS.get(key)
+            if hit is not None:
+                _DEFAULT_TRANSFORMS.move_to_end(key)
+        if hit is None:
+            hit = (original(src_crs, dst_crs, width, height, *bounds), src_crs, dst_crs)
+            with _DT_LOCK:
+                _DEFAULT_TRANSFORMS[key] = hit
+                while len(_DEFAULT_TRANSFORMS) > _DT_MAX:
+                    _DEFAULT_TRANSFORMS.popitem(last=False)
+        return hit[0]
+
+    calculate_default_transform.__wrapped__ = original  # type: ignore[attr-defined]
+    calculate_default_transform.memoised = True  # type: ignore[attr-defined]
+    return calculate_default_transform
+
+
+def memoize_default_transforms() -> bool:
+    """In a server process: have rio-tiler reuse each source's default Web Mercator
+    transform instead of computing it again for every tile.
+
+    rio-tiler's ``get_vrt_transform`` (every ``Reader.part``/``Reader.tile`` of a
+    reprojected raster) calls ``rasterio.warp.calculate_default_transform(src.crs,
+    dst_crs, src.width, src.height, *src.bounds)``: the same arguments for every tile
+    of a source, and a pure function of them, whose PROJ work (parsing both CRSs,
+    choosing the coordinate operation) cost ~1.5 ms of the ~4-8 ms CPU of a tile of
+    ``benchmarks/tiles.py``'s files (benchmarks/README.md).  The result for the same
+    arguments is returned from a bounded cache (same CRS objects, which the open
+    dataset keeps, same size and bounds), so pixels are unchanged.  Installed into
+    ``rio_tiler.utils`` (the module whose function calls it); other callers keep
+    rasterio's own.  Called by the server processes at start (never in the user's
+    kernel); True once installed."""
+    import rio_tiler.utils as rt_utils
+
+    current = rt_utils.calculate_default_transform
+    if not getattr(current, "memoised", False):  # (rasterio's own has a __wrapped__)
+        rt_utils.calculate_default_transform = _memo_default_transform(current)
+    return True

@@ -109,6 +109,42 @@ def _mercator_bounds(path: str, src) -> tuple[float, float, float, float]:
     return cached
 
 
+_OPERATIONS: dict[int, tuple] = {}  # id(CRS object) -> (the object, its pipeline or None)
+_OPERATIONS_MAX = 1024
+
+
+def coordinate_operation(crs) -> str | None:
+    """The PROJ pipeline from the rasterio CRS ``crs`` to EPSG:3857 when it is the only
+    operation PROJ knows between them (same datum, e.g. every WGS 84 UTM zone; none
+    unavailable for want of a grid), else None.
+
+    Handed to GDAL's warper (``COORDINATE_OPERATION``), it spares the search among the
+    operations that GDAL runs again for every warped VRT and for each of its implicit
+    overviews (24 % of the CPU of a tile of benchmarks/tiles.py's s2 file): with one
+    candidate the result is the one GDAL would choose, so pixels are unchanged
+    (tests/render/test_fast_paths.py).  Computed once per CRS object (the open
+    dataset keeps its own)."""
+    hit = _OPERATIONS.get(id(crs))
+    if hit is not None and hit[0] is crs:
+        return hit[1]
+    pipeline = None
+    try:
+        from pyproj.transformer import TransformerGroup
+
+        group = TransformerGroup(crs.to_wkt(), "EPSG:3857", always_xy=True)
+        if len(group.transformers) == 1 and not group.unavailable_operations:
+            pipeline = group.transformers[0].definition
+            if pipeline and not pipeline.startswith("+"):
+                pipeline = "+" + pipeline.replace(" ", " +")  # PROJ's +key=value spelling
+    except Exception:  # a CRS pyproj cannot read: GDAL's own search, as before
+        pipeline = None
+    with _MERC_LOCK:
+        if len(_OPERATIONS) >= _OPERATIONS_MAX:
+            _OPERATIONS.clear()
+        _OPERATIONS[id(crs)] = (crs, pipeline)
+    return pipeline
+
+
 def _has_alpha_band(src) -> bool:
     from rasterio.enums import ColorInterp, MaskFlags
 
@@ -135,6 +171,8 @@ def read_band1(
     Raises :class:`OutsideData` when the raster covers less than 1 % of ``bounds``.
     """
     import time
+
+    from rio_tiler.constants import WEB_MERCATOR_CRS
 
     rdr = engine.reader(path)  # raises the specific error when it cannot be opened
     t0 = time.monotonic()
@@ -169,17 +207,24 @@ def read_band1(
             keep_nodata = (method == "nearest" and reproject == "nearest" and not has_alpha
                            and nodata is not None and not math.isnan(nodata))
             if far is None:  # near the native zoom: rio-tiler's read
+                vrt_options = {} if keep_nodata else {"add_alpha": not has_alpha, "nodata": None}
+                operation = coordinate_operation(src.crs) if src.crs != WEB_MERCATOR_CRS else None
+                if operation:
+                    vrt_options["COORDINATE_OPERATION"] = operation  # GDAL's transformer option
                 img = rdr.part(
                     bounds,
-                    dst_crs="EPSG:3857",
-                    bounds_crs="EPSG:3857",
+                    # rio-tiler's own CRS object, not "EPSG:3857": each comparison and
+                    # call with a string parses it again (and a memoised default
+                    # transform, see reader.memoize_default_transforms, needs one object)
+                    dst_crs=WEB_MERCATOR_CRS,
+                    bounds_crs=WEB_MERCATOR_CRS,
                     height=int(shape[0]),
                     width=int(shape[1]),
                     indexes=(1,) if keep_nodata else (1, alpha_index),
                     resampling_method=method or "average",
                     reproject_method=reproject,
                     padding=PADDING,
-                    vrt_options={} if keep_nodata else {"add_alpha": not has_alpha, "nodata": None},
+                    vrt_options=vrt_options,
                 )
         except OutsideData:
             raise
@@ -272,7 +317,42 @@ def stretch_range(pair, metadata) -> tuple[float, float]:
 
 def to_index(data, lo: float, hi: float) -> np.ndarray:
     """Stretch ``data`` from ``[lo, hi]`` to ``1..255`` (clipped, rounded); masked,
-    NaN and infinite values give 0.  ``lo == hi`` maps values at ``lo`` to 1."""
+    NaN and infinite values give 0.  ``lo == hi`` maps values at ``lo`` to 1.
+
+    8- and 16-bit integer data go through a table of every value of their dtype
+    (:func:`_index_table`, the same arithmetic on each value, computed once per
+    stretch), float data through the arithmetic itself."""
+    values = np.ma.getdata(data)
+    if isinstance(values, np.ndarray) and values.dtype in _TABLE_DTYPES and values.size > _TABLE_MIN_PIXELS:
+        out = _index_table(values.dtype.str, float(lo), float(hi))[_table_offset(values)]
+        out[np.ma.getmaskarray(data)] = 0
+        return out
+    return _to_index(data, lo, hi)
+
+
+_TABLE_DTYPES = (np.dtype("uint8"), np.dtype("int8"), np.dtype("uint16"), np.dtype("int16"))
+_TABLE_MIN_PIXELS = 4096  # below, building a 65,536-entry table costs more than it saves
+
+
+def _table_offset(values: np.ndarray) -> np.ndarray:
+    """Indexes into :func:`_index_table` of ``values`` (signed dtypes are shifted by
+    their minimum, so that the table starts at the dtype's smallest value)."""
+    if values.dtype.kind == "i":
+        return values.astype(np.int64) - int(np.iinfo(values.dtype).min)
+    return values
+
+
+@lru_cache(maxsize=64)
+def _index_table(dtype: str, lo: float, hi: float) -> np.ndarray:
+    """:func:`to_index` of every value of the integer ``dtype``, smallest first
+    (read-only; 64 KiB for 16-bit dtypes)."""
+    info = np.iinfo(np.dtype(dtype))
+    table = _to_index(np.arange(info.min, info.max + 1, dtype=np.dtype(dtype)), lo, hi)
+    table.setflags(write=False)
+    return table
+
+
+def _to_index(data, lo: float, hi: float) -> np.ndarray:
     arr = np.ma.getdata(data).astype("float64", copy=True)
     mask = np.ma.getmaskarray(data) | ~np.isfinite(arr)
     arr -= lo
@@ -360,7 +440,7 @@ def colorbar(stretch_range, colormap: str | None = None, num_values: int = 255) 
 
 def singleband_png(index: np.ndarray, colormap: str | None = None) -> bytes:
     """Paletted PNG of 1..255 ``index`` values (0 transparent)."""
-    return encode.png_lut(index, index != 0, palette_for(colormap))
+    return encode.png_palette(index, palette_for(colormap))  # entry 0 is transparent
 
 
 def explicit_png(data, colours: list) -> bytes:

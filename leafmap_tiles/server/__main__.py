@@ -57,7 +57,10 @@ def main() -> None:
     import uvicorn
     from rio_tiler.io import Reader  # noqa: F401  (import cost paid before the port opens)
 
+    from leafmap_tiles.render.reader import memoize_default_transforms
     from leafmap_tiles.server.session_params import GdalBody
+
+    memoize_default_transforms()  # this server process's rio-tiler
 
     change = GdalBody.parse(cfg.get("gdal") or {}).change()
     if change["credentials"]:

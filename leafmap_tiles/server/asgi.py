@@ -85,6 +85,7 @@ def create_app(
     log_level: str | None = None,
     resampling: str | None = None,
     reprojection: str | None = None,
+    processes: int = 1,
 ) -> Starlette:
     """Terracotta's HTTP API over one key store, for one worker process.
 
@@ -96,13 +97,17 @@ def create_app(
         database: SQLite path or ``postgresql://`` / ``mysql://`` / ``s3://`` URL of
             the key store, or an open :class:`~leafmap_tiles.store.KeyStore`; default
             ``$LEAFMAP_TILES_DATABASE``.
-        workers: render threads (default ``$LEAFMAP_TILES_WORKERS``, else
-            ``max(4, 3 * cores)``).
+        workers: threads rendering tiles of local files (default
+            ``$LEAFMAP_TILES_WORKERS``, else the cores shared out among ``processes``,
+            at least 1); tiles of URLs have a pool of their own (3 per core, at least 4).
         gdal_cachemax: GDAL block cache in MB (default ``$GDAL_CACHEMAX``, else 128).
         log_level: ``leafmap_tiles`` log level (default ``$LEAFMAP_TILES_LOG_LEVEL``).
         resampling, reprojection: how tiles are read (default
             ``$LEAFMAP_TILES_RESAMPLING`` / ``$LEAFMAP_TILES_REPROJECTION``, else
             Terracotta's ``average`` / ``bilinear``).
+        processes: worker processes of the server on this machine, for the default
+            of ``workers`` (``serve --processes N`` passes N; uvicorn's and gunicorn's
+            ``--workers N`` are not known here: set ``LEAFMAP_TILES_WORKERS`` there).
 
     Raises:
         StoreError: no database given, a missing or foreign database, a bad setting.
@@ -127,6 +132,10 @@ def create_app(
     gdalenv.limit_malloc_arenas()
     gdalenv.skip_unused_imports()
     warm_imports()
+    from leafmap_tiles.render.reader import memoize_default_transforms
+
+    memoize_default_transforms()  # this worker process's rio-tiler
     from leafmap_tiles.server.terracotta_api import create_terracotta_app
 
-    return create_terracotta_app(database, workers=workers, resampling=resampling, reprojection=reprojection)
+    return create_terracotta_app(database, workers=workers, resampling=resampling, reprojection=reprojection,
+                                 processes=processes)

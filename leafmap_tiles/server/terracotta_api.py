@@ -90,7 +90,8 @@ def _png(body: bytes) -> Response:
 
 
 def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, workers: int | None = None,
-                          resampling: str | None = None, reprojection: str | None = None) -> Starlette:
+                          resampling: str | None = None, reprojection: str | None = None,
+                          processes: int = 1) -> Starlette:
     """Starlette app answering Terracotta's HTTP API for a key store.
 
     Args:
@@ -100,12 +101,17 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
             SQLite database without metadata; metadata is computed on first use, as
             ``terracotta serve -r`` does).
         rgb_key: with a pattern, the key moved last (the one ``/rgb`` varies).
-        workers: threads that read tiles (default
-            :func:`leafmap_tiles.settings.serve_workers`: ``LEAFMAP_TILES_WORKERS``, else
-            ``max(4, 3 * cores)``).
+        workers: threads that render tiles of local files (default
+            :func:`leafmap_tiles.settings.serve_local_workers`: ``LEAFMAP_TILES_WORKERS``,
+            else the cores shared out among ``processes``, at least 1).  Tiles of
+            URLs (``http(s)://``, ``s3://``) render on a pool of their own,
+            :func:`leafmap_tiles.settings.serve_workers`' default (``max(4, 3 * cores)``)
+            or ``workers`` if more, since their reads wait on the network.
         resampling, reprojection: how tiles are read (Terracotta's
             ``RESAMPLING_METHOD`` / ``REPROJECTION_METHOD``; default
             :func:`leafmap_tiles.settings.tile_methods`: ``average``, ``bilinear``).
+        processes: worker processes of this server on the machine
+            (``serve --processes N``), for the default of ``workers``.
 
     Raises:
         StoreError: the database does not exist or is not a Terracotta database,
@@ -119,19 +125,34 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     store, temp_db = meta.open_store(store_or_pattern, rgb_key)
     cache = meta.DatasetCache(store)
     engine = RenderEngine()
-    pool = ThreadPoolExecutor(max_workers=workers or settings_mod.serve_workers(settings),
-                              thread_name_prefix="tc-tile")
-    renders = Scheduler(pool._max_workers, settings.tile_deadline, name="tc-render")
+    from leafmap_tiles.server.gdalenv import is_remote
+
+    # local tiles are CPU-bound: one thread per core of this process's share (more only
+    # contend for the GIL: benchmarks/README.md); tiles of URLs wait on the network
+    local_workers = workers or settings_mod.serve_local_workers(processes, settings)
+    remote_workers = max(local_workers, settings_mod.serve_workers(settings_mod.Settings()))
+    # store queries (metadata, /datasets) and other blocking work that is not a render
+    pool = ThreadPoolExecutor(max_workers=remote_workers, thread_name_prefix="tc-tile")
+    renders = Scheduler(local_workers, settings.tile_deadline, name="tc-render")
+    remote_renders = Scheduler(remote_workers, settings.tile_deadline, name="tc-render-remote")
     engine.background = renders.submit_background  # decimated levels built ahead (local files)
 
     async def run(fn, *args: Any, **kwargs: Any):
         return await asyncio.get_running_loop().run_in_executor(pool, lambda: fn(*args, **kwargs))
 
-    async def render(request: Request, fn, *args: Any, **kwargs: Any) -> Response:
-        """A tile render: newest first, dropped if the client left (ClientGoneError, 503),
-        503 with Retry-After past the deadline (RenderDeadlineError), fair across datasets
-        (:mod:`leafmap_tiles.server.scheduler`)."""
-        body = await renders.run(request.path_params.get("keys", ""), lambda: fn(*args, **kwargs), request=request)
+    async def dataset(keys: list[str]) -> tuple[str, dict[str, Any]]:
+        """``(path, metadata)``: from the cache at once when it is fresh, else asked of
+        the store on a thread (metadata computed on first use for --skip-metadata
+        datasets, outside the render deadline: that is for rendering)."""
+        return cache.fresh(keys) or await run(cache.lookup, keys)
+
+    async def render(request: Request, paths: list[str], fn, *args: Any, **kwargs: Any) -> Response:
+        """A tile render of the datasets at ``paths``: newest first, dropped if the client
+        left (ClientGoneError, 503), 503 with Retry-After past the deadline
+        (RenderDeadlineError), fair across datasets (:mod:`leafmap_tiles.server.scheduler`);
+        on the remote pool when any of them is a URL."""
+        sched = remote_renders if any(is_remote(p) for p in paths) else renders
+        body = await sched.run(request.path_params.get("keys", ""), lambda: fn(*args, **kwargs), request=request)
         return _png(body)
 
     def some_keys(request: Request) -> list[str]:
@@ -176,10 +197,8 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         keys = split_keys(request.path_params["keys"])
         xyz = _xyz(request)
         q = SinglebandQuery.parse(_first_params(request))
-        # the dataset's metadata (computed on first use for --skip-metadata datasets) before
-        # the tile: the render deadline is for rendering, not for a one-off computation
-        await run(cache.lookup, keys)
-        return await render(request, tiles.singleband, engine, cache.lookup, keys, xyz,
+        path, _ = await dataset(keys)  # before the tile (metadata first, outside the deadline)
+        return await render(request, [path], tiles.singleband, engine, cache.lookup, keys, xyz,
                             stretch_range=q.stretch_range, colormap=q.colormap,
                             explicit_color_map=q.explicit_color_map, tile_size=q.tile_size, methods=methods)
 
@@ -187,16 +206,16 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
         xyz = _xyz(request)
         q = RgbQuery.parse(_first_params(request))
         some = await run(some_keys, request)
-        for _, last, _ in q.bands:  # metadata first, outside the render deadline
-            await run(cache.lookup, some + [last])
-        return await render(request, tiles.rgb, engine, cache.lookup, some, xyz, bands=q.bands,
+        paths = [(await dataset(some + [last]))[0] for _, last, _ in q.bands]  # metadata first
+        return await render(request, paths, tiles.rgb, engine, cache.lookup, some, xyz, bands=q.bands,
                             tile_size=q.tile_size, methods=methods)
 
     async def compute_route(request: Request):
         xyz = _xyz(request)
         q = ComputeQuery.parse(_first_params(request))
         some = await run(some_keys, request)
-        return await render(request, tiles.compute, engine, cache.lookup, some, xyz, expression=q.expression,
+        paths = [(await dataset(some + [k]))[0] for k in q.operands.values()]  # metadata first
+        return await render(request, paths, tiles.compute, engine, cache.lookup, some, xyz, expression=q.expression,
                             operands=q.operands, stretch_range=q.stretch_range, colormap=q.colormap,
                             tile_size=q.tile_size, methods=methods)
 
@@ -213,7 +232,8 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
 
     async def health(request: Request):
         # pid: which worker process answered (serve --processes N, replicas)
-        return JSONResponse({"status": "ok", "pid": os.getpid(), "renders": renders.stats()})
+        return JSONResponse({"status": "ok", "pid": os.getpid(), "renders": renders.stats(),
+                             "remote_renders": remote_renders.stats()})
 
     tile = "{z:int}/{x:int}/{y:int}.png"
     routes = [
@@ -251,6 +271,7 @@ def create_terracotta_app(store_or_pattern, *, rgb_key: str | None = None, worke
     app.state.engine = engine
     app.state.pool = pool
     app.state.renders = renders
+    app.state.remote_renders = remote_renders
     app.state.temp_db = temp_db
     app.state.methods = methods
     return app

@@ -51,6 +51,17 @@ class DatasetCache:
     def key_names(self) -> tuple[str, ...]:
         return tuple(self.store.key_names)
 
+    def fresh(self, keys: Sequence[str]) -> tuple[str, Metadata] | None:
+        """``(path, metadata)`` of these key values when the cache holds them from less
+        than :data:`METADATA_TTL` seconds ago, else None (then :meth:`lookup` asks the
+        store).  Never blocks on the store: the routes call it on the event loop and
+        go to a worker thread only on a miss."""
+        with self._lock:  # held only around the LRU's own bookkeeping, never a query
+            hit = self._cache.get(tuple(keys))
+        if hit is not None and time.monotonic() - hit[0] < METADATA_TTL:
+            return hit[1], hit[2]
+        return None
+
     def lookup(self, keys: Sequence[str]) -> tuple[str, Metadata]:
         """``(path, metadata)`` of the dataset with these key values (metadata computed
         here for datasets ingested with ``--skip-metadata``).
