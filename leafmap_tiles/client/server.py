@@ -334,15 +334,19 @@ class TileServer:
         return self._request("POST", "points", json=body).json()["results"]
 
     def statistics(self, source_id: str, geometry: dict, style: dict | None = None, percentiles=(),
-                   scale: float | None = None, offset: float | None = None) -> dict:
+                   scale: float | None = None, offset: float | None = None, stats=None) -> dict:
         """Area statistics of a source over ``geometry`` (a GeoJSON Polygon/MultiPolygon
         dict in EPSG:4326): ``{"bands", "statistics": [{count, mean, median, min, max,
         std, p<q>...}, ...], "pixels", "inside", "id"}`` in physical units (``scale``/
         ``offset`` given, else the file's tags for plain bands); see
-        :mod:`leafmap_tiles.render.zonal` for the pixel rule.  Raises
-        ``BadRequestError`` for a bad geometry or percentiles, ``UnknownSourceError``."""
+        :mod:`leafmap_tiles.render.zonal` for the pixel rule.  ``stats``: the names
+        among mean, median, min, max, std to compute (None: all); ``count`` and the
+        percentiles are always given.  Raises ``BadRequestError`` for a bad geometry,
+        percentiles or stats, ``UnknownSourceError``."""
         body = {"geometry": geometry, "style": style or {}, "percentiles": list(percentiles or ()),
                 "scale": scale, "offset": offset}
+        if stats is not None:
+            body["stats"] = list(stats)
         try:
             json.dumps(body, allow_nan=False)
         except (TypeError, ValueError) as exc:  # NaN/inf coordinates, objects JSON cannot carry
