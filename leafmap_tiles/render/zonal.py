@@ -309,7 +309,9 @@ def _nodata_only(ds, indexes) -> list | None:
 def _masked_read(ds, indexes, window, nodata, out_grid=None, as_float=True):
     """``(data (bands, h, w), valid bool (bands, h, w))`` of ``ds``; with
     ``out_grid = (crs, transform, width, height)`` resampled onto that grid (nearest).
-    ``data`` is float64, or the file's dtype with ``as_float=False``."""
+    ``data`` is float64, or the file's dtype with ``as_float=False`` (then ``data``
+    and ``valid`` may be lists of (h, w) arrays, one per band: read band by band, each
+    array stays below glibc's mmap threshold, see :data:`VALUES_CHUNK`)."""
     if out_grid is not None:
         from rasterio.enums import Resampling
         from rasterio.vrt import WarpedVRT
@@ -337,10 +339,9 @@ def _masked_read(ds, indexes, window, nodata, out_grid=None, as_float=True):
         arr[:, r0:r0 + part.shape[1], c0:c0 + part.shape[2]] = part
     else:
         fast = _nodata_only(ds, indexes)
-        if fast is not None:  # GDAL's nodata mask, without reading each band a second time
-            raw = ds.read(list(indexes), window=window)
-            valid = raw != np.asarray(fast, dtype=raw.dtype).reshape(-1, 1, 1)
-            return (np.asarray(raw, dtype="float64") if as_float else raw), valid
+        if fast is not None and not as_float:  # GDAL's nodata mask, without a second read of each band
+            bands = [ds.read(i, window=window) for i in indexes]
+            return bands, [b != nd for b, nd in zip(bands, fast)]
         arr = ds.read(list(indexes), window=window, masked=True)
     data = np.asarray(arr.data, dtype="float64") if as_float else np.asarray(arr.data)
     valid = ~np.ma.getmaskarray(arr)
@@ -425,11 +426,13 @@ def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles
         pixels += int(inside.sum())
     out = []
     for b in range(n_out):
-        vals = np.concatenate(per_band[b]) if per_band[b] else np.zeros(0)
+        chunks = per_band[b]
+        vals = chunks[0] if len(chunks) == 1 else np.concatenate(chunks) if chunks else np.zeros(0)
         s = 1.0 if not scales or scales[b] is None else float(scales[b])
         o = 0.0 if not offsets or offsets[b] is None else float(offsets[b])
-        if (s, o) != (1.0, 0.0):
-            vals = vals * s + o
+        if (s, o) != (1.0, 0.0):  # in place (our own array), the same operations as vals * s + o
+            vals *= s
+            vals += o
         out.append(reduce(vals, percentiles, stats))
     return {"bands": labels, "statistics": out, "pixels": pixels, "inside": True}
 
@@ -494,7 +497,7 @@ def _values_in(engine, members, style, indexes, first, win, inside) -> list[np.n
     first member with data, an expression is evaluated where every band has data."""
     from rasterio.windows import transform as window_transform
 
-    from leafmap_tiles.render.style import evaluate_blocks
+    from leafmap_tiles.render.style import evaluate_values
 
     grid_transform = window_transform(win, first.transform)
     shape = (int(win.height), int(win.width))
@@ -525,11 +528,15 @@ def _values_in(engine, members, style, indexes, first, win, inside) -> list[np.n
 
         # evaluated on the pixels inside where every band it uses has data (gathered
         # first: no arithmetic on the rest of the window)
-        sel = inside & np.logical_and.reduce(valid, axis=0)
+        sel = np.logical_and(inside, valid[0])
+        for v in valid[1:]:
+            sel &= v
         names = [f"b{i}" for i in indexes]
         # one band at a time: numpy gathers a 2-D mask from each band ~20x faster than
         # from the (bands, h, w) array at once
-        res = evaluate_blocks(get_expression_blocks(style.expression), names, np.stack([band[sel] for band in data]))
-        ok = np.all(np.isfinite(res), axis=0)
-        return [r[ok] for r in res]
-    return [np.asarray(data[b][inside & valid[b]], dtype="float64") for b in range(data.shape[0])]
+        res = evaluate_values(get_expression_blocks(style.expression), names, [band[sel] for band in data])
+        ok = np.isfinite(res[0])
+        for r in res[1:]:
+            ok &= np.isfinite(r)
+        return res if ok.all() else [r[ok] for r in res]
+    return [np.asarray(data[b][inside & valid[b]], dtype="float64") for b in range(len(data))]
