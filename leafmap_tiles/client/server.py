@@ -11,6 +11,7 @@ map keep working.
 from __future__ import annotations
 
 import atexit
+import http.client
 import json
 import os
 import secrets
@@ -28,6 +29,7 @@ import requests
 
 from leafmap_tiles import _credentials, settings
 from leafmap_tiles.client import urls
+from leafmap_tiles.client.loopback import LoopbackPool
 from leafmap_tiles.errors import BadRequestError, SourceTimeoutError, StyleError, TileServerError, from_name
 from leafmap_tiles.protocol import (
     BackgroundRequest,
@@ -103,6 +105,7 @@ class TileServer:
         self._sources: dict[str, Registration] = {}  # id -> registration body (re-sent after a restart)
         self._colormaps: dict[str, list | dict] = {}  # id -> colormap spec (re-sent after a restart)
         self._session = requests.Session()
+        self._loopback: LoopbackPool | None = None  # http.client connections for _post_json
         self._closed = False
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -228,6 +231,8 @@ class TileServer:
         if self._monitor is not None and self._monitor is not threading.current_thread():
             self._monitor.join(timeout=5)
         self._session.close()
+        if self._loopback is not None:
+            self._loopback.close()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
         try:
             atexit.unregister(self.close)
@@ -272,6 +277,29 @@ class TileServer:
                 raise TileServerError(f"tile server answered {r.status_code}: {r.text[:200]}") from None
             raise from_name(body.get("error"), body.get("message") or r.text)
         return r
+
+    def _post_json(self, path: str, body: dict) -> dict:
+        """``_request("POST", path, json=body).json()`` on a kept ``http.client``
+        connection (:mod:`leafmap_tiles.client.loopback`: a sixth of requests' kernel
+        CPU, for calls sent many at once such as an area series' frames); a server
+        that cannot be reached is left to :meth:`_request` (restart, its errors)."""
+        self.start()
+        pool = self._loopback
+        if pool is None or pool.port != self.port:
+            pool = self._loopback = LoopbackPool(self.port, REQUEST_TIMEOUT)
+        try:
+            status, raw = pool.post_json(f"/{self.token}/{path}", body, {"X-Leafmap-Tiles-Key": self._admin_key})
+        except TimeoutError:
+            raise SourceTimeoutError(f"the tile server did not answer {path} within {REQUEST_TIMEOUT:.0f} s") from None
+        except (OSError, http.client.HTTPException):
+            return self._request("POST", path, json=body).json()
+        if status >= 400:
+            try:
+                err = json.loads(raw)
+            except ValueError:
+                raise TileServerError(f"tile server answered {status}: {raw[:200]!r}") from None
+            raise from_name(err.get("error"), err.get("message") or raw.decode("utf-8", "replace"))
+        return json.loads(raw)
 
     def register(self, path: SourcePath | list[str], style: dict | None = None, defaults: dict | None = None,
                  protected: bool = False) -> RegistrationAnswer:
@@ -370,20 +398,24 @@ class TileServer:
         return out["results"]
 
     def statistics(self, source_id: str, geometry: dict, style: dict | None = None, percentiles=(),
-                   scale: float | None = None, offset: float | None = None) -> dict:
+                   scale: float | None = None, offset: float | None = None, stats=None) -> dict:
         """Area statistics of a source over ``geometry`` (a GeoJSON Polygon/MultiPolygon
         dict in EPSG:4326): ``{"bands", "statistics": [{count, mean, median, min, max,
         std, p<q>...}, ...], "pixels", "inside", "id"}`` in physical units (``scale``/
         ``offset`` given, else the file's tags for plain bands); see
-        :mod:`leafmap_tiles.render.zonal` for the pixel rule.  Raises
-        ``BadRequestError`` for a bad geometry or percentiles, ``UnknownSourceError``."""
+        :mod:`leafmap_tiles.render.zonal` for the pixel rule.  ``stats``: the names
+        among mean, median, min, max, std to compute (None: all); ``count`` and the
+        percentiles are always given.  Raises ``BadRequestError`` for a bad geometry,
+        percentiles or stats, ``UnknownSourceError``."""
         body = {"geometry": geometry, "style": style or {}, "percentiles": list(percentiles or ()),
                 "scale": scale, "offset": offset}
+        if stats is not None:
+            body["stats"] = list(stats)
         try:
             json.dumps(body, allow_nan=False)
         except (TypeError, ValueError) as exc:  # NaN/inf coordinates, objects JSON cannot carry
             raise BadRequestError(f"the geometry and options must be finite numbers in JSON: {exc}") from None
-        return self._request("POST", f"statistics/{source_id}", json=body).json()
+        return self._post_json(f"statistics/{source_id}", body)
 
     def tile(self, source_id: str, z: int, x: int, y: int, style: dict | None = None, fmt: str = "png") -> bytes:
         """Tile bytes fetched by the kernel (tests, exports)."""

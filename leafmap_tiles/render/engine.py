@@ -21,6 +21,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -130,6 +131,33 @@ def _jsonable(v):
     return f if math.isfinite(f) else None
 
 
+class _SharedReader:
+    """One entry of :meth:`RenderEngine.shared_reader`: a reader (opened by its first
+    user) and the lock its users hold; ``retired`` once evicted, closed by whoever
+    holds it last."""
+
+    __slots__ = ("reader", "lock", "retired")
+
+    def __init__(self) -> None:
+        self.reader = None
+        self.lock = threading.Lock()
+        self.retired = False
+
+    def retire(self) -> None:
+        """No longer handed out; its dataset is closed now, or by its holder on release."""
+        self.retired = True
+        if self.lock.acquire(blocking=False):
+            try:
+                if self.reader is not None:
+                    try:
+                        self.reader.close()
+                    except Exception:
+                        pass
+                    self.reader = None
+            finally:
+                self.lock.release()
+
+
 class RenderEngine:
     """Stateless about sources except caches: every call names the source by its
     ``path`` (a local path or URL, or a tuple of them for a mosaic); :meth:`forget`
@@ -153,6 +181,8 @@ class RenderEngine:
         self.health = health or RemoteHealth()
         self._epochs: dict[str, int] = {}  # per URL: bumped after a network failure
         self._src_res: LRUCache = LRUCache(max(64, self.cache_entries))
+        self._shared: OrderedDict = OrderedDict()  # reader key -> _SharedReader (shared_reader)
+        self._shared_lock = threading.Lock()
         self._cost: dict[tuple, float] = {}
         self.levels = decimated.Levels()  # decimated copies of rasters lacking overviews
         self.far_reads = 0  # tiles read by the far-zoom path (a debug counter for tests)
@@ -231,12 +261,69 @@ class RenderEngine:
                 pass
         return rdr
 
+    @contextmanager
+    def shared_reader(self, path: str, nodata: float | None = None):
+        """``with engine.shared_reader(path) as rdr:`` one rio-tiler Reader of ``path``
+        for every thread, held by the calling thread alone inside the block (one lock
+        per dataset: GDAL datasets are not thread-safe, but may change threads between
+        calls).  For work that reads the same pixels from whichever thread runs it,
+        e.g. the frames of an area series: with one dataset per source, not one per
+        thread, each block sits once in GDAL's block cache (``GDAL_CACHEMAX``), where
+        per-thread readers cached it once per thread and, for a 40-frame series on 4
+        threads, overflowed the cache so that every call decompressed its blocks again.
+        Keep the block short (a read); opening failures raise as :meth:`reader`."""
+        from leafmap_tiles.render.reader import Reader
+
+        if is_remote(path):
+            self.health.check(path)
+        key = (path, None if nodata is None else repr(nodata), self._generation, file_signature(path),
+               self._epochs.get(path, 0))
+        while True:
+            with self._shared_lock:
+                entry = self._shared.get(key)
+                if entry is None:
+                    entry = self._shared[key] = _SharedReader()
+                self._shared.move_to_end(key)
+                evicted = []
+                while len(self._shared) > self.cache_entries:
+                    evicted.append(self._shared.popitem(last=False)[1])
+            for old in evicted:
+                old.retire()
+            entry.lock.acquire()
+            if not entry.retired:
+                break
+            entry.lock.release()  # evicted meanwhile: take (or make) the current entry
+            entry.retire()
+        try:
+            if entry.reader is None:
+                options = {} if nodata is None else {"nodata": nodata}
+                t0 = time.monotonic()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        entry.reader = Reader(path, options=options)
+                    except Exception as exc:
+                        raise self._failure(path, exc, "open", t0) from None
+            yield entry.reader
+        finally:
+            entry.lock.release()
+            if entry.retired:
+                entry.retire()
+
+    def _retire_shared(self) -> None:
+        with self._shared_lock:
+            old = list(self._shared.values())
+            self._shared.clear()
+        for entry in old:
+            entry.retire()
+
     def invalidate_all(self) -> None:
         """Reopen every dataset on next use (after credentials or GDAL options change)."""
         with self._stats_lock:
             self._generation += 1  # each worker thread drops its readers on next use
             self._stats.clear()
             self._info.clear()
+        self._retire_shared()
         self.health.reset()
         self.levels.clear()
 
@@ -244,6 +331,11 @@ class RenderEngine:
         """Drop the cached descriptions, statistics, decimated levels and failure state
         of ``path``."""
         self.levels.forget(path)
+        paths = set(members(path))
+        with self._shared_lock:
+            gone = [self._shared.pop(k) for k in [k for k in self._shared if k[0] in paths]]
+        for entry in gone:
+            entry.retire()
         with self._stats_lock:
             for k in [k for k in list(self._stats.keys()) if k[0] == path]:
                 self._stats.pop(k, None)

@@ -14,7 +14,7 @@ the browser; admin routes also need header ``X-Leafmap-Tiles-Key``)::
     GET    /{token}/point/{id}?lon=&lat=&<style>
     POST   /{token}/points                            batch {"lon", "lat", "layers": [{"id", "style"}]}
     POST   /{token}/statistics/{id}                   area statistics {"geometry", "style"?, "percentiles"?,
-                                                      "scale"?, "offset"?} (see leafmap_tiles.render.zonal)
+                                                      "scale"?, "offset"?, "stats"?} (see leafmap_tiles.render.zonal)
 
 Tile caching: a tile URL whose ``v`` equals the source's current version (see
 :func:`tile_version`; the register and info answers carry it) names bytes that never
@@ -449,6 +449,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         body = await json_object(request)
         geometry = zonal.check_geometry(body.get("geometry"))
         percentiles = zonal.check_percentiles(body.get("percentiles"))
+        wanted = zonal.check_stats(body.get("stats"))  # None: every statistic
         params = {k: str(v) for k, v in _object_field(body, "style").items()}
         given = {}
         for name in ("scale", "offset"):
@@ -475,7 +476,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             else:
                 scales = [info.scales[i - 1] if i - 1 < len(info.scales) else 1.0 for i in indexes]
                 offsets = [info.offsets[i - 1] if i - 1 < len(info.offsets) else 0.0 for i in indexes]
-            return zonal.area_statistics(engine, src.path, style, geometry, percentiles, scales, offsets)
+            return zonal.area_statistics(engine, src.path, style, geometry, percentiles, scales, offsets, wanted)
 
         out = await run(work, remote=is_remote(src.path), key=src.id)
         out["id"] = src.id
