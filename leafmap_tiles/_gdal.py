@@ -19,6 +19,8 @@ import glob
 import os
 from functools import lru_cache
 
+from leafmap_tiles.errors import VSIError
+
 
 @lru_cache(maxsize=1)
 def lib():
@@ -100,13 +102,10 @@ _lib = lib  # the name before issue 17 (branches written before it)
 
 # ----------------------------------------------------------------- VSI files (remote key stores)
 
-#: GDAL's VSI error numbers (cpl_vsi_error.h) that mean "refused" and "not there".
+#: GDAL's VSI error numbers (cpl_vsi_error.h) that mean "refused" and "not there"
+#: (:func:`leafmap_tiles.gdal_errors.classify` reads them from a :class:`VSIError`).
 VSIE_DENIED = (6, 9, 10)  # AccessDenied, InvalidCredentials, SignatureDoesNotMatch
 VSIE_MISSING = (7, 8)     # BucketNotFound, ObjectNotFound
-
-
-class VSIError(OSError):
-    """A failed GDAL VSI call: ``errno`` is GDAL's VSI error number, ``strerror`` its message."""
 
 
 class _StatBuf(ctypes.Structure):

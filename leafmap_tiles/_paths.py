@@ -7,17 +7,29 @@ prefix, e.g. ``/vsimem/``, which is not a local file either).  Anything else is 
 local file path, checked by :func:`check_local_path` before GDAL sees it (so the
 user gets ``SourceNotFoundError`` rather than GDAL's wording).
 
+A ``file://`` URL is the local file it names (:func:`from_file_url`):
+``file:///data/a.tif`` is ``/data/a.tif``, percent-escapes decoded
+(``pathlib.Path.as_uri()`` writes a space as ``%20``).
+
 A source of several files (a mosaic) is remote when any of its files is.
+
+:func:`to_gdal_path` is the one translation of a URL into the path GDAL opens
+(``s3://`` -> ``/vsis3/``, ``gs://`` -> ``/vsigs/``, ``az://`` -> ``/vsiaz/``, and
+with ``vsicurl=True`` ``http(s)://`` -> ``/vsicurl/http(s)://``, the form GDAL's
+caches are keyed by and a VRT names its members by); :func:`leafmap_tiles.s3.vsi_path`
+adds the check that an ``s3://`` URL has a bucket and a key.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 
 from leafmap_tiles.errors import InvalidSourceError, SourceIsDirectoryError, SourceNotFoundError
 
-__all__ = ["REMOTE_PREFIXES", "check_local_path", "is_remote", "is_remote_path", "to_gdal_path"]
+__all__ = ["REMOTE_PREFIXES", "check_local_path", "from_file_url", "is_file_url", "is_remote", "is_remote_path",
+           "local_path", "to_gdal_path"]
 
 #: Prefixes of the remote paths users give most (see :func:`is_remote_path` for the rule).
 REMOTE_PREFIXES: tuple[str, ...] = ("http://", "https://", "s3://", "gs://", "az://", "/vsi")
@@ -43,9 +55,34 @@ def is_remote(path: object) -> bool:
     return False
 
 
+def is_file_url(path: str) -> bool:
+    """Whether ``path`` is a ``file://`` URL (any case of the scheme)."""
+    return path[:7].lower() == "file://"
+
+
+def from_file_url(path: str) -> str:
+    """The local path a ``file://`` URL names (percent-escapes decoded; a
+    ``localhost`` host dropped: ``file://localhost/data/a.tif`` is ``/data/a.tif``);
+    any other ``path`` is returned unchanged.  ``file://data/a.tif`` (no third slash)
+    is read as the relative path ``data/a.tif``, as the key store always did."""
+    if not is_file_url(path):
+        return path
+    rest = urllib.parse.unquote(path[7:])
+    if rest[:10].lower() == "localhost/":
+        rest = rest[9:]
+    return rest
+
+
+def local_path(path: str) -> str:
+    """The absolute path of a local file given as a path (``~`` expanded, relative to
+    the current directory) or a ``file://`` URL (:func:`from_file_url`)."""
+    return os.path.abspath(os.path.expanduser(from_file_url(path)))
+
+
 def check_local_path(path: str) -> None:
-    """Raise the specific error for a local ``path`` that cannot be a raster file;
-    remote paths (:func:`is_remote_path`) are not checked.
+    """Raise the specific error for a local ``path`` (or a ``file://`` URL, checked as
+    the file it names) that cannot be a raster file; remote paths
+    (:func:`is_remote_path`) are not checked.
 
     Raises:
         SourceNotFoundError: nothing exists at ``path``.
@@ -54,6 +91,7 @@ def check_local_path(path: str) -> None:
     """
     if is_remote_path(path):
         return
+    path = from_file_url(path)
     if not os.path.exists(path):
         raise SourceNotFoundError(f"raster file not found: {path}")
     if os.path.isdir(path):
@@ -62,12 +100,23 @@ def check_local_path(path: str) -> None:
         raise InvalidSourceError(f"{path} is an empty file (0 bytes), not a raster")
 
 
-def to_gdal_path(url: str) -> str:
-    """``s3://bucket/key`` -> ``/vsis3/bucket/key``, ``gs://`` -> ``/vsigs/``; other
-    paths unchanged (GDAL reads ``http(s)://`` URLs itself)."""
-    if url.startswith("s3://"):
-        return "/vsis3/" + url[5:]
-    if url.startswith("gs://"):
-        return "/vsigs/" + url[5:]
-    return url
+_VSI_SCHEMES = (("s3://", "/vsis3/"), ("gs://", "/vsigs/"), ("az://", "/vsiaz/"))
 
+
+def to_gdal_path(path: str, vsicurl: bool = False) -> str:
+    """The path GDAL opens for ``path``: ``s3://bucket/key`` -> ``/vsis3/bucket/key``,
+    ``gs://`` -> ``/vsigs/``, ``az://`` -> ``/vsiaz/``; ``http(s)://`` URLs unchanged
+    (GDAL reads them itself) or, with ``vsicurl``, ``/vsicurl/`` + the URL (query
+    string kept), the name GDAL's caches and a VRT's members use; ``/vsi`` paths and
+    other ``scheme://`` URLs unchanged; a local path or ``file://`` URL made the
+    absolute local path (:func:`local_path`).  Nothing is checked (see
+    :func:`leafmap_tiles.s3.vsi_path` for an ``s3://`` URL's bucket and key)."""
+    low = path[:8].lower()
+    if low.startswith(("http://", "https://")):
+        return "/vsicurl/" + path if vsicurl else path
+    for scheme, vsi in _VSI_SCHEMES:
+        if low.startswith(scheme):
+            return vsi + path[len(scheme):]
+    if is_remote_path(path):
+        return path
+    return local_path(path)

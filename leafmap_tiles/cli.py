@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .errors import LeafmapTilesError, StoreError
+from .errors import LeafmapTilesError, SettingsError, StoreError
 
 
 # ---------------------------------------------------------------------------- ingest
@@ -123,7 +123,10 @@ def _run_optimize_rasters(args) -> int:
     from tqdm import tqdm
 
     files: list[str] = []
+    from . import _paths
+
     for item in args.rasters:
+        item = _paths.from_file_url(item)  # a file:// URL is the local file (or pattern) it names
         matches = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
         if not matches:
             raise StoreError(f"no file matches {item!r}")
@@ -450,11 +453,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _, run = _SUBCOMMANDS[args.command]
     try:
+        from . import settings
+
+        settings.current()  # a bad LEAFMAP_TILES_* number: one line now, before anything starts
         return run(args)
     except KeyboardInterrupt:
         print(f"leafmap-tiles {args.command}: interrupted", file=sys.stderr)
         return 130
-    except StoreError as exc:
+    except (StoreError, SettingsError) as exc:
         print(f"leafmap-tiles {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except (LeafmapTilesError, OSError) as exc:

@@ -76,7 +76,16 @@ class UnknownSourceError(LeafmapTilesError, KeyError):
 
 
 class TileServerError(LeafmapTilesError, RuntimeError):
-    """The tile-server process could not be started or answered unexpectedly."""
+    """The tile-server process could not be started or answered unexpectedly, or a
+    closed ``Map`` (or a server's closed render pool) was used."""
+
+
+class SettingsError(LeafmapTilesError, ValueError):
+    """A ``LEAFMAP_TILES_*`` environment variable whose value cannot be used: not a
+    number where one is expected, negative, NaN or infinite (see
+    :mod:`leafmap_tiles.settings` for what each variable allows).  The message names
+    the variable, its value and what is allowed.  Raised when the settings are read,
+    before a server starts; ``leafmap-tiles`` prints it as one line and exits with 2."""
 
 
 class StoreError(LeafmapTilesError, ValueError):
@@ -122,9 +131,46 @@ class ClientGoneError(LeafmapTilesError):
     is dropped; nobody reads an answer)."""
 
 
+class ProviderError(LeafmapTilesError, ValueError):
+    """Input a data provider cannot use: STAC search arguments (``bbox``, ``start``/
+    ``end`` dates, ``limit``, ``max_items``, ``sortby``, ``max_cloud_cover``), a CQL2
+    filter the STAC API does not support, an item without a date or without the
+    assets asked for, a login without credentials."""
+
+
+class CollectionError(LeafmapTilesError, ValueError):
+    """Invalid use of a collection (:mod:`leafmap_tiles.collections`): a ``bbox``,
+    ``resolution``, ``points`` or band out of range, an asset to choose, a read larger
+    than allowed, a workspace name that is not a plain folder name."""
+
+
+class CollectionKeyError(LeafmapTilesError, KeyError):
+    """An asset, item or index column that a collection does not have."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class CollectionIndexError(LeafmapTilesError, IndexError):
+    """A row number outside a collection (``collection[i]``)."""
+
+
+class CollectionNotFoundError(LeafmapTilesError, FileNotFoundError):
+    """No collection (workspace folder, exported file, or name in the workspace root)
+    at the path given to ``Collection.load``."""
+
+
 class NoOverlapError(LeafmapTilesError, ValueError):
     """An area (a bbox in EPSG:4326) that does not intersect any item of a collection:
     raised before anything is read, naming the items' extent."""
+
+
+class VSIError(LeafmapTilesError, OSError):
+    """A failed call into GDAL's virtual file system (``/vsis3/``, ``/vsicurl/``: a
+    stat, an open, a read; see :mod:`leafmap_tiles._gdal`): ``errno`` is GDAL's VSI
+    error number, ``strerror`` its message.  It is what GDAL said, not yet what it
+    means: :func:`leafmap_tiles.gdal_errors.classify` turns it into the specific class
+    (``S3AccessDeniedError``, ``SourceNotFoundError`` ...) before anyone sees it."""
 
 
 class TileOutsideBoundsError(LeafmapTilesError):
@@ -160,6 +206,13 @@ _ALL: dict[str, type[LeafmapTilesError]] = {
         ClientGoneError,
         TileOutsideBoundsError,
         NoOverlapError,
+        ProviderError,
+        CollectionError,
+        CollectionKeyError,
+        CollectionIndexError,
+        CollectionNotFoundError,
+        SettingsError,
+        VSIError,
     )
 }
 
@@ -191,6 +244,22 @@ def for_dataset(name: str, exc: LeafmapTilesError, remote: bool = False) -> Leaf
     if isinstance(exc, AuthenticationError):
         return AuthenticationError(f"dataset {name}: its remote host refused access (credentials of the server)")
     return UnreadableDataset(f"dataset {name} cannot be read (its file is missing or corrupt)")
+
+
+def for_database(url: str, exc: LeafmapTilesError, detail: str | None = None) -> LeafmapTilesError:
+    """What opening the key store at ``url`` (an ``s3://`` database) tells its user when
+    fetching the file failed with ``exc`` (a class of
+    :func:`leafmap_tiles.gdal_errors.classify`; ``detail``: what GDAL said, for the
+    message): a refusal of access keeps its class (:class:`S3AccessDeniedError`,
+    :class:`AuthenticationError`); anything else (no such object or bucket, a host that
+    did not answer) is an :class:`InvalidDatabaseError` naming the database, as for a
+    local database file that is not there."""
+    if isinstance(exc, AuthenticationError):
+        return exc
+    if isinstance(exc, SourceNotFoundError):
+        return InvalidDatabaseError(f"Could not retrieve database {url}: no such object or bucket "
+                                    f"({detail or exc})")
+    return InvalidDatabaseError(f"Could not retrieve database {url}: {detail or exc}")
 
 
 def from_name(name: str | None, message: str) -> LeafmapTilesError:

@@ -1,6 +1,8 @@
 """The one classifier of GDAL/rasterio/HTTP failures: every reader of a raster
-(:mod:`leafmap_tiles.render.engine`, :mod:`leafmap_tiles.render.terracotta`) turns
-what GDAL raised into one of the specific errors of :mod:`leafmap_tiles.errors`:
+(:mod:`leafmap_tiles.render.engine`, :mod:`leafmap_tiles.render.terracotta`, the
+store's metadata and its S3 database, ``providers.access.open_raster``, the VRT stacks,
+the collections' header reads) turns what GDAL raised into one of the specific errors
+of :mod:`leafmap_tiles.errors`; no other module reads GDAL's, curl's or PROJ's words:
 
 =============================  ==============================================================
 ``AuthenticationError``        HTTP 401/403
@@ -15,7 +17,14 @@ GDAL reports a timeout during a *read* only as ``TIFFFillTile: Read error ... go
 bytes``, the same words as a truncated file.  For a remote source a failure that
 took at least about the HTTP timeout (``elapsed``) is therefore a timeout, not a
 corrupt file.  rasterio chains the earlier GDAL errors of one call as ``__cause__``;
-the whole chain is read.
+the whole chain is read.  A :class:`~leafmap_tiles.errors.VSIError` (a failed call into
+GDAL's virtual file system, :mod:`leafmap_tiles._gdal`) is classified by its VSI error
+number too.
+
+Besides :func:`classify`: :func:`error_kind` (the short kind of a failed header read
+that a collection's index keeps) and :func:`is_outside` (rio-tiler or PROJ saying a
+point or tile lies outside the raster or its CRS's domain: an empty answer, not an
+error).
 """
 
 from __future__ import annotations
@@ -23,16 +32,16 @@ from __future__ import annotations
 import os
 import re
 
-from leafmap_tiles._paths import check_local_path as check_local  # noqa: F401  (re-export)
 from leafmap_tiles._paths import is_remote
 from leafmap_tiles.errors import (
     AuthenticationError,
     InvalidSourceError,
-    S3AccessDeniedError,
     LeafmapTilesError,
+    S3AccessDeniedError,
     SourceNotFoundError,
     SourceTimeoutError,
     SourceUnreachableError,
+    VSIError,
 )
 
 #: The error classes that mean "the network or the remote host failed", not the file:
@@ -61,8 +70,18 @@ S3_DENIED_WORDS = (
     "security token included in the request is invalid",  # InvalidToken
     "access denied", "accessdenied", "invalidaccesskeyid", "signaturedoesnotmatch",
 )
-_S3_MISSING_WORDS = ("does not exist in the file system", "bucket does not exist", "key does not exist",
-                     "nosuchkey", "nosuchbucket")
+_S3_MISSING_WORDS = ("does not exist", "nosuchkey", "nosuchbucket")
+_CODE_403 = re.compile(r"\b403\b")
+_CODE_404 = re.compile(r"\b404\b")
+
+#: A file that is not in a raster format GDAL reads (or whose TIFF header is broken),
+#: in GDAL's words and :func:`classify`'s: a header read's ``"not_raster"`` kind.
+_NOT_RASTER = re.compile(r"not recognized as (being in )?a supported file format|not a TIFF|"
+                         r"TIFFReadDirectory|cannot read TIFF header|not a raster format", re.I)
+#: rio-tiler's exceptions for a point or tile outside the raster, and PROJ's words for
+#: a coordinate outside the CRS's domain.
+_OUTSIDE_TYPES = ("PointOutsideBounds", "TileOutsideBounds")
+_OUTSIDE_WORDS = ("outside of projection domain",)
 
 
 def _is_s3(path: object) -> bool:
@@ -112,20 +131,29 @@ def classify(path: object, exc: BaseException, during: str = "open", elapsed: fl
         elapsed: seconds the failed call took; for a remote source, a failure after
             about the HTTP timeout (:func:`http_timeout`) is a :class:`SourceTimeoutError`.
     """
-    if isinstance(exc, LeafmapTilesError):
+    if isinstance(exc, LeafmapTilesError) and not isinstance(exc, VSIError):
         return exc
-    from leafmap_tiles._gdal import reset_error
+    from leafmap_tiles import _gdal
 
-    reset_error()  # a failure must not stay this thread's GDAL "last error" (see reset_error)
-    messages = _chain(exc) or [type(exc).__name__]
+    _gdal.reset_error()  # a failure must not stay this thread's GDAL "last error" (see reset_error)
+    if isinstance(exc, VSIError):
+        messages = [str(exc.strerror or exc).strip()]
+    else:
+        messages = _chain(exc) or [type(exc).__name__]
     msg = " | ".join(messages)
     low = msg.lower()
     detail = messages[-1] if "see previous" in messages[0].lower() else messages[0]
     remote = is_remote(path)
     m = _HTTP_CODE.search(msg)
     code = int(m.group(1)) if m else None
+    vsi_no = exc.errno if isinstance(exc, VSIError) else None
+    if code is None and vsi_no in _gdal.VSIE_DENIED:
+        code = 403
+    elif code is None and vsi_no is not None and (vsi_no in _gdal.VSIE_MISSING or vsi_no == 1):
+        code = 404  # VSIE_FileError (1): GDAL's "does not exist" of a stat or an open
     if _is_s3(path):
-        if code == 403 or any(w in low for w in S3_DENIED_WORDS):
+        bare = _URL_TEXT.sub("", msg)  # S3's answer as GDAL words it, without the URL
+        if code == 403 or any(w in low for w in S3_DENIED_WORDS) or _CODE_403.search(bare):
             from leafmap_tiles import s3
 
             try:
@@ -136,8 +164,8 @@ def classify(path: object, exc: BaseException, during: str = "open", elapsed: fl
                 f"{s3_url(path)}: S3 refused access (HTTP 403: {detail}) at {where}; check "
                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or the AWS_PROFILE profile) and the key's permissions"
             )
-        if code == 404 or any(w in low for w in _S3_MISSING_WORDS):
-            return SourceNotFoundError(f"{s3_url(path)}: no such object or bucket (HTTP 404)")
+        if code == 404 or any(w in low for w in _S3_MISSING_WORDS) or _CODE_404.search(bare):
+            return SourceNotFoundError(f"{s3_url(path)}: no such object or bucket (HTTP 404: {detail})")
     if (code in (401, 403) or ("401" in msg and "unauthorized" in low) or "access denied" in low
             or (remote and code is None and _REMOTE_AUTH.search(_URL_TEXT.sub("", msg)))):
         return AuthenticationError(
@@ -168,3 +196,29 @@ def classify(path: object, exc: BaseException, during: str = "open", elapsed: fl
             f"{path}: pixel data cannot be read, the file is truncated or corrupt ({detail})"
         )
     return InvalidSourceError(f"{path}: cannot open as a raster ({detail})")
+
+
+def error_kind(exc: BaseException, path: object = "") -> str:
+    """The short kind of a failed header read of ``path`` that a collection's index
+    keeps: ``"auth"``, ``"not_found"``, ``"timeout"``, ``"not_raster"`` (a file GDAL
+    does not read as a raster, or a broken TIFF header) or ``"error"``, from the class
+    :func:`classify` gives (an error of :mod:`leafmap_tiles.errors` keeps its class)."""
+    err = exc if isinstance(exc, (PermissionError, FileNotFoundError, TimeoutError)) else classify(path, exc)
+    if isinstance(err, PermissionError):  # AuthenticationError
+        return "auth"
+    if isinstance(err, FileNotFoundError):  # SourceNotFoundError
+        return "not_found"
+    if isinstance(err, TimeoutError):  # SourceTimeoutError
+        return "timeout"
+    if isinstance(err, InvalidSourceError) and any(_NOT_RASTER.search(t) for t in [str(err), *_chain(exc)]):
+        return "not_raster"
+    return "error"
+
+
+def is_outside(exc: BaseException, domain: bool = True) -> bool:
+    """Whether ``exc`` says that a point or tile lies outside the raster (rio-tiler's
+    ``PointOutsideBounds``/``TileOutsideBounds``) or, with ``domain``, outside its
+    CRS's domain (PROJ's words): an empty answer, not a failure of the source."""
+    if type(exc).__name__ in _OUTSIDE_TYPES:
+        return True
+    return domain and any(w in str(exc).lower() for w in _OUTSIDE_WORDS)

@@ -1,12 +1,19 @@
 """The shapes the kernel and the tile server exchange (JSON over HTTP), and the
 source-path type of every part.
 
-The client (:mod:`leafmap_tiles.client.server`) sends a :class:`Registration` and gets a
-:class:`RegistrationAnswer`; ``/info`` answers a :class:`SourceInfoJSON`
-(:meth:`leafmap_tiles.render.SourceInfo.to_json`), ``/point`` a :class:`PointAnswer`,
-``/points`` a :class:`PointsAnswer`.  These are ``TypedDict`` s: the JSON itself, with
-its field names and types written down once (mypy checks the code that builds and
-reads them).
+The kernel's client (:mod:`leafmap_tiles.client.server`) starts the server process with
+a :class:`ServerConfig` on its stdin and reads a :class:`ServerStarted` line back.  It
+sends a :class:`Registration` and gets a :class:`RegistrationAnswer` (whose ``info`` is a
+:class:`SourceInfoJSON`, :meth:`leafmap_tiles.render.SourceInfo.to_json`); ``/info``
+answers an :class:`InfoAnswer`, ``/point`` a :class:`PointAnswer`, ``/points`` (body
+:class:`PointsRequest`) a :class:`PointsAnswer`.  The kernel-only routes take a
+:class:`ColormapRequest` (answer :class:`ColormapAnswer`), a :class:`GdalChange` and a
+:class:`BackgroundRequest`.  These are ``TypedDict`` s: the JSON itself, with its field
+names and types written down once; the client builds and reads them, the server
+validates what it is sent with the parameter classes of
+:mod:`leafmap_tiles.server.session_params` (one per body, the same fields; a
+:class:`~leafmap_tiles.errors.BadRequestError` naming the field for any other shape)
+and builds its answers as these types.  ``tests/server`` checks both.
 
 A source is one file or URL (``str``) or a :class:`Mosaic` of several, drawn as one
 layer (for each pixel the first file with data).
@@ -18,14 +25,25 @@ from collections.abc import Iterable
 from typing import Any, Optional, TypedDict, Union
 
 __all__ = [
+    "BackgroundRequest",
+    "ColormapAnswer",
+    "ColormapRequest",
+    "Credential",
+    "GdalChange",
+    "InfoAnswer",
     "Mosaic",
     "PointAnswer",
     "PointFailure",
     "PointResult",
+    "PointLayer",
     "PointValues",
     "PointsAnswer",
+    "PointsRequest",
     "Registration",
     "RegistrationAnswer",
+    "ServerConfig",
+    "ServerStarted",
+    "SourceDescription",
     "SourceInfoJSON",
     "SourcePath",
     "Stretch",
@@ -67,20 +85,22 @@ def members(path: str | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def source_path(value: object) -> SourcePath | None:
-    """A registration's ``path`` field as a :data:`SourcePath`: a non-empty string, or a
-    list of them (a list of one is that path, two or more a :class:`Mosaic`); None for
+    """A registration's ``path`` field (or a path the kernel was given) as a
+    :data:`SourcePath`: a non-empty string, or a list or tuple (a :class:`Mosaic`
+    included) of them (one item is that path, two or more a :class:`Mosaic`); None for
     anything else."""
-    if isinstance(value, list) and value and all(isinstance(p, str) and p for p in value):
+    if isinstance(value, (list, tuple)) and value and all(isinstance(p, str) and p for p in value):
         return Mosaic(value) if len(value) > 1 else value[0]
     return value if isinstance(value, str) and value else None
 
 
 class _RegistrationBase(TypedDict):
-    path: Union[str, list[str]]
+    path: Union[str, list[str]]  # one path/URL, or two or more for a mosaic
 
 
 class Registration(_RegistrationBase, total=False):
-    """Body of ``POST /{token}/sources`` (the kernel only)."""
+    """Body of ``POST /{token}/sources`` (the kernel only); the client keeps it to send
+    it again after a restart (then with the ``id`` the server gave)."""
 
     style: dict[str, Any]  # style parameters validated against the file (indexes, vmin ...)
     defaults: dict[str, Any]  # parameters the tile URLs may override
@@ -88,10 +108,10 @@ class Registration(_RegistrationBase, total=False):
     id: str  # re-registration after a restart keeps the id, so URLs keep working
 
 
-class SourceInfoJSON(TypedDict):
-    """``/info`` and a registration's ``info``: :class:`leafmap_tiles.render.SourceInfo`."""
+class SourceDescription(TypedDict):
+    """The fields of a source's description that every answer about it has (the
+    registration's ``info`` and ``/info``)."""
 
-    path: Union[str, list[str]]
     width: int
     height: int
     count: int
@@ -111,7 +131,23 @@ class SourceInfoJSON(TypedDict):
     maxzoom: int
     overviews: list[int]
     gcps: bool
+
+
+class SourceInfoJSON(SourceDescription):
+    """A registration's ``info``: :class:`leafmap_tiles.render.SourceInfo` as JSON
+    (:meth:`~leafmap_tiles.render.SourceInfo.to_json`), with its path (the kernel's)."""
+
+    path: Union[str, list[str]]
     statistics: dict[str, Any]
+
+
+class InfoAnswer(SourceDescription):
+    """Answer of ``GET /{token}/info/{id}?<style>``: the source's description without
+    its path (the browser may ask), with the style's per-band statistics."""
+
+    id: str
+    version: Optional[str]  # the local files' state (None for URLs), as in RegistrationAnswer
+    statistics: list[dict[str, Any]]  # per band: min, max, mean, std, percentiles ...
 
 
 class Stretch(TypedDict):
@@ -173,3 +209,78 @@ class PointsAnswer(TypedDict):
     lon: float
     lat: float
     results: list[Union[PointResult, PointFailure]]
+
+
+class PointLayer(TypedDict, total=False):
+    """One source of a :class:`PointsRequest`."""
+
+    id: str  # a registered source id
+    style: dict[str, Any]  # tile URL parameters (the layer's style)
+
+
+class PointsRequest(TypedDict):
+    """Body of ``POST /{token}/points``."""
+
+    lon: float  # EPSG:4326 degrees; any longitude (the map repeats the world)
+    lat: float  # -90 .. 90
+    layers: list[PointLayer]
+
+
+class ColormapRequest(TypedDict):
+    """Body of ``POST /{token}/colormaps`` (the kernel only)."""
+
+    colormap: Union[list[Any], dict[str, Any]]  # colours, {value: colour}, or {"colors": ...}
+
+
+class ColormapAnswer(TypedDict):
+    """Answer of ``POST /{token}/colormaps``."""
+
+    id: str  # "cm:<hex>", the ``colormap`` parameter of tile URLs
+    kind: str  # "lut" (a table of colours over vmin..vmax) or "explicit" ({value: colour})
+    n: int  # entries: colours of the table, or values of an explicit map
+
+
+class Credential(TypedDict):
+    """HTTP Basic credentials for the URLs on one host."""
+
+    host: str  # "name" (any port), "name:port" or a URL (see leafmap_tiles._hosts)
+    username: str
+    password: str
+
+
+class GdalChange(TypedDict, total=False):
+    """Body of ``POST /{token}/gdal`` (the kernel only), and ``gdal`` of
+    :class:`ServerConfig`: credentials to add, hosts whose credentials to forget."""
+
+    credentials: list[Credential]
+    clear_hosts: list[str]
+
+
+class BackgroundRequest(TypedDict):
+    """Body of ``POST /{token}/background`` (the kernel only): the sources of
+    ``owner`` (e.g. a time slider's hidden frames) that render after every other
+    source's tiles; an empty ``ids`` clears the owner's set."""
+
+    owner: str
+    ids: list[str]
+
+
+class ServerConfig(TypedDict):
+    """The one JSON line the kernel writes to a new server process's stdin
+    (``python -m leafmap_tiles.server``)."""
+
+    token: str  # guards every session route
+    admin_key: str  # header X-Leafmap-Tiles-Key of the kernel-only routes
+    parent_pid: int  # the server exits when this process is gone
+    port: int  # 0: any free port
+    workers: Optional[int]  # None: leafmap_tiles.settings.session_workers()
+    sources: list[Registration]  # registrations before a restart (each with its "id")
+    colormaps: list[Union[list[Any], dict[str, Any]]]  # colormap specs before a restart
+    gdal: GdalChange
+
+
+class ServerStarted(TypedDict):
+    """The one JSON line a server process prints on stdout once its port is bound."""
+
+    port: int
+    pid: int

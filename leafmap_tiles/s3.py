@@ -220,18 +220,21 @@ def gdal_options(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def vsi_path(url: str) -> str:
-    """``/vsis3/bucket/key`` of ``s3://bucket/key`` (a ``/vsis3/`` path is returned as is).
+    """``/vsis3/bucket/key`` of ``s3://bucket/key`` (a ``/vsis3/`` path is returned as
+    is): :func:`leafmap_tiles._paths.to_gdal_path`, after checking the bucket and key.
 
     Raises:
-        S3ConfigurationError: no bucket or no key.
+        S3ConfigurationError: not an ``s3://`` URL, or no bucket or no key.
     """
+    from leafmap_tiles import _paths
+
     if url.startswith("/vsis3/"):
         rest = url[len("/vsis3/"):]
-    elif url.startswith("s3://"):
+    elif url[:5].lower() == "s3://":
         rest = url[len("s3://"):]
     else:
         raise S3ConfigurationError(f"not an s3:// URL: {url!r}")
     bucket, _, key = rest.partition("/")
     if not bucket or not key.strip("/"):
         raise S3ConfigurationError(f"{url!r}: expected s3://bucket/key")
-    return f"/vsis3/{bucket}/{key}"
+    return _paths.to_gdal_path(f"s3://{bucket}/{key}")

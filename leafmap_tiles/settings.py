@@ -32,25 +32,55 @@ variable                               default                      meaning
 takes the default its work needs (:func:`session_workers`, :func:`serve_local_workers`;
 :func:`serve_workers` for ``serve``'s tiles of URLs).
 
-An empty value, ``0`` or a value that is not a number where a number is expected
-counts as unset: the default applies (before this module, ``0`` deadlines made every
-tile answer 503 and an unparsable number stopped the server from starting).  :func:`current` reads the
-environment each time it is called (cheap), so a notebook may set a variable before
-its first map; each server reads it once, when its app is made.  The variables of
+Every number is checked when the settings are read (:meth:`Settings.from_env`): a
+value that is not a number, is negative, NaN or infinite, or (for a count) not a whole
+number raises :class:`~leafmap_tiles.errors.SettingsError` naming the variable, the
+value and what is allowed, before any server starts (``leafmap-tiles`` prints it as
+one line and exits with 2; in a notebook the first map raises it).  An empty value is
+unset.  What ``0`` means, per variable:
+
+=====================================  ======================================  ===========================
+variable                               allowed                                 ``0`` means
+=====================================  ======================================  ===========================
+``LEAFMAP_TILES_CACHE_ENTRIES``        whole number >= 0                       the default (256)
+``LEAFMAP_TILES_WORKERS``              whole number >= 0                       each server's default
+``LEAFMAP_TILES_TILE_DEADLINE``        finite number of seconds >= 0           the default (5)
+``LEAFMAP_TILES_REMOTE_TILE_DEADLINE`` finite number of seconds >= 0           the default (20)
+``LEAFMAP_TILES_MAX_AREA_PIXELS``      whole number >= 0                       the default (50,000,000)
+``LEAFMAP_TILES_REMOTE_DB_CACHE_TTL``  finite number of seconds >= 0           check on every query
+``LEAFMAP_TILES_REMOTE_RASTER_TTL``    finite number of seconds >= 0           check on every read
+=====================================  ======================================  ===========================
+
+``0`` stays "the default" where a zero would stop the server working (no cache, no
+render thread, a deadline every tile misses, no area statistic at all), as it always
+was; a TTL of 0 is a real TTL (no caching of the object's version, as the stores'
+``cache_ttl=0`` and Terracotta's ``REMOTE_DB_CACHE_TTL=0``).  Before this check a
+negative worker count crashed ``leafmap-tiles serve`` with a traceback, a negative
+deadline made every tile answer 503, and NaN or text fell back to the default silently.
+
+:func:`current` reads the environment each time it is called (cheap), so a notebook
+may set a variable before its first map; each server reads it once, when its app is
+made.  The variables of
 the test and benchmark set-up (``LEAFMAP_TILES_TEST_PG``, ``_NGINX``, ``_STAC_VENV``,
 ``_CHROMIUM``, ``_PEERS_VENV``, ...) are read by those scripts, not by the package.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from leafmap_tiles.errors import SettingsError
+
 __all__ = [
     "ALIASES",
+    "NUMBERS",
+    "NumberRule",
     "Settings",
     "current",
+    "parse_number",
     "serve_local_workers",
     "serve_workers",
     "session_workers",
@@ -86,8 +116,12 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """The settings of ``environ`` (default ``os.environ``); empty or unparsable
-        values give the default."""
+        """The settings of ``environ`` (default ``os.environ``); an empty value is unset.
+
+        Raises:
+            SettingsError: a numeric variable (:data:`NUMBERS`) whose value is not a
+                number, negative, NaN/infinite, or not whole where a count is expected.
+        """
         env = os.environ if environ is None else environ
 
         def text(name: str) -> str | None:
@@ -97,22 +131,17 @@ class Settings:
                     return value
             return None
 
-        def number(name: str, kind: type[int] | type[float], default: float | None) -> float | None:
+        def number(name: str, default: float | None) -> float | None:
             value = text(name)
-            if value is None:
-                return default
-            try:
-                return kind(value) or default  # "0" means "the default", as it always has
-            except ValueError:
-                return default
+            return default if value is None or not value.strip() else parse_number(name, value, default)
 
         hosts = text("LEAFMAP_TILES_TERRASCOPE_HOSTS")
-        workers = number("LEAFMAP_TILES_WORKERS", int, None)
+        workers = number("LEAFMAP_TILES_WORKERS", None)
         return cls(
-            cache_entries=max(1, int(number("LEAFMAP_TILES_CACHE_ENTRIES", int, 256) or 256)),
+            cache_entries=int(number("LEAFMAP_TILES_CACHE_ENTRIES", 256) or 256),
             workers=int(workers) if workers else None,
-            tile_deadline=float(number("LEAFMAP_TILES_TILE_DEADLINE", float, 5.0) or 5.0),
-            remote_tile_deadline=float(number("LEAFMAP_TILES_REMOTE_TILE_DEADLINE", float, 20.0) or 20.0),
+            tile_deadline=float(number("LEAFMAP_TILES_TILE_DEADLINE", 5.0) or 5.0),
+            remote_tile_deadline=float(number("LEAFMAP_TILES_REMOTE_TILE_DEADLINE", 20.0) or 20.0),
             log_level=text("LEAFMAP_TILES_LOG_LEVEL") or "warning",
             debug=bool(text("LEAFMAP_TILES_DEBUG")),
             client_prefix=text("LEAFMAP_TILES_CLIENT_PREFIX"),
@@ -123,13 +152,71 @@ class Settings:
             earth_search_url=(text("LEAFMAP_TILES_EARTH_SEARCH_URL")
                               or "https://earth-search.aws.element84.com/v1"),
             data=text("LEAFMAP_TILES_DATA"),
-            max_area_pixels=max(1, int(number("LEAFMAP_TILES_MAX_AREA_PIXELS", int, 50_000_000) or 50_000_000)),
-            remote_db_cache_ttl=float(number("LEAFMAP_TILES_REMOTE_DB_CACHE_TTL", float, 10.0) or 10.0),
-            remote_raster_ttl=float(number("LEAFMAP_TILES_REMOTE_RASTER_TTL", float, 10.0) or 10.0),
+            max_area_pixels=int(number("LEAFMAP_TILES_MAX_AREA_PIXELS", 50_000_000) or 50_000_000),
+            remote_db_cache_ttl=float(number("LEAFMAP_TILES_REMOTE_DB_CACHE_TTL", 10.0) or 0.0),
+            remote_raster_ttl=float(number("LEAFMAP_TILES_REMOTE_RASTER_TTL", 10.0) or 0.0),
             database=text("LEAFMAP_TILES_DATABASE"),
             resampling=(text("LEAFMAP_TILES_RESAMPLING") or "average").strip().lower(),
             reprojection=(text("LEAFMAP_TILES_REPROJECTION") or "bilinear").strip().lower(),
         )
+
+
+@dataclass(frozen=True)
+class NumberRule:
+    """What one numeric variable allows: ``kind`` (``int``: a whole number, ``float``),
+    always >= 0 and finite; ``zero_is_default``: ``0`` gives the default (else ``0``
+    is the value); ``unit`` and ``zero`` word the error message."""
+
+    kind: type[int] | type[float]
+    zero_is_default: bool
+    unit: str
+    zero: str
+
+
+#: Every numeric ``LEAFMAP_TILES_*`` variable and what it allows (see the module's table).
+NUMBERS: dict[str, NumberRule] = {
+    "LEAFMAP_TILES_CACHE_ENTRIES": NumberRule(int, True, "entries", "the default, 256"),
+    "LEAFMAP_TILES_WORKERS": NumberRule(int, True, "threads", "each server's default"),
+    "LEAFMAP_TILES_TILE_DEADLINE": NumberRule(float, True, "seconds", "the default, 5"),
+    "LEAFMAP_TILES_REMOTE_TILE_DEADLINE": NumberRule(float, True, "seconds", "the default, 20"),
+    "LEAFMAP_TILES_MAX_AREA_PIXELS": NumberRule(int, True, "pixels", "the default, 50000000"),
+    "LEAFMAP_TILES_REMOTE_DB_CACHE_TTL": NumberRule(float, False, "seconds", "check on every query"),
+    "LEAFMAP_TILES_REMOTE_RASTER_TTL": NumberRule(float, False, "seconds", "check on every read"),
+}
+
+
+def parse_number(name: str, value: str, default: float | None) -> float | None:
+    """The number that variable ``name`` (a key of :data:`NUMBERS`) holds as text
+    ``value``: ``default`` for ``0`` when the variable's 0 means the default.
+
+    Raises:
+        SettingsError: not a number (a whole number for a count), negative, NaN or
+            infinite; the message names the variable, the value and what is allowed.
+    """
+    rule = NUMBERS[name]
+    whole = rule.kind is int
+    allowed = (f"{'a whole number' if whole else 'a finite number'} of {rule.unit} >= 0 "
+               f"(0: {rule.zero}; empty: the default)")
+
+    def bad(why: str) -> SettingsError:
+        return SettingsError(f"{name}={value!r} {why}: give {allowed}")
+
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise bad("is not a number") from None
+    if not math.isfinite(number):
+        raise bad("is not a finite number")
+    if number < 0:
+        raise bad("is negative")
+    if whole:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise bad("is not a whole number") from None
+    if number == 0 and rule.zero_is_default:
+        return default
+    return number
 
 
 #: ``serve``'s resampling names (Terracotta's, ``linear`` = ``bilinear``) -> rasterio's

@@ -11,6 +11,7 @@ map keep working.
 from __future__ import annotations
 
 import atexit
+import http.client
 import json
 import os
 import secrets
@@ -28,8 +29,29 @@ import requests
 
 from leafmap_tiles import _credentials, settings
 from leafmap_tiles.client import urls
+from leafmap_tiles.client.loopback import LoopbackPool
 from leafmap_tiles.errors import BadRequestError, SourceTimeoutError, StyleError, TileServerError, from_name
-from leafmap_tiles.protocol import PointAnswer, PointFailure, PointResult, RegistrationAnswer, SourceInfoJSON
+from leafmap_tiles.protocol import (
+    BackgroundRequest,
+    ColormapAnswer,
+    ColormapRequest,
+    Credential,
+    GdalChange,
+    InfoAnswer,
+    PointAnswer,
+    PointFailure,
+    PointResult,
+    PointsAnswer,
+    PointsRequest,
+    Registration,
+    RegistrationAnswer,
+    ServerConfig,
+    ServerStarted,
+    SourcePath,
+    is_mosaic,
+    members,
+    source_path,
+)
 
 START_TIMEOUT = 60.0
 # HTTP credentials that GDAL would send to every host; AWS keys stay (GDAL sends them to S3 only).
@@ -80,9 +102,10 @@ class TileServer:
         self.port: int | None = None
         self._proc: subprocess.Popen | None = None
         self._lock = threading.RLock()
-        self._sources: dict[str, dict] = {}  # id -> registration body (re-sent after a restart)
-        self._colormaps: dict[str, object] = {}  # id -> colormap spec (re-sent after a restart)
+        self._sources: dict[str, Registration] = {}  # id -> registration body (re-sent after a restart)
+        self._colormaps: dict[str, list | dict] = {}  # id -> colormap spec (re-sent after a restart)
         self._session = requests.Session()
+        self._loopback: LoopbackPool | None = None  # http.client connections for _post_json
         self._closed = False
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -136,23 +159,24 @@ class TileServer:
             env=env,
             close_fds=True,
         )
-        cfg = {
+        cfg: ServerConfig = {
             "token": self.token, "admin_key": self._admin_key, "parent_pid": os.getpid(), "port": port,
             "workers": self.workers,
             # known to the child before it accepts requests: no 404/401 gap after a restart
             "sources": list(self._sources.values()),
             "colormaps": list(self._colormaps.values()),
-            "gdal": {"credentials": _credentials.records()},
+            "gdal": {"credentials": _credential_records()},
         }
         try:
             proc.stdin.write((json.dumps(cfg) + "\n").encode())
             proc.stdin.close()
             line = _readline_with_timeout(proc, START_TIMEOUT)
-            info = json.loads(line)
+            started: ServerStarted = json.loads(line)
+            bound = int(started["port"])
         except Exception as exc:
             _kill_group(proc)
             raise TileServerError(f"the tile server did not start: {exc}") from None
-        self.port = int(info["port"])
+        self.port = bound
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
@@ -207,6 +231,8 @@ class TileServer:
         if self._monitor is not None and self._monitor is not threading.current_thread():
             self._monitor.join(timeout=5)
         self._session.close()
+        if self._loopback is not None:
+            self._loopback.close()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
         try:
             atexit.unregister(self.close)
@@ -252,14 +278,41 @@ class TileServer:
             raise from_name(body.get("error"), body.get("message") or r.text)
         return r
 
-    def register(self, path: str, style: dict | None = None, defaults: dict | None = None, protected: bool = False) -> RegistrationAnswer:
-        """Register ``path`` with ``style`` (validated against the file) and return the
-        server's answer: ``{"id", "info", "style", "statistics", "stretch", "palette",
-        "version"}`` (``version``: the state of local files, None for URLs).
-        Raises the specific error (missing file, bad style, 401 ...) before anything is
-        registered."""
-        body = {"path": path, "style": style or {}, "defaults": defaults or {}, "protected": protected}
-        out = self._request("POST", "sources", json=body).json()
+    def _post_json(self, path: str, body: dict) -> dict:
+        """``_request("POST", path, json=body).json()`` on a kept ``http.client``
+        connection (:mod:`leafmap_tiles.client.loopback`: a sixth of requests' kernel
+        CPU, for calls sent many at once such as an area series' frames); a server
+        that cannot be reached is left to :meth:`_request` (restart, its errors)."""
+        self.start()
+        pool = self._loopback
+        if pool is None or pool.port != self.port:
+            pool = self._loopback = LoopbackPool(self.port, REQUEST_TIMEOUT)
+        try:
+            status, raw = pool.post_json(f"/{self.token}/{path}", body, {"X-Leafmap-Tiles-Key": self._admin_key})
+        except TimeoutError:
+            raise SourceTimeoutError(f"the tile server did not answer {path} within {REQUEST_TIMEOUT:.0f} s") from None
+        except (OSError, http.client.HTTPException):
+            return self._request("POST", path, json=body).json()
+        if status >= 400:
+            try:
+                err = json.loads(raw)
+            except ValueError:
+                raise TileServerError(f"tile server answered {status}: {raw[:200]!r}") from None
+            raise from_name(err.get("error"), err.get("message") or raw.decode("utf-8", "replace"))
+        return json.loads(raw)
+
+    def register(self, path: SourcePath | list[str], style: dict | None = None, defaults: dict | None = None,
+                 protected: bool = False) -> RegistrationAnswer:
+        """Register ``path`` (a path/URL, or a list or :class:`~leafmap_tiles.protocol.Mosaic`
+        of them shown as one mosaic) with ``style`` (validated against the file) and
+        return the server's answer (:class:`~leafmap_tiles.protocol.RegistrationAnswer`):
+        ``{"id", "info", "style", "statistics", "stretch", "palette", "version"}``
+        (``version``: the state of local files, None for URLs).  Raises the specific
+        error (missing file, bad style, 401 ...) before anything is registered;
+        ``BadRequestError`` for a ``path`` that is not a path or a list of them."""
+        body: Registration = {"path": _json_path(path), "style": style or {}, "defaults": defaults or {},
+                              "protected": protected}
+        out: RegistrationAnswer = self._request("POST", "sources", json=body).json()
         body["id"] = out["id"]
         with self._lock:  # a restart (under the lock) re-sends every registration
             self._sources[out["id"]] = body
@@ -272,8 +325,10 @@ class TileServer:
         ``{"colors": [[r, g, b, a], ...], "under", "over", "bad"}`` (0..255; see
         :func:`leafmap_tiles.render.colormaps.colormap_table_spec` for a matplotlib
         Colormap).  The id depends on the content only; kept across server restarts.
-        Raises ``StyleError`` for an invalid colormap."""
-        out = self._request("POST", "colormaps", json={"colormap": spec}).json()
+        Raises ``StyleError`` for an invalid colormap, ``BadRequestError`` for a
+        ``spec`` that is neither a list nor a dict."""
+        body: ColormapRequest = {"colormap": spec}
+        out: ColormapAnswer = self._request("POST", "colormaps", json=body).json()
         with self._lock:
             self._colormaps[out["id"]] = spec
         return out["id"]
@@ -290,37 +345,45 @@ class TileServer:
                 pass
         if body is not None:
             with self._lock:
-                used = {p for b in self._sources.values() for p in _paths(b["path"])}
-            for p in _paths(body["path"]):
+                used = {p for b in self._sources.values() for p in _files(b)}
+            for p in _files(body):
                 if p not in used and os.path.dirname(p) == self.tmpdir:
                     try:
                         os.remove(p)
                     except OSError:
                         pass
 
-    def registration(self, source_id: str) -> dict | None:
-        """A copy of what was sent to register ``source_id`` (to register it again)."""
+    def registration(self, source_id: str) -> Registration | None:
+        """A copy of what was sent to register ``source_id``, with its ``id`` (to
+        register it again, :meth:`reregister`); None for an id not registered here."""
         with self._lock:
             body = self._sources.get(source_id)
-        return dict(body) if body is not None else None
+        return Registration(**body) if body is not None else None
 
     def is_registered(self, source_id: str) -> bool:
         with self._lock:
             return source_id in self._sources
 
-    def reregister(self, body: dict) -> None:
-        """Register again a source released earlier (same id, so the same URLs work)."""
-        out = self._request("POST", "sources", json=body).json()
+    def reregister(self, body: Registration) -> None:
+        """Register again a source released earlier (``body``: its :meth:`registration`;
+        same id, so the same URLs work)."""
+        out: RegistrationAnswer = self._request("POST", "sources", json=body).json()
+        again = Registration(**body)
+        again["id"] = out["id"]
         with self._lock:
-            self._sources[out["id"]] = dict(body, id=out["id"])
+            self._sources[out["id"]] = again
 
     @property
     def source_ids(self) -> list[str]:
         with self._lock:
             return list(self._sources)
 
-    def info(self, source_id: str, style: dict | None = None) -> SourceInfoJSON:
-        return self._request("GET", f"info/{source_id}", params=style or {}).json()
+    def info(self, source_id: str, style: dict | None = None) -> InfoAnswer:
+        """The source's description with ``style`` (tile URL parameters): its bounds,
+        bands, zooms, per-band statistics and ``version``, without its path
+        (:class:`~leafmap_tiles.protocol.InfoAnswer`)."""
+        out: InfoAnswer = self._request("GET", f"info/{source_id}", params=style or {}).json()
+        return out
 
     def point(self, source_id: str, lon: float, lat: float, style: dict | None = None) -> PointAnswer:
         """Values at (lon, lat) EPSG:4326, ``None`` for nodata (shape:
@@ -330,24 +393,29 @@ class TileServer:
     def points(self, layers: list[tuple[str, dict]], lon: float, lat: float) -> list[PointResult | PointFailure]:
         """Batch point query: one request for many (source id, style) pairs (results as
         in :class:`leafmap_tiles.protocol.PointsAnswer`)."""
-        body = {"lon": lon, "lat": lat, "layers": [{"id": i, "style": s} for i, s in layers]}
-        return self._request("POST", "points", json=body).json()["results"]
+        body: PointsRequest = {"lon": lon, "lat": lat, "layers": [{"id": i, "style": s} for i, s in layers]}
+        out: PointsAnswer = self._request("POST", "points", json=body).json()
+        return out["results"]
 
     def statistics(self, source_id: str, geometry: dict, style: dict | None = None, percentiles=(),
-                   scale: float | None = None, offset: float | None = None) -> dict:
+                   scale: float | None = None, offset: float | None = None, stats=None) -> dict:
         """Area statistics of a source over ``geometry`` (a GeoJSON Polygon/MultiPolygon
         dict in EPSG:4326): ``{"bands", "statistics": [{count, mean, median, min, max,
         std, p<q>...}, ...], "pixels", "inside", "id"}`` in physical units (``scale``/
         ``offset`` given, else the file's tags for plain bands); see
-        :mod:`leafmap_tiles.render.zonal` for the pixel rule.  Raises
-        ``BadRequestError`` for a bad geometry or percentiles, ``UnknownSourceError``."""
+        :mod:`leafmap_tiles.render.zonal` for the pixel rule.  ``stats``: the names
+        among mean, median, min, max, std to compute (None: all); ``count`` and the
+        percentiles are always given.  Raises ``BadRequestError`` for a bad geometry,
+        percentiles or stats, ``UnknownSourceError``."""
         body = {"geometry": geometry, "style": style or {}, "percentiles": list(percentiles or ()),
                 "scale": scale, "offset": offset}
+        if stats is not None:
+            body["stats"] = list(stats)
         try:
             json.dumps(body, allow_nan=False)
         except (TypeError, ValueError) as exc:  # NaN/inf coordinates, objects JSON cannot carry
             raise BadRequestError(f"the geometry and options must be finite numbers in JSON: {exc}") from None
-        return self._request("POST", f"statistics/{source_id}", json=body).json()
+        return self._post_json(f"statistics/{source_id}", body)
 
     def tile(self, source_id: str, z: int, x: int, y: int, style: dict | None = None, fmt: str = "png") -> bytes:
         """Tile bytes fetched by the kernel (tests, exports)."""
@@ -360,7 +428,7 @@ class TileServer:
         :mod:`leafmap_tiles._hosts`); clears GDAL's cached failures.  Kept for the
         kernel's lifetime: a server started later gets them too."""
         keys = _credentials.add(hosts, username, password)
-        self._post_gdal({"credentials": [{"host": h, "username": username, "password": password} for h in keys]})
+        self._post_gdal({"credentials": [Credential(host=h, username=username, password=password) for h in keys]})
 
     def clear_credentials(self, hosts: list[str]) -> None:
         """Forget credentials of ``hosts`` and every cached byte read with them."""
@@ -375,8 +443,9 @@ class TileServer:
         running; failures are ignored (it is only an ordering hint)."""
         if not self.alive():
             return
+        body: BackgroundRequest = {"owner": owner, "ids": list(source_ids)}
         try:
-            self._request("POST", "background", restart=False, json={"owner": owner, "ids": list(source_ids)})
+            self._request("POST", "background", restart=False, json=body)
         except Exception:
             pass
 
@@ -392,7 +461,7 @@ class TileServer:
         except Exception:
             return {}
 
-    def _post_gdal(self, body: dict) -> None:
+    def _post_gdal(self, body: GdalChange) -> None:
         if self.alive():
             self._request("POST", "gdal", json=body, restart=False)
 
@@ -453,8 +522,23 @@ def _check_url_length(length: int, style: dict | None) -> None:
     )
 
 
-def _paths(path) -> list[str]:
-    return list(path) if isinstance(path, (list, tuple)) else [path]
+def _json_path(path: SourcePath | list[str]) -> str | list[str]:
+    """``path`` as a registration carries it: one string, or a list for a mosaic."""
+    checked = source_path(path)
+    if checked is None:
+        raise BadRequestError(f"a source is a non-empty path/URL or a list of them, got {str(path)[:80]!r}")
+    return list(checked) if is_mosaic(checked) else checked
+
+
+def _files(body: Registration) -> tuple[str, ...]:
+    """The files of a registration (one, or a mosaic's)."""
+    path = source_path(body["path"])
+    return members(path) if path is not None else ()
+
+
+def _credential_records() -> list[Credential]:
+    return [Credential(host=r["host"], username=r["username"], password=r["password"])
+            for r in _credentials.records()]
 
 
 def _readline_with_timeout(proc: subprocess.Popen, timeout: float) -> str:

@@ -15,7 +15,7 @@ import uuid
 
 import numpy as np
 
-from leafmap_tiles._paths import check_local_path, is_remote_path, to_gdal_path
+from leafmap_tiles import _paths
 from leafmap_tiles.errors import InvalidSourceError, StyleError
 
 
@@ -36,18 +36,18 @@ def prepare_source(source, tmpdir: str, crs=None, transform=None, nodata=None) -
         path = os.fspath(source)
         if not path.strip():
             raise InvalidSourceError("empty path: give a raster file path or URL")
-        if is_remote_path(path):
-            if path.startswith(("s3://", "/vsis3/")):
+        if _paths.is_remote_path(path):
+            if path[:5].lower() == "s3://" or path.startswith("/vsis3/"):
                 from leafmap_tiles import s3
 
                 s3.settings()  # S3ConfigurationError now, before the map changes
                 path = s3.vsi_path(path)
             else:
-                path = to_gdal_path(path)
+                path = _paths.to_gdal_path(path)
             name = path.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
             return path, os.path.splitext(name)[0] or "raster"
-        path = os.path.abspath(os.path.expanduser(path))
-        check_local_path(path)
+        path = _paths.local_path(path)  # a file:// URL is the local file it names
+        _paths.check_local_path(path)
         return path, os.path.splitext(os.path.basename(path))[0]
     try:
         import rasterio.io
@@ -73,7 +73,7 @@ def _from_dataset(ds, tmpdir: str) -> tuple[str, str]:
     if ds.closed:
         raise InvalidSourceError("the rasterio dataset is closed")
     name = ds.name
-    if name and not name.startswith("/vsimem/") and (os.path.exists(name) or is_remote_path(name)):
+    if name and not name.startswith("/vsimem/") and (os.path.exists(name) or _paths.is_remote_path(name)):
         return prepare_source(name, tmpdir)
     return _copy_dataset(ds, tmpdir), "dataset"
 
@@ -106,7 +106,7 @@ def _from_dataarray(da, tmpdir: str, nodata) -> tuple[str, str]:
         raise InvalidSourceError("DataArray has no CRS: set one with da.rio.write_crs(...)")
     extra = [d for d in da.dims if d not in (x_dim, y_dim)]
     if len(extra) > 1:
-        raise ValueError(f"DataArray must have at most one dimension besides {y_dim}/{x_dim}, got {da.dims}")
+        raise InvalidSourceError(f"DataArray must have at most one dimension besides {y_dim}/{x_dim}, got {da.dims}")
     da = da.transpose(*extra, y_dim, x_dim)  # (band, y, x) whatever the input order
     name = str(da.name) if da.name is not None else "dataarray"
     return _write_array(np.asarray(da.values), crs, transform, nd, tmpdir), name
@@ -117,22 +117,22 @@ def _write_array(arr: np.ndarray, crs, transform, nodata, tmpdir: str) -> str:
     from affine import Affine
 
     if crs is None or transform is None:
-        raise ValueError("a numpy array needs crs= (e.g. 'EPSG:4326') and transform= (an affine.Affine)")
+        raise InvalidSourceError("a numpy array needs crs= (e.g. 'EPSG:4326') and transform= (an affine.Affine)")
     if arr.ndim == 2:
         arr = arr[np.newaxis]
     if arr.ndim != 3:
-        raise ValueError(f"array must have shape (rows, cols) or (bands, rows, cols), got {arr.shape}")
+        raise InvalidSourceError(f"array must have shape (rows, cols) or (bands, rows, cols), got {arr.shape}")
     if arr.shape[2] in (3, 4) and arr.shape[0] > 4:
-        raise ValueError(
+        raise InvalidSourceError(
             f"array shape {arr.shape} looks like (rows, cols, bands); give (bands, rows, cols), "
             "e.g. np.moveaxis(arr, -1, 0)"
         )
     if np.iscomplexobj(arr):
-        raise ValueError(f"complex arrays ({arr.dtype}) cannot be shown; give e.g. np.abs(arr)")
+        raise InvalidSourceError(f"complex arrays ({arr.dtype}) cannot be shown; give e.g. np.abs(arr)")
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
     if arr.dtype.kind not in "uif":
-        raise ValueError(f"unsupported array dtype {arr.dtype}: give integers or floats")
+        raise InvalidSourceError(f"unsupported array dtype {arr.dtype}: give integers or floats")
     if nodata is not None and not (isinstance(nodata, float) and nodata != nodata):
         if np.issubdtype(arr.dtype, np.integer):
             info = np.iinfo(arr.dtype)

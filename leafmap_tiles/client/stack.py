@@ -32,26 +32,11 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from leafmap_tiles import _paths
 from leafmap_tiles.errors import InvalidSourceError, LeafmapTilesError, StyleError
 from leafmap_tiles.gdal_errors import classify
 
 RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average", "mode")
-
-
-def gdal_path(href: str) -> str:
-    """The GDAL path of an asset ``href``: ``/vsicurl/`` for http(s), ``/vsis3/`` for
-    ``s3://``, ``/vsigs/`` for ``gs://``, a local path made absolute."""
-    if href.startswith(("http://", "https://")):
-        return "/vsicurl/" + href
-    if href.startswith("s3://"):
-        return "/vsis3/" + href[5:]
-    if href.startswith("gs://"):
-        return "/vsigs/" + href[5:]
-    if href.startswith("file://"):
-        href = href[7:]
-    if href.startswith("/vsi"):
-        return href
-    return os.path.abspath(os.path.expanduser(href))
 
 
 def _header(member: dict, opener) -> dict:
@@ -120,7 +105,8 @@ def build_stack(members: list[dict], out_dir: str, resolution: str = "highest", 
     names = [m["name"] for m in members]
     if len(set(names)) != len(names):
         raise StyleError(f"asset names repeat: {names}")
-    members = [dict(m, path=gdal_path(m["path"])) for m in members]
+    # /vsicurl/ for http(s), /vsis3/ ... for s3:// gs:// az://, a local path or file:// URL made absolute
+    members = [dict(m, path=_paths.to_gdal_path(m["path"], vsicurl=True)) for m in members]
     opener = opener or rasterio.open
     with ThreadPoolExecutor(max_workers=min(8, len(members))) as pool:
         headers = list(pool.map(lambda m: _header(m, opener), members))

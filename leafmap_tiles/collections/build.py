@@ -22,6 +22,7 @@ from leafmap_tiles.providers.dates import date_bounds
 from . import headers as _headers
 from . import index as _index
 from .collection import Collection, MANIFEST_FILE, INDEX_DIR, default_workspace
+from leafmap_tiles.errors import CollectionError
 
 _TIFF_TYPES = ("image/tiff", "image/geotiff", "image/vnd.stac.geotiff")
 
@@ -31,7 +32,7 @@ def resolve_source(source: Any) -> tuple[str, str]:
     ``stac_url()`` (e.g. :mod:`leafmap_tiles.providers.terrascope`)."""
     if isinstance(source, str):
         if not source.startswith(("http://", "https://")):
-            raise ValueError(f"source must be a STAC API URL (http/https) or a provider, got {source!r}")
+            raise CollectionError(f"source must be a STAC API URL (http/https) or a provider, got {source!r}")
         return source.rstrip("/"), source.rstrip("/")
     stac_url = getattr(source, "stac_url", None)
     if callable(stac_url):
@@ -162,7 +163,7 @@ def build(
     from leafmap_tiles.providers.search import search as stac_search
 
     if not name or any(c in name for c in "/\\") or name in (".", ".."):
-        raise ValueError(f"name must be a plain folder name, got {name!r}")
+        raise CollectionError(f"name must be a plain folder name, got {name!r}")
     if isinstance(assets, str):
         assets = [assets]
     stac_url, label = resolve_source(source)
@@ -277,7 +278,7 @@ def local_item(path: str | os.PathLike, datetime: Any = None, *, asset: str = "d
     if when is None:
         m = re.search(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)", os.path.basename(path))
         if m is None:
-            raise ValueError(f"no date in the name of {path}: give datetime=")
+            raise CollectionError(f"no date in the name of {path}: give datetime=")
         when = _dt.datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)), tzinfo=_dt.timezone.utc)
     elif isinstance(when, str):
         when = _dt.datetime.fromisoformat(when)

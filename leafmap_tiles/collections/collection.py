@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import index as _index
+from leafmap_tiles.errors import CollectionError, CollectionIndexError, CollectionKeyError, CollectionNotFoundError
 
 MANIFEST_FILE = "collection.json"
 INDEX_DIR = "index"
@@ -121,7 +122,7 @@ class Collection:
         if i < 0:
             i += n
         if not 0 <= i < n:
-            raise IndexError(f"collection index {i} out of range ({n} rows)")
+            raise CollectionIndexError(f"collection index {i} out of range ({n} rows)")
         return CollectionAsset(self.table.slice(i, 1).to_pylist()[0])
 
     def __iter__(self) -> Iterator[CollectionAsset]:
@@ -150,7 +151,7 @@ class Collection:
         for row in self.table.filter(pc.and_(pc.equal(self.table["id"], item_id),
                                              pc.equal(self.table["asset"], asset))).to_pylist():
             return CollectionAsset(row)
-        raise KeyError(f"no asset {asset!r} of item {item_id!r} in this collection")
+        raise CollectionKeyError(f"no asset {asset!r} of item {item_id!r} in this collection")
 
     def failures(self) -> list[dict[str, Any]]:
         """Rows whose header could not be read: {"id", "asset", "href", "error_kind", "error"}."""
@@ -207,7 +208,7 @@ class Collection:
 
             w, s, e, n = (float(v) for v in bbox)
             if s > n:
-                raise ValueError("bbox south is greater than north")
+                raise CollectionError("bbox south is greater than north")
             geoms = shapely.from_wkb(table.column("geometry").to_pylist())
             mask = shapely.intersects(geoms, shapely.box(w, s, e, n)) if len(geoms) else np.zeros(0, bool)
             table = table.filter(pa.array(mask, pa.bool_()))
@@ -219,7 +220,7 @@ class Collection:
             elif isinstance(where, Mapping):
                 for col, value in where.items():
                     if col not in table.column_names:
-                        raise KeyError(f"no column {col!r} in the index")
+                        raise CollectionKeyError(f"no column {col!r} in the index")
                     if isinstance(value, (list, tuple, set)):
                         table = table.filter(pc.is_in(table[col], value_set=pa.array(list(value))))
                     else:
@@ -266,7 +267,7 @@ class Collection:
         if not p.exists() and isinstance(path, str) and os.sep not in path and "/" not in path:
             p = default_workspace(path)
         if not p.exists():
-            raise FileNotFoundError(f"no collection at {path}")
+            raise CollectionNotFoundError(f"no collection at {path}")
         manifest = None
         if p.is_dir() and (p / INDEX_DIR).is_dir():
             table, manifest = _index.read(p / INDEX_DIR)
@@ -283,10 +284,10 @@ class Collection:
         failed left out.  ``asset`` may be omitted when the collection has one."""
         if asset is None:
             if len(self.bands) != 1:
-                raise ValueError(f"choose an asset: asset= one of {self.bands}")
+                raise CollectionError(f"choose an asset: asset= one of {self.bands}")
             asset = self.bands[0]
         if asset not in self.bands:
-            raise KeyError(f"no asset {asset!r} in this collection (assets: {self.bands})")
+            raise CollectionKeyError(f"no asset {asset!r} in this collection (assets: {self.bands})")
         rows = self.table.filter(pc.and_(pc.equal(self.table["asset"], asset),
                                          pc.is_null(self.table["error"])))
         out: dict[str, dict[str, Any]] = {}
@@ -297,24 +298,24 @@ class Collection:
             entry["urls"].append(href)
             entry["protected"] = entry["protected"] or info["protected"]
         if not out:
-            raise ValueError(f"no readable {asset!r} asset in this collection")
+            raise CollectionError(f"no readable {asset!r} asset in this collection")
         return out
 
     # ------------------------------------------------------------ pixels
     def _rows_by_date(self, asset: str | None) -> tuple[str, dict[str, list]]:
         if asset is None:
             if len(self.bands) != 1:
-                raise ValueError(f"choose an asset: asset= one of {self.bands}")
+                raise CollectionError(f"choose an asset: asset= one of {self.bands}")
             asset = self.bands[0]
         if asset not in self.bands:
-            raise KeyError(f"no asset {asset!r} in this collection (assets: {self.bands})")
+            raise CollectionKeyError(f"no asset {asset!r} in this collection (assets: {self.bands})")
         rows = self.table.filter(pc.and_(pc.equal(self.table["asset"], asset),
                                          pc.is_null(self.table["error"]))).to_pylist()
         by_date: dict[str, list] = {}
         for row in rows:
             by_date.setdefault(row["date"], []).append(row)
         if not by_date:
-            raise ValueError(f"no readable {asset!r} asset in this collection")
+            raise CollectionError(f"no readable {asset!r} asset in this collection")
         return asset, dict(sorted(by_date.items()))
 
     def sample_points(self, points, asset: str | None = None, *, band: int = 1, max_concurrent: int = 8,
@@ -389,20 +390,20 @@ class Collection:
         try:
             w, s, e, n = (float(v) for v in bbox)
         except (TypeError, ValueError):
-            raise ValueError(f"bbox must be (west, south, east, north) in EPSG:4326, got {bbox!r}") from None
+            raise CollectionError(f"bbox must be (west, south, east, north) in EPSG:4326, got {bbox!r}") from None
         if not (s < n and w < e and -90 <= s and n <= 90 and -180 <= w and e <= 360):
-            raise ValueError(f"bbox {(w, s, e, n)} is not (west, south, east, north) in EPSG:4326 with W < E, S < N")
+            raise CollectionError(f"bbox {(w, s, e, n)} is not (west, south, east, north) in EPSG:4326 with W < E, S < N")
         from rasterio.enums import Resampling
 
         if resampling not in Resampling.__members__:
-            raise ValueError(f"unknown resampling {resampling!r}: one of {', '.join(Resampling.__members__)}")
+            raise CollectionError(f"unknown resampling {resampling!r}: one of {', '.join(Resampling.__members__)}")
         asset, by_date = self._rows_by_date(asset)
         pixels.check_bbox_overlaps(by_date, (w, s, e, n), asset)
         first_rows = next(iter(by_date.values()))
         grid = pixels.output_grid(first_rows, (w, s, e, n), resolution)
         size = len(by_date) * grid[2] * grid[3]
         if size > pixels.MAX_READ_PIXELS:
-            raise ValueError(f"{len(by_date)} dates x {grid[3]} x {grid[2]} pixels is more than "
+            raise CollectionError(f"{len(by_date)} dates x {grid[3]} x {grid[2]} pixels is more than "
                              f"{pixels.MAX_READ_PIXELS}: choose a smaller bbox, a coarser resolution or fewer dates")
         import numpy as np
 
@@ -432,7 +433,7 @@ class Collection:
         keys = [keys] if isinstance(keys, str) else list(keys)
         for k in keys:
             if k not in self.table.column_names:
-                raise KeyError(f"no column {k!r} in the index (columns: {self.table.column_names})")
+                raise CollectionKeyError(f"no column {k!r} in the index (columns: {self.table.column_names})")
         if not hasattr(store, "insert"):
             store = _store.open(store)
         rows = self.table.filter(pc.is_null(self.table["error"])).to_pylist()
@@ -440,7 +441,7 @@ class Collection:
         for row in rows:
             kv = tuple(str(row[k]) for k in keys)
             if kv in seen:
-                raise ValueError(f"keys {dict(zip(keys, kv))} given to both {seen[kv]} and "
+                raise CollectionError(f"keys {dict(zip(keys, kv))} given to both {seen[kv]} and "
                                  f"{row['id']}/{row['asset']}: add 'id' to keys")
             seen[kv] = f"{row['id']}/{row['asset']}"
         try:
@@ -449,7 +450,7 @@ class Collection:
             store.create(keys, exist_ok=True)
             existing = tuple(keys)
         if tuple(existing) != tuple(keys):
-            raise ValueError(f"the store's keys are {existing}, not {tuple(keys)}")
+            raise CollectionError(f"the store's keys are {existing}, not {tuple(keys)}")
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=max(1, int(max_concurrent))) as pool:

@@ -16,10 +16,10 @@ error message.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from leafmap_tiles.errors import CollectionError
 
 #: Seconds GDAL waits for an HTTP answer before the header counts as timed out.
 DEFAULT_TIMEOUT = 30
@@ -37,25 +37,12 @@ def empty_header() -> dict[str, Any]:
 
 def classify_error(exc: BaseException, url: str = "") -> str:
     """A short kind for a failed header read of ``url``: ``"auth"``, ``"not_found"``,
-    ``"timeout"``, ``"not_raster"`` or ``"error"``, from the error class that
-    :func:`leafmap_tiles.gdal_errors.classify` gives (the one classifier)."""
-    from leafmap_tiles.gdal_errors import classify
+    ``"timeout"``, ``"not_raster"`` or ``"error"``:
+    :func:`leafmap_tiles.gdal_errors.error_kind`, from the class that the one
+    classifier (:func:`leafmap_tiles.gdal_errors.classify`) gives."""
+    from leafmap_tiles.gdal_errors import error_kind
 
-    if not isinstance(exc, (PermissionError, FileNotFoundError, TimeoutError)):
-        exc = classify(url, exc)
-    if isinstance(exc, PermissionError):  # AuthenticationError
-        return "auth"
-    if isinstance(exc, FileNotFoundError):  # SourceNotFoundError
-        return "not_found"
-    if isinstance(exc, TimeoutError):  # SourceTimeoutError
-        return "timeout"
-    if _NOT_RASTER.search(str(exc)):
-        return "not_raster"
-    return "error"
-
-
-_NOT_RASTER = re.compile(r"not recognized as (being in )?a supported file format|not a TIFF|"
-                         r"TIFFReadDirectory|cannot read TIFF header|not a raster format", re.I)
+    return error_kind(exc, url)
 
 
 def read_header(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
@@ -126,7 +113,7 @@ def read_headers(
     dict has the :data:`HEADER_FIELDS` plus ``error`` and ``error_kind`` (None when
     the read succeeded)."""
     if max_concurrent < 1:
-        raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
+        raise CollectionError(f"max_concurrent must be >= 1, got {max_concurrent}")
     read = reader or _safe_read
     urls = list(urls)
     results: list[dict[str, Any] | None] = [None] * len(urls)

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from leafmap_tiles.errors import CollectionError
 
 #: Largest (dates x rows x cols) a ``read`` may return; beyond it ValueError.
 MAX_READ_PIXELS = 200_000_000
@@ -40,10 +41,10 @@ def check_points(points) -> tuple[list, np.ndarray, np.ndarray]:
         try:
             items = list(points)
         except TypeError:
-            raise ValueError(f"points must be a list of (lon, lat) pairs or points, not {type(points).__name__}") from None
+            raise CollectionError(f"points must be a list of (lon, lat) pairs or points, not {type(points).__name__}") from None
         names = list(range(len(items)))
     if not items:
-        raise ValueError("points is empty")
+        raise CollectionError("points is empty")
     lons, lats = [], []
     for p in items:
         if hasattr(p, "__geo_interface__"):
@@ -52,14 +53,14 @@ def check_points(points) -> tuple[list, np.ndarray, np.ndarray]:
             if p.get("type") == "Feature":
                 p = p.get("geometry") or {}
             if p.get("type") != "Point":
-                raise ValueError(f"not a point: {str(p)[:80]}")
+                raise CollectionError(f"not a point: {str(p)[:80]}")
             p = p.get("coordinates")
         try:
             lon, lat = (float(v) for v in list(p)[:2])
         except (TypeError, ValueError):
-            raise ValueError(f"a point must be (lon, lat) in degrees, got {str(p)[:80]}") from None
+            raise CollectionError(f"a point must be (lon, lat) in degrees, got {str(p)[:80]}") from None
         if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 360 and -90 <= lat <= 90):
-            raise ValueError(f"point ({lon}, {lat}) is not lon/lat degrees (EPSG:4326)")
+            raise CollectionError(f"point ({lon}, {lat}) is not lon/lat degrees (EPSG:4326)")
         lons.append(lon)
         lats.append(lat)
     return names, np.asarray(lons), np.asarray(lats)
@@ -123,7 +124,7 @@ def sample_date(rows: list, lons, lats, band: int = 1) -> np.ndarray:
         idx = np.flatnonzero(todo)[inside]
         with open_raster(row["href"]) as ds:
             if band > ds.count:
-                raise ValueError(f"band {band} of a {ds.count}-band asset ({row['id']}/{row['asset']})")
+                raise CollectionError(f"band {band} of a {ds.count}-band asset ({row['id']}/{row['asset']})")
             mask_from_file = nodata is None
             rr, cc = r[inside], c[inside]
             r0, c0 = int(rr.min()), int(cc.min())
@@ -161,7 +162,7 @@ def output_grid(rows: list, bbox, resolution):
     native = abs(t.a)
     res = native if resolution is None else float(resolution)
     if not res > 0 or not math.isfinite(res):
-        raise ValueError(f"resolution must be a positive number of {crs.linear_units or 'CRS units'}, got {resolution!r}")
+        raise CollectionError(f"resolution must be a positive number of {crs.linear_units or 'CRS units'}, got {resolution!r}")
     w, s, e, n = transform_bounds(CRS.from_epsg(4326), crs, *bbox, densify_pts=21)
     x0 = t.c + math.floor((w - t.c) / res) * res
     y0 = t.f - math.floor((t.f - n) / res) * res
@@ -254,7 +255,7 @@ def read_date(rows: list, grid, band: int = 1, resampling: str = "nearest") -> n
         kwargs = {} if level is None else {"overview_level": level}
         with open_raster(row["href"], **kwargs) as ds:
             if band > ds.count:
-                raise ValueError(f"band {band} of a {ds.count}-band asset ({row['id']}/{row['asset']})")
+                raise CollectionError(f"band {band} of a {ds.count}-band asset ({row['id']}/{row['asset']})")
             opts = {"crs": crs, "transform": transform, "width": width, "height": height,
                     "resampling": Resampling[resampling]}
             if nodata is not None:

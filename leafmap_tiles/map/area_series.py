@@ -53,10 +53,13 @@ def _percentile_key(q: float) -> str:
     return f"p{int(q)}" if float(q).is_integer() else f"p{q:g}"
 
 
-def frame_statistics(layers, geometry: dict, percentiles, progress=None, desc="area series") -> list[dict | None]:
+def frame_statistics(layers, geometry: dict, percentiles, progress=None, desc="area series",
+                     stats=None) -> list[dict | None]:
     """Statistics of the first output band of each layer over ``geometry`` (GeoJSON dict,
     EPSG:4326), one request per layer, :data:`CONCURRENT_REQUESTS` at a time; None for a
-    layer that is not one of ours.  Raises the first error (e.g. ``BadRequestError``)."""
+    layer that is not one of ours.  ``stats``: the names of :data:`BASE_STATS` the
+    server computes (None: all; ``count`` and the percentiles always).  Raises the
+    first error (e.g. ``BadRequestError``)."""
     jobs = [(i, layer) for i, layer in enumerate(layers)
             if getattr(layer, "source_id", None) is not None and getattr(layer, "server", None) is not None]
     out: list[dict | None] = [None] * len(layers)
@@ -67,7 +70,8 @@ def frame_statistics(layers, geometry: dict, percentiles, progress=None, desc="a
 
     def ask(layer):
         r = layer.server.statistics(layer.source_id, geometry, layer.style, percentiles,
-                                    scale=getattr(layer, "scale", None), offset=getattr(layer, "offset", None))
+                                    scale=getattr(layer, "scale", None), offset=getattr(layer, "offset", None),
+                                    stats=stats)
         return {**r["statistics"][0], "pixels": r["pixels"]}
 
     show = progress if progress is not None else len(jobs) >= PROGRESS_FROM
@@ -104,7 +108,10 @@ def area_series(slider, geometry, stats=("mean", "median"), progress=None):
 
     names, pct = check_stats(stats)
     geom = geometry_json(geometry)
-    results = frame_statistics(slider.layers, geom, pct, progress=progress, desc=f"{slider.name}: series")
+    # only what the DataFrame shows is computed (e.g. no std nor min/max for mean, median)
+    wanted = [n for n in names if n in BASE_STATS and n != "count"]
+    results = frame_statistics(slider.layers, geom, pct, progress=progress, desc=f"{slider.name}: series",
+                               stats=wanted)
     columns = list(names) + (["count"] if "count" not in names else [])
     rows = []
     for res in results:

@@ -88,7 +88,7 @@ class Colorbar:
     def __init__(self, colormap=None, vmin=None, vmax=None, label=None, orientation="horizontal",
                  scale=None, offset=None, class_names=None, n_ticks: int = N_TICKS, width=None, height=None):
         if orientation not in ("horizontal", "vertical"):
-            raise ValueError(f"orientation must be 'horizontal' or 'vertical', got {orientation!r}")
+            raise StyleError(f"orientation must be 'horizontal' or 'vertical', got {orientation!r}")
         self.cmap, self.categories = resolve_colormap(colormap)
         self.label = label
         self.orientation = orientation

@@ -154,13 +154,15 @@ def _as_store(store):
     import os
 
     if isinstance(store, (str, os.PathLike)):
+        from leafmap_tiles import _paths
         from leafmap_tiles import store as _store
         from leafmap_tiles.errors import SourceNotFoundError
 
         text = os.fspath(store)
         if text.startswith(("http://", "https://")):  # a running Terracotta-compatible server
             return _store.connect(text)
-        if "://" not in text and not os.path.exists(text):
+        # a local file (a path or a file:// URL) must be there; a database URL is opened
+        if not _paths.is_remote_path(text) and not os.path.exists(_paths.from_file_url(text)):
             raise SourceNotFoundError(f"key store database not found: {text}")
         return _store.open(text)
     if not hasattr(store, "key_names"):

@@ -57,13 +57,19 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         self._late_redraws = 0
         self.on_load(self._redraw_late_tiles)
 
-    MAX_LATE_REDRAWS = 2  # redraws in a row for tiles that missed the deadline
+    MAX_LATE_REDRAWS = 5  # redraws in a row for tiles that missed the deadline
+    #: seconds before each of those redraws: at once, then backing off (the server's
+    #: 503 says ``Retry-After: 1``), ~15 s in all before a still-overloaded server is
+    #: left alone until the view changes
+    LATE_REDRAW_DELAYS = (0.0, 1.0, 2.0, 4.0, 8.0)
 
     def _redraw_late_tiles(self, **_event) -> None:
         """On the browser's ``load`` event (every tile of the view answered or failed):
         if the server answered some of this layer's tiles 503 since the last look, ask
         the browser to redraw the layer (tiles it has come from its cache; the missing
-        ones are asked again), at most :attr:`MAX_LATE_REDRAWS` times in a row."""
+        ones are asked again), after :attr:`LATE_REDRAW_DELAYS`, at most
+        :attr:`MAX_LATE_REDRAWS` times in a row (a load with no new late tile resets the
+        count)."""
         if self.server is None:
             return
         n = self.server.late_tiles().get(self.source_id, 0)
@@ -71,7 +77,32 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         if not new_late:
             self._late_redraws = 0  # the view loaded whole
         elif self._late_redraws < self.MAX_LATE_REDRAWS:
+            delays = self.LATE_REDRAW_DELAYS
+            delay = float(delays[min(self._late_redraws, len(delays) - 1)]) if delays else 0.0
             self._late_redraws += 1
+            self._schedule_redraw(delay)
+
+    def _schedule_redraw(self, delay: float) -> None:
+        """Redraw now, or in ``delay`` s from a one-shot timer thread (one at a time per
+        layer; cancelled by :meth:`release`)."""
+        import threading
+
+        old = getattr(self, "_late_timer", None)
+        if old is not None:
+            old.cancel()
+            self._late_timer = None
+        if delay <= 0:
+            self.redraw()
+            return
+        t = threading.Timer(delay, self._late_redraw_due)
+        t.daemon = True
+        t.name = "leafmap_tiles-late-redraw"
+        self._late_timer = t
+        t.start()
+
+    def _late_redraw_due(self) -> None:
+        self._late_timer = None
+        if self.server is not None and not self.server.closed and self.server.is_registered(self.source_id):
             self.redraw()
 
     def restyle(self, colormap=None, vmin=None, vmax=None, indexes=None, expression=None, **style) -> None:
@@ -104,6 +135,10 @@ class RasterTileLayer(ipyleaflet.TileLayer):
     def release(self) -> None:
         """Release the server-side source; tiles of this layer answer 404 afterwards
         (until the layer is added to a map again)."""
+        timer = getattr(self, "_late_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._late_timer = None
         if self.server is not None and not self.server.closed:
             self.server.release(self.source_id)
 
@@ -148,7 +183,7 @@ class RasterTileLayer(ipyleaflet.TileLayer):
         ``{"inside": bool, "values": [raw value or None for nodata, ...], "bands":
         ["b1", ...], "nodata", "scales", "offsets", ...}``.  Any longitude is the
         meridian it names on every copy of the world (e.g. -540 = 180).  Raises
-        ``StyleError`` for a latitude beyond +-90 or a non-finite number,
+        ``BadRequestError`` for a latitude beyond +-90 or a non-finite number,
         ``UnknownSourceError`` once released."""
         return self.server.point(self.source_id, lon, lat, self.style)
 
@@ -287,12 +322,26 @@ def leaflet_bounds(bounds) -> list | None:
     return [[s, w], [n, e]]
 
 
+def mosaic_sources(source) -> list | None:
+    """The paths/URLs (``str`` or ``os.PathLike``) of a ``source`` the user gave as a
+    list or tuple of them (one mosaic, e.g. a :class:`~leafmap_tiles.protocol.Mosaic`),
+    else None; the kernel makes them registration paths (``prepare_source``), the
+    server a :class:`~leafmap_tiles.protocol.Mosaic`."""
+    if isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
+        return list(source)
+    return None
+
+
 def default_layer_name(source) -> str:
     """File name without extension for paths/URLs, else a generic name."""
-    if isinstance(source, (list, tuple)) and source and isinstance(source[0], (str, os.PathLike)):
-        source = source[0]
+    several = mosaic_sources(source)
+    if several is not None:
+        source = several[0]
     if isinstance(source, (str, os.PathLike)):
-        name = os.fspath(source).rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+        from leafmap_tiles import _paths
+
+        text = _paths.from_file_url(os.fspath(source))  # a file:// URL: its file's name, unescaped
+        name = text.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
         return os.path.splitext(name)[0] or "raster"
     if type(source).__name__ == "DataArray" and getattr(source, "name", None) is not None:
         return str(source.name)
@@ -329,8 +378,9 @@ def make_raster_layer(server=None, source=None, *, indexes=None, colormap=None, 
         raise TypeError(f"attribution must be a string, got {type(attribution).__name__}")
     if name is not None and not isinstance(name, str):
         raise TypeError(f"layer name must be a string, got {type(name).__name__}")
-    if isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
-        path = [prepare_source(s, server.tmpdir)[0] for s in source]
+    several = mosaic_sources(source)
+    if several is not None:
+        path = [prepare_source(s, server.tmpdir)[0] for s in several]
     else:
         path, _ = prepare_source(source, server.tmpdir, crs=crs, transform=transform, nodata=nodata)
     params = {

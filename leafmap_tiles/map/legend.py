@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from leafmap_tiles.errors import StyleError
+from leafmap_tiles.protocol import members, source_path
 
 LEGEND_MAX_SIZE = 1024  # longest side of the overview read for the classes present
 
@@ -33,10 +34,9 @@ def palette_entries(layer) -> dict:
     value order.  Reads the file the layer was registered with (a local file or a
     URL, with its host's credentials).  Raises ``StyleError`` when the layer has no
     colour table."""
-    path = (layer.info or {}).get("path")
-    if isinstance(path, list):
-        path = path[0]
-    if not getattr(layer, "palette", False) or not isinstance(path, str):
+    source = source_path((layer.info or {}).get("path"))  # a mosaic's first file
+    path = members(source)[0] if source is not None else None
+    if not getattr(layer, "palette", False) or path is None:
         raise StyleError("this layer has no colour table of its own: give colormap={value: colour}")
     from leafmap_tiles.providers.access import open_raster
 

@@ -9,6 +9,7 @@ import ipyleaflet
 from leafmap_tiles.client import get_server
 from leafmap_tiles.map import view
 from leafmap_tiles.map.layers import RasterTileLayer, colormap_param, default_layer_name, make_raster_layer  # noqa: F401
+from leafmap_tiles.errors import StyleError, TileServerError
 
 _open_maps: "weakref.WeakSet[Map]" = weakref.WeakSet()
 
@@ -145,7 +146,7 @@ class Map(ipyleaflet.Map):
         """Register ``source`` with the tile server and return its layer without adding
         it to the map.  Same arguments as :meth:`add_raster`."""
         if self._closed:
-            raise RuntimeError("this Map was closed; create a new Map()")
+            raise TileServerError("this Map was closed; create a new Map()")
         if layer_name is not None and not isinstance(layer_name, str):
             raise TypeError(f"layer_name must be a string, got {type(layer_name).__name__}")
         from leafmap_tiles.providers.assets import is_item
@@ -275,7 +276,7 @@ class Map(ipyleaflet.Map):
                        opacity: float = 1.0, visible: bool = True, **kwargs) -> ipyleaflet.TileLayer:
         """Add an XYZ tile layer from a URL template (``.../{z}/{x}/{y}.png``)."""
         if not isinstance(url, str) or not all(k in url for k in ("{z}", "{x}", "{y}")):
-            raise ValueError(f"url must be an XYZ template containing {{z}}, {{x}} and {{y}}, got {url!r}")
+            raise StyleError(f"url must be an XYZ template containing {{z}}, {{x}} and {{y}}, got {url!r}")
         layer = ipyleaflet.TileLayer(
             url=url, name=self._unique_name(name or "Tile layer"), attribution=attribution,
             opacity=opacity, visible=visible, **kwargs,

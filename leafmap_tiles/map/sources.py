@@ -7,7 +7,8 @@ from __future__ import annotations
 import glob
 import os
 
-from leafmap_tiles.errors import SourceNotFoundError
+from leafmap_tiles import _paths
+from leafmap_tiles.errors import ProviderError, SourceNotFoundError
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".nc")
 
@@ -16,7 +17,7 @@ def expand_paths(pattern: str) -> list[str]:
     """The raster files of a folder (name order; suffixes :data:`RASTER_SUFFIXES`) or
     of a glob pattern (``*``, ``?``, ``[...]``, ``**``; sorted).  Raises
     ``SourceNotFoundError`` when nothing matches."""
-    path = os.path.expanduser(os.fspath(pattern))
+    path = os.path.expanduser(_paths.from_file_url(os.fspath(pattern)))  # file:// URL: its local path
     if os.path.isdir(path):
         files = sorted(os.path.join(path, f) for f in os.listdir(path)
                        if f.lower().endswith(RASTER_SUFFIXES) and os.path.isfile(os.path.join(path, f)))
@@ -52,6 +53,6 @@ def slider_input(m, layers, style: dict):
             if usable:
                 out[date] = usable
         if not out:
-            raise ValueError(f"no item has all of the assets {names}")
+            raise ProviderError(f"no item has all of the assets {names}")
         return out, style
     return layers, style

@@ -9,7 +9,7 @@ import ipyleaflet
 import ipywidgets
 from ipyleaflet import WidgetControl
 
-from leafmap_tiles._paths import is_remote_path
+from leafmap_tiles import _paths
 from leafmap_tiles.errors import StyleError
 
 
@@ -37,7 +37,7 @@ def _side(m, spec, args: dict | None, which: str):
                 return ipyleaflet.TileLayer(url=ts.frame_url(k), name=spec, max_zoom=frame.max_zoom,
                                             max_native_zoom=frame.max_native_zoom, tile_size=frame.tile_size,
                                             zoom_offset=frame.zoom_offset), False
-        if not (os.path.exists(os.path.expanduser(spec)) or is_remote_path(spec)):
+        if not (os.path.exists(_paths.local_path(spec)) or _paths.is_remote_path(spec)):
             try:
                 return basemap_layer(spec), False
             except StyleError:
@@ -134,11 +134,11 @@ def linked_maps(rows: int = 2, cols: int = 2, height: str = "400px", layers=(), 
     n = rows * cols
     layers, labels, layer_args = list(layers), list(labels), list(layer_args)
     if len(layers) > n:
-        raise ValueError(f"{len(layers)} layers for a {rows}x{cols} grid")
+        raise StyleError(f"{len(layers)} layers for a {rows}x{cols} grid")
     if labels and len(labels) != len(layers):
-        raise ValueError(f"{len(labels)} labels for {len(layers)} layers")
+        raise StyleError(f"{len(labels)} labels for {len(layers)} layers")
     if layer_args and len(layer_args) != len(layers):
-        raise ValueError(f"{len(layer_args)} layer_args for {len(layers)} layers")
+        raise StyleError(f"{len(layer_args)} layer_args for {len(layers)} layers")
     grid = ipywidgets.GridspecLayout(rows, cols, height=height)
     maps = []
     kwargs.setdefault("layer_control", False)

@@ -24,6 +24,7 @@ from traitlets import Bool, Float
 
 from leafmap_tiles.map import values as _values
 from leafmap_tiles.map.ticker import Ticker
+from leafmap_tiles.errors import StyleError
 
 # a 1 x 1 transparent PNG (grey + alpha 0): the URL of the frames a playing time slider
 # does not show soon (see TimeSlider._park)
@@ -103,11 +104,11 @@ def build_frames(m, layers, labels=None, style=None):
     else:
         raise TypeError("layers must be a dict {label: layer or source} or a list of layers or sources")
     if not objs:
-        raise ValueError("add_time_slider needs at least one layer or source")
+        raise StyleError("add_time_slider needs at least one layer or source")
     if labels is not None:
         labels = [str(x) for x in labels]
         if len(labels) != len(objs):
-            raise ValueError(f"{len(labels)} labels for {len(objs)} frames")
+            raise StyleError(f"{len(labels)} labels for {len(objs)} frames")
     elif keys is not None:
         labels = keys
     else:
@@ -159,7 +160,7 @@ def _collection_frames(m, collection, labels, style):
 
     sources = collection.to_time_sources(style.pop("asset", None))
     if labels is not None and len(labels) != len(sources):
-        raise ValueError(f"{len(labels)} labels for {len(sources)} frames")
+        raise StyleError(f"{len(labels)} labels for {len(sources)} frames")
     labels = [str(x) for x in labels] if labels is not None else list(sources)
     frames = []
     try:

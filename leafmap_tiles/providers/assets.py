@@ -19,7 +19,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from leafmap_tiles.errors import StyleError
+from leafmap_tiles.errors import ProviderError, StyleError
+from leafmap_tiles.protocol import members as source_members
+from leafmap_tiles.protocol import source_path
 
 
 def is_item(obj) -> bool:
@@ -152,7 +154,7 @@ def item_layer(items, assets=None, expression=None, server=None, name=None, unsc
         items = [items]
     items = list(items)
     if not items:
-        raise ValueError("no STAC item given")
+        raise ProviderError("no STAC item given")
     server = server or get_server(start=True)
     src = item_sources(items, assets, server, expression=expression, unscale=unscale, resolution=resolution,
                        resampling=resampling or "nearest")
@@ -181,8 +183,9 @@ def item_layer(items, assets=None, expression=None, server=None, name=None, unsc
 
 
 def _drop_files(server, path) -> None:
-    for p in path if isinstance(path, list) else [path]:
-        if isinstance(p, str) and os.path.dirname(p) == server.tmpdir and p.endswith(".vrt"):
+    source = source_path(path)
+    for p in source_members(source) if source is not None else ():
+        if os.path.dirname(p) == server.tmpdir and p.endswith(".vrt"):
             try:
                 os.remove(p)
             except OSError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from typing import Any
+from leafmap_tiles.errors import ProviderError
 
 __all__ = ["date_bounds", "datetime_range", "parse_bound", "to_utc"]
 
@@ -42,14 +43,14 @@ def parse_bound(value: Any, *, is_end: bool) -> _dt.datetime | None:
             try:
                 date = _dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
             except ValueError as exc:
-                raise ValueError(f"cannot read {'end' if is_end else 'start'} date {value!r}: {exc}") from None
+                raise ProviderError(f"cannot read {'end' if is_end else 'start'} date {value!r}: {exc}") from None
             return parse_bound(date, is_end=is_end)
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
             return to_utc(_dt.datetime.fromisoformat(text))
         except ValueError:
-            raise ValueError(
+            raise ProviderError(
                 f"cannot read {'end' if is_end else 'start'} date {value!r}: "
                 "use 'YYYY-MM-DD', an ISO 8601 datetime or a datetime object"
             ) from None
@@ -71,7 +72,7 @@ def datetime_range(start: Any = None, end: Any = None) -> str | None:
     if lo is None and hi is None:
         return None
     if lo is not None and hi is not None and lo > hi:
-        raise ValueError(f"start ({start}) is after end ({end})")
+        raise ProviderError(f"start ({start}) is after end ({end})")
     return f"{_iso(lo) if lo else '..'}/{_iso(hi) if hi else '..'}"
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from leafmap_tiles.providers.dates import to_utc
+from leafmap_tiles.errors import ProviderError
 
 __all__ = [
     "get_asset_urls",
@@ -47,7 +48,7 @@ def item_date(item: Any) -> str:
     """The item's UTC calendar date, ``YYYY-MM-DD``; ValueError when it has no date."""
     when = item_datetime(item)
     if when is None:
-        raise ValueError(f"STAC item {item.id!r} has neither datetime nor start_datetime")
+        raise ProviderError(f"STAC item {item.id!r} has neither datetime nor start_datetime")
     return when.strftime("%Y-%m-%d")
 
 

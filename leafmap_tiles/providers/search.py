@@ -45,6 +45,7 @@ from typing import Any
 from leafmap_tiles import _credentials
 from leafmap_tiles.providers.dates import datetime_range
 from leafmap_tiles.providers.items import item_datetime, sort_key, unique_date_items
+from leafmap_tiles.errors import ProviderError
 
 __all__ = ["forget_client", "get_client", "list_collections", "request_modifier", "search"]
 
@@ -125,13 +126,13 @@ def _sort_fields(sortby: Any) -> list[tuple[str, bool]]:
         if isinstance(e, dict):
             field, direction = e.get("field"), str(e.get("direction", "asc")).lower()
             if not isinstance(field, str) or not field or direction not in ("asc", "desc"):
-                raise ValueError(f"sortby entry {e!r} must be {{'field': name, 'direction': 'asc' or 'desc'}}")
+                raise ProviderError(f"sortby entry {e!r} must be {{'field': name, 'direction': 'asc' or 'desc'}}")
             out.append((field, direction == "desc"))
         elif isinstance(e, str) and e.strip().lstrip("+-"):
             e = e.strip()
             out.append((e.lstrip("+-"), e.startswith("-")))
         else:
-            raise ValueError(f"sortby must be like '-properties.datetime' or a list of such names, got {sortby!r}")
+            raise ProviderError(f"sortby must be like '-properties.datetime' or a list of such names, got {sortby!r}")
     return out
 
 
@@ -194,18 +195,18 @@ def search(
     keyword arguments go to ``pystac_client.Client.search`` (``query``, ``ids``,
     ``intersects``, ``filter`` ...). Raises ``ValueError`` for bad arguments."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"limit must be an integer >= 0, got {limit!r}")
+        raise ProviderError(f"limit must be an integer >= 0, got {limit!r}")
     if max_items is not None and (isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 0):
-        raise ValueError(f"max_items must be an integer >= 0, got {max_items!r}")
+        raise ProviderError(f"max_items must be an integer >= 0, got {max_items!r}")
     sort_fields = _sort_fields(sortby)
     if max_cloud_cover is not None and not (0 <= float(max_cloud_cover) <= 100):
-        raise ValueError(f"max_cloud_cover must be a percentage in [0, 100], got {max_cloud_cover!r}")
+        raise ProviderError(f"max_cloud_cover must be a percentage in [0, 100], got {max_cloud_cover!r}")
     if bbox is not None:
         bbox = [float(v) for v in bbox]
         if len(bbox) != 4:
-            raise ValueError("bbox must be (west, south, east, north)")
+            raise ProviderError("bbox must be (west, south, east, north)")
         if bbox[1] > bbox[3]:
-            raise ValueError("bbox south is greater than north")
+            raise ProviderError("bbox south is greater than north")
     client = get_client(url)
     params: dict[str, Any] = dict(kwargs)
     if collection is not None:
@@ -250,7 +251,7 @@ def search(
     if items is None:
         if client_side_cloud:
             if kwargs.get("filter") is not None:
-                raise ValueError(f"{url} does not support CQL2 filters (filter=...)")
+                raise ProviderError(f"{url} does not support CQL2 filters (filter=...)")
             params.pop("filter", None)
             params.pop("filter_lang", None)
         with warnings.catch_warnings():

@@ -43,6 +43,7 @@ from typing import Any
 
 from leafmap_tiles import settings
 from leafmap_tiles.providers import stac as _stac
+from leafmap_tiles.errors import ProviderError
 
 __all__ = [
     "login",
@@ -116,7 +117,7 @@ def login(
     username = username or os.environ.get("TERRASCOPE_USERNAME")
     password = password or os.environ.get("TERRASCOPE_PASSWORD")
     if not username or not password:
-        raise ValueError(
+        raise ProviderError(
             "Terrascope credentials required: pass username and password, or set the "
             "TERRASCOPE_USERNAME and TERRASCOPE_PASSWORD environment variables."
         )

@@ -8,7 +8,7 @@ Source descriptions and statistics are kept in LRU caches of ``cache_entries``
 entries each (``LEAFMAP_TILES_CACHE_ENTRIES``, default :data:`CACHE_ENTRIES`), so a
 stream of distinct styles cannot grow the process without bound.
 
-Every failure is classified by :func:`leafmap_tiles.render.errors.classify`; a remote
+Every failure is classified by :func:`leafmap_tiles.gdal_errors.classify`; a remote
 source whose host failed is remembered by :class:`~leafmap_tiles.render.remote.RemoteHealth`
 (fast answers during a back-off, GDAL's caches for it cleared before the next try).
 """
@@ -21,17 +21,19 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from leafmap_tiles import _antimeridian
+from leafmap_tiles._paths import check_local_path as check_local
 from leafmap_tiles.errors import InvalidSourceError, LeafmapTilesError
+from leafmap_tiles.gdal_errors import NETWORK_ERRORS, classify, is_outside, is_remote
 from leafmap_tiles.protocol import SourceInfoJSON, is_mosaic, members
 from leafmap_tiles.render import decimated, encode
 from leafmap_tiles.render.colormaps import apply_explicit, lut_index
-from leafmap_tiles.render.errors import NETWORK_ERRORS, check_earth_crs, check_local, classify, is_remote
 from leafmap_tiles.render.remote import RemoteHealth
 from leafmap_tiles.render.style import Style, band_labels, evaluate_blocks
 
@@ -39,6 +41,33 @@ STRETCH_PERCENTILES = (2.0, 98.0)
 STATS_MAX_SIZE = 1024
 READERS_PER_THREAD = 64
 CACHE_ENTRIES = 256
+
+
+# Earth's ellipsoids (WGS 84, GRS 1980, Clarke, Airy, Bessel, Everest, Krassowsky, the
+# authalic spheres ...) have semi-major axes between 6,370 and 6,380 km; other bodies'
+# are far off (Venus 6,051.8 km, Mars 3,396.19 km, the Moon 1,737.4 km).
+EARTH_SEMI_MAJOR_M = (6_350_000.0, 6_400_000.0)
+
+
+def check_earth_crs(path: str, crs) -> None:
+    """Raise :class:`InvalidSourceError` when ``crs`` (a rasterio CRS) is not on the
+    Earth (its ellipsoid's semi-major axis is outside :data:`EARTH_SEMI_MAJOR_M`):
+    such a raster cannot be placed on an Earth basemap."""
+    import pyproj
+
+    try:
+        ell = pyproj.CRS.from_user_input(crs.to_wkt()).ellipsoid
+    except Exception:
+        return  # PROJ cannot tell; the bounds transform reports real problems
+    if ell is None or ell.semi_major_metre is None:
+        return
+    a = float(ell.semi_major_metre)
+    if not EARTH_SEMI_MAJOR_M[0] <= a <= EARTH_SEMI_MAJOR_M[1]:
+        raise InvalidSourceError(
+            f"{path}: its CRS ({crs.to_string() if crs.to_epsg() else pyproj.CRS.from_user_input(crs.to_wkt()).name}) "
+            f"is on the ellipsoid {ell.name!r} with a semi-major axis of {a / 1000:,.1f} km, not the Earth's "
+            "(about 6,378 km): a raster of another planet or moon cannot be shown on an Earth map"
+        )
 
 
 def default_cache_entries() -> int:
@@ -102,6 +131,33 @@ def _jsonable(v):
     return f if math.isfinite(f) else None
 
 
+class _SharedReader:
+    """One entry of :meth:`RenderEngine.shared_reader`: a reader (opened by its first
+    user) and the lock its users hold; ``retired`` once evicted, closed by whoever
+    holds it last."""
+
+    __slots__ = ("reader", "lock", "retired")
+
+    def __init__(self) -> None:
+        self.reader = None
+        self.lock = threading.Lock()
+        self.retired = False
+
+    def retire(self) -> None:
+        """No longer handed out; its dataset is closed now, or by its holder on release."""
+        self.retired = True
+        if self.lock.acquire(blocking=False):
+            try:
+                if self.reader is not None:
+                    try:
+                        self.reader.close()
+                    except Exception:
+                        pass
+                    self.reader = None
+            finally:
+                self.lock.release()
+
+
 class RenderEngine:
     """Stateless about sources except caches: every call names the source by its
     ``path`` (a local path or URL, or a tuple of them for a mosaic); :meth:`forget`
@@ -125,6 +181,8 @@ class RenderEngine:
         self.health = health or RemoteHealth()
         self._epochs: dict[str, int] = {}  # per URL: bumped after a network failure
         self._src_res: LRUCache = LRUCache(max(64, self.cache_entries))
+        self._shared: OrderedDict = OrderedDict()  # reader key -> _SharedReader (shared_reader)
+        self._shared_lock = threading.Lock()
         self._cost: dict[tuple, float] = {}
         self.levels = decimated.Levels()  # decimated copies of rasters lacking overviews
         self.far_reads = 0  # tiles read by the far-zoom path (a debug counter for tests)
@@ -203,12 +261,69 @@ class RenderEngine:
                 pass
         return rdr
 
+    @contextmanager
+    def shared_reader(self, path: str, nodata: float | None = None):
+        """``with engine.shared_reader(path) as rdr:`` one rio-tiler Reader of ``path``
+        for every thread, held by the calling thread alone inside the block (one lock
+        per dataset: GDAL datasets are not thread-safe, but may change threads between
+        calls).  For work that reads the same pixels from whichever thread runs it,
+        e.g. the frames of an area series: with one dataset per source, not one per
+        thread, each block sits once in GDAL's block cache (``GDAL_CACHEMAX``), where
+        per-thread readers cached it once per thread and, for a 40-frame series on 4
+        threads, overflowed the cache so that every call decompressed its blocks again.
+        Keep the block short (a read); opening failures raise as :meth:`reader`."""
+        from leafmap_tiles.render.reader import Reader
+
+        if is_remote(path):
+            self.health.check(path)
+        key = (path, None if nodata is None else repr(nodata), self._generation, file_signature(path),
+               self._epochs.get(path, 0))
+        while True:
+            with self._shared_lock:
+                entry = self._shared.get(key)
+                if entry is None:
+                    entry = self._shared[key] = _SharedReader()
+                self._shared.move_to_end(key)
+                evicted = []
+                while len(self._shared) > self.cache_entries:
+                    evicted.append(self._shared.popitem(last=False)[1])
+            for old in evicted:
+                old.retire()
+            entry.lock.acquire()
+            if not entry.retired:
+                break
+            entry.lock.release()  # evicted meanwhile: take (or make) the current entry
+            entry.retire()
+        try:
+            if entry.reader is None:
+                options = {} if nodata is None else {"nodata": nodata}
+                t0 = time.monotonic()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        entry.reader = Reader(path, options=options)
+                    except Exception as exc:
+                        raise self._failure(path, exc, "open", t0) from None
+            yield entry.reader
+        finally:
+            entry.lock.release()
+            if entry.retired:
+                entry.retire()
+
+    def _retire_shared(self) -> None:
+        with self._shared_lock:
+            old = list(self._shared.values())
+            self._shared.clear()
+        for entry in old:
+            entry.retire()
+
     def invalidate_all(self) -> None:
         """Reopen every dataset on next use (after credentials or GDAL options change)."""
         with self._stats_lock:
             self._generation += 1  # each worker thread drops its readers on next use
             self._stats.clear()
             self._info.clear()
+        self._retire_shared()
         self.health.reset()
         self.levels.clear()
 
@@ -216,6 +331,11 @@ class RenderEngine:
         """Drop the cached descriptions, statistics, decimated levels and failure state
         of ``path``."""
         self.levels.forget(path)
+        paths = set(members(path))
+        with self._shared_lock:
+            gone = [self._shared.pop(k) for k in [k for k in self._shared if k[0] in paths]]
+        for entry in gone:
+            entry.retire()
         with self._stats_lock:
             for k in [k for k in list(self._stats.keys()) if k[0] == path]:
                 self._stats.pop(k, None)
@@ -732,8 +852,7 @@ class RenderEngine:
                     pt = rdr.point(x, lat, indexes=indexes)
                     break
                 except Exception as exc:
-                    outside = type(exc).__name__ == "PointOutsideBounds" or "outside of projection domain" in str(exc).lower()
-                    if not outside:
+                    if not is_outside(exc):
                         raise self._failure(path, exc, "read", t0) from None
                     if k == len(tries) - 1:
                         n = 1 if style.expression else len(indexes)

@@ -4,7 +4,7 @@ may be back.
 GDAL remembers a failed ``/vsicurl/`` request (the file's size, "does not exist")
 for the life of the process, so without help a URL that once timed out keeps
 failing with "not a raster format" after its host is healthy again.  This module
-keeps, per URL, the last network failure (:data:`~leafmap_tiles.render.errors.NETWORK_ERRORS`)
+keeps, per URL, the last network failure (:data:`~leafmap_tiles.gdal_errors.NETWORK_ERRORS`)
 and a back-off that doubles from :data:`FIRST_BACKOFF` to :data:`MAX_BACKOFF` seconds:
 
 - during the back-off, :meth:`RemoteHealth.check` raises the remembered error at
@@ -29,27 +29,12 @@ FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 
 
-def gdal_path(url: str) -> str:
-    """GDAL's virtual file name of a URL (``/vsicurl/https://...``, ``/vsis3/b/k``...),
-    the form GDAL's caches are keyed by."""
-    if url.startswith(("http://", "https://")):
-        return "/vsicurl/" + url
-    for scheme, vsi in (("s3://", "/vsis3/"), ("gs://", "/vsigs/"), ("az://", "/vsiaz/")):
-        if url.startswith(scheme):
-            return vsi + url[len(scheme):]
-    return url
-
-
 def clear_gdal_cache(url: str) -> None:
-    """Forget what GDAL cached for ``url`` (its size, cached blocks, a cached failure)."""
-    import ctypes
+    """Forget what GDAL cached for ``url`` (its size, cached blocks, a cached failure),
+    keyed by its GDAL name (:func:`leafmap_tiles._paths.to_gdal_path` with ``/vsicurl/``)."""
+    from leafmap_tiles import _gdal, _paths
 
-    from leafmap_tiles import _gdal
-
-    fn = _gdal.lib().VSICurlPartialClearCache
-    fn.argtypes = [ctypes.c_char_p]
-    fn.restype = None
-    fn(gdal_path(url).encode())
+    _gdal.clear_path_cache(_paths.to_gdal_path(url, vsicurl=True))
 
 
 class _State:
@@ -89,7 +74,7 @@ class RemoteHealth:
                 raise type(err)(f"{err} (failed {st.failures} time(s); next retry in {wait:.0f} s)")
             # this caller probes; if its outcome is never reported (e.g. its tile needed no
             # read), another caller may probe once the longest a read can take has passed
-            from leafmap_tiles.render.errors import http_timeout
+            from leafmap_tiles.gdal_errors import http_timeout
 
             st.probe_until = now + 2 * http_timeout() + 1.0
         clear_gdal_cache(url)

@@ -39,6 +39,7 @@ from functools import lru_cache
 import numpy as np
 
 from leafmap_tiles.errors import StyleError, TileOutsideBoundsError
+from leafmap_tiles.gdal_errors import is_outside
 from leafmap_tiles.render import encode
 
 WEB_MERCATOR_LAT = 85.0511287798066
@@ -188,7 +189,7 @@ def read_band1(
         except OutsideData:
             raise
         except Exception as exc:
-            if type(exc).__name__ in ("TileOutsideBounds", "PointOutsideBounds"):
+            if is_outside(exc, domain=False):  # rio-tiler's TileOutsideBounds/PointOutsideBounds
                 raise OutsideData(str(exc)) from None
             raise engine.read_failure(path, exc, t0) from None
     engine.read_succeeded(path)

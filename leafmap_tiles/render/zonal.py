@@ -24,6 +24,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 
@@ -97,19 +98,46 @@ def percentile_key(p: float) -> str:
     return f"p{int(p)}" if float(p).is_integer() else f"p{p:g}"
 
 
-def reduce(values: np.ndarray, percentiles) -> dict:
-    """The statistics of 1-D float64 ``values`` (already valid and in physical units)."""
-    out = {"count": int(values.size)}
+def check_stats(stats) -> tuple[str, ...] | None:
+    """The names of :data:`STATS` to compute (``count`` is always given); None (all)
+    for None; :class:`BadRequestError` for an unknown name or a non-list."""
+    if stats is None:
+        return None
+    if isinstance(stats, str) or not isinstance(stats, (list, tuple)):
+        raise BadRequestError(f"stats must be a list of names from {', '.join(STATS)}, got {str(stats)[:60]!r}")
+    bad = [s for s in stats if s not in STATS]
+    if bad:
+        raise BadRequestError(f"unknown statistic {str(bad[0])[:40]!r}: use {', '.join(STATS)} "
+                              "(percentiles go in 'percentiles')")
+    return tuple(dict.fromkeys(stats))
+
+
+def reduce(values: np.ndarray, percentiles, stats=None) -> dict:
+    """The statistics of 1-D float64 ``values`` (already valid and in physical units):
+    ``count`` and the names of ``stats`` (None: all of :data:`STATS`), then the
+    ``percentiles``.  ``values`` is reordered in place (the median and percentiles
+    partition it, after the order-dependent mean and std are taken): pass an array
+    of your own."""
+    names = STATS[1:] if stats is None else tuple(n for n in STATS[1:] if n in stats)
+    out: dict = {"count": int(values.size)}
     if values.size == 0:
-        out.update({k: None for k in STATS[1:]})
+        out.update({k: None for k in names})
         out.update({percentile_key(p): None for p in percentiles})
         return out
-    out.update({"mean": float(values.mean()), "median": float(np.median(values)),
-                "min": float(values.min()), "max": float(values.max()), "std": float(values.std())})
+    if "mean" in names:
+        out["mean"] = float(values.mean())
+    if "std" in names:
+        out["std"] = float(values.std())
+    if "min" in names:
+        out["min"] = float(values.min())
+    if "max" in names:
+        out["max"] = float(values.max())
+    if "median" in names:
+        out["median"] = float(np.median(values, overwrite_input=True))
     if percentiles:
-        for p, v in zip(percentiles, np.percentile(values, percentiles)):
+        for p, v in zip(percentiles, np.percentile(values, percentiles, overwrite_input=True)):
             out[percentile_key(p)] = float(v)
-    return out
+    return {k: out[k] for k in ("count", *names, *(percentile_key(p) for p in percentiles))}
 
 
 _cache_lock = threading.Lock()
@@ -182,7 +210,7 @@ def _members_extent(engine, members, style, first):
     cs, rs = [0, first.width], [0, first.height]
     for member in members[1:]:
         try:
-            ds = engine.reader(member, style.nodata).dataset
+            ds = _grid(engine, member, style.nodata)
             b = transform_bounds(ds.crs, first.crs, *ds.bounds, densify_pts=21)
         except Exception:
             continue
@@ -191,6 +219,24 @@ def _members_extent(engine, members, style, first):
             cs.append(c)
             rs.append(r)
     return (math.floor(min(cs)), math.floor(min(rs)), math.ceil(max(cs)), math.ceil(max(rs)))
+
+
+class _Grid(NamedTuple):
+    """What the statistics need of a dataset besides its pixels (read once, under the
+    dataset's lock: see :meth:`RenderEngine.shared_reader`)."""
+
+    crs: object
+    transform: object
+    width: int
+    height: int
+    bounds: tuple
+    dtype: str
+
+
+def _grid(engine, path, nodata) -> _Grid:
+    with engine.shared_reader(path, nodata) as rdr:
+        ds = rdr.dataset
+        return _Grid(ds.crs, ds.transform, ds.width, ds.height, tuple(ds.bounds), ds.dtypes[0])
 
 
 def _footprint(engine, path, style):
@@ -239,10 +285,33 @@ def _beyond(ds, window) -> bool:
                                    or window.row_off + window.height > ds.height)
 
 
+def _nodata_only(ds, indexes) -> list | None:
+    """The nodata value of each band of ``indexes`` when the file's mask of each is
+    only that value (GDAL's ``GMF_NODATA``) on an integer band and the value is one of
+    the band's dtype: then a pixel is nodata exactly where it equals it, as GDAL's
+    nodata mask band says (a float band's mask also compares with a tolerance, and a
+    per-dataset mask, alpha or all-valid band is read as GDAL gives it).  Else None."""
+    from rasterio.enums import MaskFlags
+
+    out = []
+    flags, nodatas, dtypes = ds.mask_flag_enums, ds.nodatavals, ds.dtypes
+    for i in indexes:
+        dt, nd = np.dtype(dtypes[i - 1]), nodatas[i - 1]
+        if list(flags[i - 1]) != [MaskFlags.nodata] or dt.kind not in "iu" or nd is None or not math.isfinite(nd):
+            return None
+        info = np.iinfo(dt)
+        if not float(nd).is_integer() or not info.min <= nd <= info.max:
+            return None
+        out.append(int(nd))
+    return out
+
+
 def _masked_read(ds, indexes, window, nodata, out_grid=None, as_float=True):
     """``(data (bands, h, w), valid bool (bands, h, w))`` of ``ds``; with
     ``out_grid = (crs, transform, width, height)`` resampled onto that grid (nearest).
-    ``data`` is float64, or the file's dtype with ``as_float=False``."""
+    ``data`` is float64, or the file's dtype with ``as_float=False`` (then ``data``
+    and ``valid`` may be lists of (h, w) arrays, one per band: read band by band, each
+    array stays below glibc's mmap threshold, see :data:`VALUES_CHUNK`)."""
     if out_grid is not None:
         from rasterio.enums import Resampling
         from rasterio.vrt import WarpedVRT
@@ -269,6 +338,10 @@ def _masked_read(ds, indexes, window, nodata, out_grid=None, as_float=True):
         r0, c0 = int(inner.row_off - window.row_off), int(inner.col_off - window.col_off)
         arr[:, r0:r0 + part.shape[1], c0:c0 + part.shape[2]] = part
     else:
+        fast = _nodata_only(ds, indexes)
+        if fast is not None and not as_float:  # GDAL's nodata mask, without a second read of each band
+            bands = [ds.read(i, window=window) for i in indexes]
+            return bands, [b != nd for b, nd in zip(bands, fast)]
         arr = ds.read(list(indexes), window=window, masked=True)
     data = np.asarray(arr.data, dtype="float64") if as_float else np.asarray(arr.data)
     valid = ~np.ma.getmaskarray(arr)
@@ -277,13 +350,16 @@ def _masked_read(ds, indexes, window, nodata, out_grid=None, as_float=True):
     return data, valid
 
 
-def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles=(), scales=None, offsets=None) -> dict:
+def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles=(), scales=None, offsets=None,
+                    stats=None) -> dict:
     """Statistics of ``path`` (one file or URL, or a :class:`~leafmap_tiles.protocol.Mosaic`),
     as the ``style`` shows it (its bands or expression, its
     nodata) over ``geometry`` (a checked EPSG:4326 polygon, see :func:`check_geometry`).
 
     ``scales``/``offsets``: one per output band, physical = value * scale + offset,
-    applied before reducing (None: 1 and 0).  Returns ``{"bands": [label, ...],
+    applied before reducing (None: 1 and 0).  ``stats``: the names of :data:`STATS`
+    to compute (see :func:`check_stats`; None, the default: all of them); ``count``
+    and the ``percentiles`` are always given.  Returns ``{"bands": [label, ...],
     "statistics": [{count, mean, median, min, max, std, p..}, ...], "pixels": n,
     "inside": bool}``: one statistics dict per output band; ``pixels`` is how many
     pixel centres fall inside the polygon (valid or not); ``inside`` is False when the
@@ -303,7 +379,7 @@ def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles
     indexes = style.indexes or tuple(i for i in range(1, info.count + 1) if i != info.alpha_index)
     labels = band_labels(style, indexes)
     n_out = len(labels) if style.expression else len(indexes)
-    first = engine.reader(members[0], style.nodata).dataset
+    first = _grid(engine, members[0], style.nodata)
     geom0 = _native_geometry(geometry, first.crs, _footprint(engine, members[0], style))
     win = _window(first, geom0) if geom0 is not None else None
     if win is not None and len(members) > 1:
@@ -315,7 +391,7 @@ def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles
             union = (min(f[0] for f in feet), min(f[1] for f in feet), max(f[2] for f in feet), max(f[3] for f in feet))
         geom0 = _native_geometry(geometry, first.crs, union) or geom0
         win = _window(first, geom0, _members_extent(engine, members, style, first)) or win
-    empty = {"bands": labels, "statistics": [reduce(np.zeros(0), percentiles) for _ in range(n_out)],
+    empty = {"bands": labels, "statistics": [reduce(np.zeros(0), percentiles, stats) for _ in range(n_out)],
              "pixels": 0, "inside": False}
     if win is None:
         if len(members) == 1:
@@ -323,12 +399,12 @@ def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles
         win = None
     if win is None:  # outside the first file of a mosaic: use the next one's grid
         for j, member in enumerate(members[1:], 1):
-            ds = engine.reader(member, style.nodata).dataset
+            ds = _grid(engine, member, style.nodata)
             g_ = _native_geometry(geometry, ds.crs, _footprint(engine, member, style))
             w_ = _window(ds, g_) if g_ is not None else None
             if w_ is not None:
                 return area_statistics(engine, Mosaic(members[j:]) if len(members[j:]) > 1 else members[j], style,
-                                       geometry, percentiles, scales, offsets)
+                                       geometry, percentiles, scales, offsets, stats)
         return empty
     limit = max_area_pixels()
     if win.width * win.height <= limit:
@@ -350,12 +426,14 @@ def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles
         pixels += int(inside.sum())
     out = []
     for b in range(n_out):
-        vals = np.concatenate(per_band[b]) if per_band[b] else np.zeros(0)
+        chunks = per_band[b]
+        vals = chunks[0] if len(chunks) == 1 else np.concatenate(chunks) if chunks else np.zeros(0)
         s = 1.0 if not scales or scales[b] is None else float(scales[b])
         o = 0.0 if not offsets or offsets[b] is None else float(offsets[b])
-        if (s, o) != (1.0, 0.0):
-            vals = vals * s + o
-        out.append(reduce(vals, percentiles))
+        if (s, o) != (1.0, 0.0):  # in place (our own array), the same operations as vals * s + o
+            vals *= s
+            vals += o
+        out.append(reduce(vals, percentiles, stats))
     return {"bands": labels, "statistics": out, "pixels": pixels, "inside": True}
 
 
@@ -419,21 +497,20 @@ def _values_in(engine, members, style, indexes, first, win, inside) -> list[np.n
     first member with data, an expression is evaluated where every band has data."""
     from rasterio.windows import transform as window_transform
 
-    from leafmap_tiles.render.style import evaluate_blocks
+    from leafmap_tiles.render.style import evaluate_values
 
     grid_transform = window_transform(win, first.transform)
     shape = (int(win.height), int(win.width))
     data = valid = None
     for k, member in enumerate(members):
-        ds = engine.reader(member, style.nodata).dataset
-        t0 = time.monotonic()
-        with warnings.catch_warnings():
+        with engine.shared_reader(member, style.nodata) as rdr, warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            t0 = time.monotonic()
             try:
                 if k == 0:  # one file: its own dtype until the values are gathered
-                    d, v = _masked_read(ds, indexes, win, style.nodata, as_float=len(members) > 1)
+                    d, v = _masked_read(rdr.dataset, indexes, win, style.nodata, as_float=len(members) > 1)
                 else:
-                    d, v = _masked_read(ds, indexes, None, style.nodata,
+                    d, v = _masked_read(rdr.dataset, indexes, None, style.nodata,
                                         out_grid=(first.crs, grid_transform, shape[1], shape[0]))
             except Exception as exc:
                 raise engine.read_failure(member, exc, t0) from None
@@ -451,9 +528,15 @@ def _values_in(engine, members, style, indexes, first, win, inside) -> list[np.n
 
         # evaluated on the pixels inside where every band it uses has data (gathered
         # first: no arithmetic on the rest of the window)
-        sel = inside & np.logical_and.reduce(valid, axis=0)
+        sel = np.logical_and(inside, valid[0])
+        for v in valid[1:]:
+            sel &= v
         names = [f"b{i}" for i in indexes]
-        res = evaluate_blocks(get_expression_blocks(style.expression), names, data[:, sel])
-        ok = np.all(np.isfinite(res), axis=0)
-        return [r[ok] for r in res]
-    return [np.asarray(data[b][inside & valid[b]], dtype="float64") for b in range(data.shape[0])]
+        # one band at a time: numpy gathers a 2-D mask from each band ~20x faster than
+        # from the (bands, h, w) array at once
+        res = evaluate_values(get_expression_blocks(style.expression), names, [band[sel] for band in data])
+        ok = np.isfinite(res[0])
+        for r in res[1:]:
+            ok &= np.isfinite(r)
+        return res if ok.all() else [r[ok] for r in res]
+    return [np.asarray(data[b][inside & valid[b]], dtype="float64") for b in range(len(data))]

@@ -1,10 +1,12 @@
 """Entry point of the tile-server child process: ``python -m leafmap_tiles.server``.
 
-The parent writes one JSON line to stdin: ``{"token", "admin_key", "parent_pid",
-"port", "workers"?, "sources"?, "colormaps"?}``.  ``sources`` and ``colormaps`` are
-registrations made before a restart; they are known before the port accepts requests, so tiles of layers already
-on a map never answer 404 in between.  The child binds 127.0.0.1:``port`` (0 = any
-free port), prints ``{"port": <bound port>, "pid": <pid>}`` on stdout, and serves
+The parent writes one JSON line to stdin (:class:`leafmap_tiles.protocol.ServerConfig`):
+``{"token", "admin_key", "parent_pid", "port", "workers", "sources", "colormaps",
+"gdal"}``.  ``sources`` and ``colormaps`` are registrations made before a restart; they
+are known before the port accepts requests, so tiles of layers already on a map never
+answer 404 in between; ``gdal`` the provider credentials of the kernel.  The child binds
+127.0.0.1:``port`` (0 = any free port), prints ``{"port": <bound port>, "pid": <pid>}``
+(:class:`~leafmap_tiles.protocol.ServerStarted`) on stdout, and serves
 until it is terminated or its parent process dies (watchdog polling the parent pid
 every 0.5 s; not ``PR_SET_PDEATHSIG``, which fires when the parent *thread* that
 started the child ends).
@@ -20,6 +22,7 @@ import threading
 import time
 
 from leafmap_tiles import settings
+from leafmap_tiles.protocol import ServerConfig, ServerStarted
 
 
 def watch_parent(parent_pid: int) -> None:
@@ -43,7 +46,7 @@ def watch_parent(parent_pid: int) -> None:
 
 
 def main() -> None:
-    cfg = json.loads(sys.stdin.readline())
+    cfg: ServerConfig = json.loads(sys.stdin.readline())
     watch_parent(int(cfg["parent_pid"]))
     from leafmap_tiles.server import gdalenv
 
@@ -55,11 +58,13 @@ def main() -> None:
     from rio_tiler.io import Reader  # noqa: F401  (import cost paid before the port opens)
 
     from leafmap_tiles.render.reader import memoize_default_transforms
+    from leafmap_tiles.server.session_params import GdalBody
 
     memoize_default_transforms()  # this server process's rio-tiler
 
-    if (cfg.get("gdal") or {}).get("credentials"):
-        gdalenv.apply(cfg["gdal"])  # before the sources below are covered by create_app
+    change = GdalBody.parse(cfg.get("gdal") or {}).change()
+    if change["credentials"]:
+        gdalenv.apply(change)  # before the sources below are covered by create_app
 
     from leafmap_tiles.server.app import create_app
     from leafmap_tiles.server.errors import http_protocol
@@ -86,7 +91,8 @@ def main() -> None:
         http=http_protocol(),  # a request uvicorn cannot parse gets a JSON 400 too
     )
     server = uvicorn.Server(config)
-    print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
+    started: ServerStarted = {"port": port, "pid": os.getpid()}
+    print(json.dumps(started), flush=True)
     server.run(sockets=[sock])
 
 

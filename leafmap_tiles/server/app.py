@@ -4,22 +4,28 @@ Routes (``{token}`` is the session token, unguessable, shown only to the kernel 
 the browser; admin routes also need header ``X-Leafmap-Tiles-Key``)::
 
     GET    /health                                   -> {"status": "ok"}
-    POST   /{token}/sources          (admin)          register {"path", "style"?, "defaults"?, "id"?}
+    POST   /{token}/sources          (admin)          register {"path", "style"?, "defaults"?, "protected"?, "id"?}
     DELETE /{token}/sources/{id}     (admin)          release
-    POST   /{token}/gdal             (admin)          set/clear GDAL config and credentials
+    POST   /{token}/gdal             (admin)          {"credentials"?, "clear_hosts"?}: GDAL credentials
     POST   /{token}/background       (admin)          {"owner", "ids"}: sources rendered after all others
-    POST   /{token}/colormaps        (admin)          register {"colormap": spec} -> {"id": "cm:<hex>"}
+    POST   /{token}/colormaps        (admin)          register {"colormap": spec} -> {"id": "cm:<hex>", "kind", "n"}
     GET    /{token}/tiles/{id}/{z}/{x}/{y}.{png|jpg|webp}?<style>[&v=<version>]
     GET    /{token}/info/{id}?<style>
     GET    /{token}/point/{id}?lon=&lat=&<style>
     POST   /{token}/points                            batch {"lon", "lat", "layers": [{"id", "style"}]}
     POST   /{token}/statistics/{id}                   area statistics {"geometry", "style"?, "percentiles"?,
-                                                      "scale"?, "offset"?} (see leafmap_tiles.render.zonal)
+                                                      "scale"?, "offset"?, "stats"?} (see leafmap_tiles.render.zonal)
 
 Tile caching: a tile URL whose ``v`` equals the source's current version (see
 :func:`tile_version`; the register and info answers carry it) names bytes that never
 change, so it is sent with a long ``max-age``; other URLs get ``no-cache`` + ETag
 (revalidated on every use); protected sources ``no-store``.
+
+The JSON bodies are the TypedDicts of :mod:`leafmap_tiles.protocol`; each body, tile
+address and ``lon``/``lat`` is parsed by :mod:`leafmap_tiles.server.session_params`
+before anything is read or changed: a malformed request is
+:class:`~leafmap_tiles.errors.BadRequestError`, a well-formed style that is invalid
+for the source :class:`~leafmap_tiles.errors.StyleError` (both 400).
 
 Errors are JSON ``{"message": ..., "error": <class name>}`` with the status of
 :data:`leafmap_tiles.server.errors.STATUS` (400 bad input, 401 provider refused,
@@ -39,6 +45,7 @@ import logging
 import math
 import os
 import threading
+from typing import Any, cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -56,12 +63,33 @@ from leafmap_tiles.errors import (
     StyleError,
     UnknownSourceError,
 )
-from leafmap_tiles.protocol import PointValues, RegistrationAnswer, is_mosaic, members, source_path
+from leafmap_tiles.protocol import (
+    ColormapAnswer,
+    InfoAnswer,
+    PointAnswer,
+    PointFailure,
+    PointResult,
+    PointsAnswer,
+    PointValues,
+    Registration,
+    RegistrationAnswer,
+    is_mosaic,
+    members,
+)
 from leafmap_tiles.render import RenderEngine, parse_style
 from leafmap_tiles.render.colormaps import colormap_id, resolve_colormap
 from leafmap_tiles.render.engine import file_signature
 from leafmap_tiles.render.style import band_labels, style_to_params
-from leafmap_tiles.server import gdalenv
+from leafmap_tiles.server import gdalenv, session_params
+from leafmap_tiles.server.session_params import (
+    BackgroundBody,
+    ColormapBody,
+    GdalBody,
+    PointsBody,
+    RegistrationBody,
+    lonlat,
+    tile_address,
+)
 from leafmap_tiles.server.errors import (
     ErrorMiddleware,
     http_exception_handler,
@@ -75,19 +103,13 @@ from leafmap_tiles.server.scheduler import Scheduler
 
 log = logging.getLogger("leafmap_tiles.server")
 
-FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 MEDIA = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
-async def json_object(request: Request) -> dict:
-    """The request body as a JSON object; :class:`BadRequestError` for anything else."""
-    try:
-        body = json.loads(await read_body(request))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise BadRequestError("request body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise BadRequestError(f"request body must be a JSON object, not a JSON {type(body).__name__}")
-    return body
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request body (at most :data:`leafmap_tiles.server.errors.MAX_BODY` bytes) as
+    a JSON object; :class:`BadRequestError` for anything else."""
+    return session_params.json_object(await read_body(request))
 
 
 def _object_field(body: dict, name: str) -> dict:
@@ -124,11 +146,6 @@ def default_deadlines() -> tuple[float, float]:
     return s.tile_deadline, s.remote_tile_deadline
 
 
-def _given(style) -> dict:
-    """Style parameters that were given (None values dropped)."""
-    return {k: v for k, v in (style or {}).items() if v is not None}
-
-
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -144,14 +161,15 @@ def tile_version(path) -> str | None:
     return hashlib.sha1(repr(sig).encode()).hexdigest()[:12]
 
 
-def create_app(token: str, admin_key: str, workers: int | None = None, sources: list | None = None,
+def create_app(token: str, admin_key: str, workers: int | None = None, sources: list[Registration] | None = None,
                colormaps: list | None = None, deadline: float | None = None,
                remote_deadline: float | None = None) -> Starlette:
     """Build the ASGI app for one session.  ``token`` guards every session route,
     ``admin_key`` (sent only by the kernel) guards registration.  ``sources`` are
-    registrations (``{"id", "path", "style", "defaults", "protected"}``) and
-    ``colormaps`` colormap specifications (see :mod:`leafmap_tiles.render.colormaps`)
-    restored after a restart, trusted without re-validation of the files.
+    registrations (:class:`~leafmap_tiles.protocol.Registration`, each with its ``id``)
+    and ``colormaps`` colormap specifications (see :mod:`leafmap_tiles.render.colormaps`)
+    restored after a restart, trusted without re-validation of the files (one of
+    another shape is left out, and logged).
 
     Local files render on ``workers`` threads (plus one kept for other sources while
     one source is busy); remote sources (URLs) on a separate, larger set, so a slow
@@ -168,12 +186,15 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
                             name="tile-remote")
     engine.background = pool.submit_background  # decimated levels built ahead (local files)
     generation = {"n": 0}
-    for body in sources or []:
-        path = source_path(body.get("path"))
-        if path is not None and body.get("id"):
-            registry.add(path, body.get("defaults") or {}, body["id"], bool(body.get("protected")),
-                         style=_given(body.get("style")))
-            gdalenv.cover(path)
+    for restored in sources or []:
+        try:
+            reg = RegistrationBody.parse(restored)
+        except BadRequestError as exc:
+            log.warning("a registration restored after a restart is left out: %s", exc)
+            continue
+        if reg.id is not None:
+            registry.add(reg.path, reg.defaults, reg.id, reg.protected, style=reg.style)
+            gdalenv.cover(reg.path)
     # registered colormaps: id -> ResolvedColormap; tile URLs carry the short id
     cmaps: dict[str, object] = {}
     for spec in colormaps or []:
@@ -206,11 +227,6 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         mark_sources(request.scope, _source_names(src))
         return src
 
-    def _tile_number(text: str) -> int:
-        if not (text.isascii() and text.isdigit() and len(text) <= 10):
-            raise StyleError(f"malformed tile address: z, x, y must be integers, got {text[:20]!r}")
-        return int(text)
-
     from cachetools import LRUCache
 
     styles: LRUCache = LRUCache(engine.cache_entries)  # parsed once per style, not per tile
@@ -236,26 +252,22 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
     async def register(request: Request):
         check_admin(request)
         mark_registering(request.scope)
-        body = await json_object(request)
-        path = source_path(body.get("path"))  # several files: one mosaic
-        if path is None:
-            raise BadRequestError("'path' is required: a path/URL, or a list of them for a mosaic")
-        style_params = {k: v for k, v in _object_field(body, "style").items() if v is not None}
-        defaults = {k: v for k, v in _object_field(body, "defaults").items() if v is not None}
-        if body.get("id") is not None and not isinstance(body.get("id"), str):
-            raise BadRequestError("'id' must be a string")
+        reg = RegistrationBody.parse(await json_object(request))
+        path, style_params, defaults = reg.path, reg.style, reg.defaults
 
         def work():
             engine.retry(path)  # a registration asks a host that failed before again
             gdalenv.cover(path)
             nodata = style_params.get("nodata", defaults.get("nodata"))
-            probe_info = engine.info(path)  # validates the file itself
-            engine.check_readable(path)
+            probe_info = engine.info(path)  # validates the file (and reads a local file's blocks)
+            for member in members(path):
+                if is_remote_path(member):  # engine.info read the local files' blocks already
+                    engine.check_readable(member)
             style = parse_style({**defaults, **style_params}, probe_info, cmaps)
             info = engine.info(path, style.nodata) if nodata is not None else probe_info
             stats = engine.statistics(path, style)  # reads an overview: truncated files fail here
-            protected = bool(body.get("protected")) or gdalenv.protected(path)
-            src = registry.add(path, defaults, body.get("id"), protected, style=style_params)
+            protected = reg.protected or gdalenv.protected(path)
+            src = registry.add(path, defaults, reg.id, protected, style=style_params)
             return src, info, style, stats
 
         src, info, style, stats = await run(work, remote=is_remote(path))
@@ -273,18 +285,12 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
 
     async def register_colormap(request: Request):
         check_admin(request)
-        try:
-            body = await request.json()
-        except Exception:
-            raise StyleError("request body must be JSON") from None
-        spec = body.get("colormap") if isinstance(body, dict) else None
-        if spec is None or isinstance(spec, str):
-            raise StyleError("'colormap' is required: a list of colours, a {value: colour} map or a "
-                             "{\"colors\": [...]} table (names need no registration)")
-        resolved = resolve_colormap(spec)  # StyleError -> 400
+        spec = ColormapBody.parse(await json_object(request)).colormap
+        resolved = resolve_colormap(spec)  # StyleError -> 400: well-formed, but not colours
         cid = colormap_id(spec)
         cmaps[cid] = resolved
-        return JSONResponse({"id": cid, "kind": resolved.kind, "n": resolved.n or len(resolved.explicit or {})})
+        answer: ColormapAnswer = {"id": cid, "kind": resolved.kind, "n": resolved.n or len(resolved.explicit or {})}
+        return JSONResponse(answer)
 
     async def release(request: Request):
         check_admin(request)
@@ -297,8 +303,8 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
 
     async def gdal(request: Request):
         check_admin(request)
-        body = gdalenv.validate(await json_object(request))
-        await run(gdalenv.apply, body, [src.path for src in registry.all()])
+        change = GdalBody.parse(await json_object(request)).change()
+        await run(gdalenv.apply, change, [src.path for src in registry.all()])
         engine.invalidate_all()
         generation["n"] += 1
         return JSONResponse({"ok": True, "generation": generation["n"]})
@@ -312,11 +318,8 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         """Sources whose tiles render after all others: ``{"owner": str, "ids": [...]}``
         replaces that owner's set (an empty list clears it)."""
         check_admin(request)
-        try:
-            body = await request.json()
-            owner, ids = str(body["owner"]), [str(i) for i in body.get("ids") or []]
-        except Exception:
-            raise StyleError("body must be JSON {\"owner\": str, \"ids\": [source ids]}") from None
+        body = BackgroundBody.parse(await json_object(request))
+        owner, ids = body.owner, body.ids
         if ids:
             background[owner] = set(ids)
         else:
@@ -329,12 +332,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
     async def tile(request: Request):
         check_token(request)
         p = request.path_params
-        z, x, y = (_tile_number(p[k]) for k in ("z", "x", "y"))
-        if not (0 <= z <= 30) or not (0 <= x < 2**z) or not (0 <= y < 2**z):
-            raise StyleError(f"tile {z}/{x}/{y} does not exist (0 <= x, y < 2**z, z <= 30)")
-        fmt = FORMATS.get(p["fmt"].lower())
-        if fmt is None:
-            raise StyleError(f"unsupported tile format {p['fmt'][:20]!r}: use png, jpg or webp")
+        z, x, y, fmt = tile_address(p["z"], p["x"], p["y"], p["fmt"])
         src = source_of(request)
         params = dict(request.query_params)
         version = params.pop("v", None)  # not a style parameter: the state of the file
@@ -376,16 +374,14 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         src = source_of(request)
         params = dict(request.query_params)
 
-        def work():
+        def work() -> InfoAnswer:
             base = engine.info(src.path, None)
             style = style_of(src, params, base)
             info = engine.info(src.path, style.nodata)
-            d = info.to_json()
-            d["id"] = src.id
-            d["version"] = tile_version(src.path)
-            d["statistics"] = engine.statistics(src.path, style)
+            d: dict[str, Any] = dict(info.to_json())
             d.pop("path", None)  # never give the browser a path or URL
-            return d
+            d.update(id=src.id, version=tile_version(src.path), statistics=engine.statistics(src.path, style))
+            return cast(InfoAnswer, d)  # SourceInfoJSON without path, with id, version, statistics
 
         return JSONResponse(await run(work, remote=is_remote(src.path)))
 
@@ -405,60 +401,41 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         out["offsets"] = info.offsets
         return out
 
-    def _lonlat(value, name):
-        try:
-            if isinstance(value, bool):
-                raise TypeError
-            v = float(value)
-        except (TypeError, ValueError, OverflowError):
-            raise StyleError(f"{name} must be a number in degrees (EPSG:4326), got {str(value)[:40]!r}") from None
-        # any longitude is a place (the map repeats the world east and west); |lat| <= 90
-        if not math.isfinite(v) or (name == "lat" and abs(v) > 90):
-            raise StyleError(f"{name}={str(value)[:40]!r} is out of range")
-        return v
-
     async def point(request: Request):
         check_token(request)
         src = source_of(request)
         params = dict(request.query_params)
-        lon = _lonlat(params.get("lon"), "lon")
-        lat = _lonlat(params.get("lat"), "lat")
-        out = await run(_point, src, params, lon, lat, remote=is_remote(src.path))
-        out["id"] = src.id
-        out["lon"], out["lat"] = lon, lat
-        return JSONResponse(out)
+        lon = lonlat(params.get("lon"), "lon")
+        lat = lonlat(params.get("lat"), "lat")
+        values = await run(_point, src, params, lon, lat, remote=is_remote(src.path))
+        answer: PointAnswer = {**values, "id": src.id, "lon": lon, "lat": lat}
+        return JSONResponse(answer)
 
     async def points(request: Request):
         check_token(request)
-        body = await json_object(request)
-        lon = _lonlat(body.get("lon"), "lon")
-        lat = _lonlat(body.get("lat"), "lat")
-        layers = body.get("layers") or []
-        if not isinstance(layers, list) or not all(isinstance(item, dict) for item in layers):
-            raise BadRequestError("'layers' must be a list of objects {\"id\": ..., \"style\": {...}}")
+        body = PointsBody.parse(await json_object(request))
+        lon, lat = body.lon, body.lat
         resolved = []
-        for item in layers:
-            sid = item.get("id")
+        for sid, params in body.layers:
             src = registry.get(sid) if isinstance(sid, str) else None
             if src is None:
                 raise UnknownSourceError(f"unknown source id {str(sid)[:64]!r}")
             mark_sources(request.scope, _source_names(src))
-            resolved.append((src, {k: str(v) for k, v in _object_field(item, "style").items()}))
+            resolved.append((src, params))
 
-        def work():
-            out = []
+        def work() -> list[PointResult | PointFailure]:
+            out: list[PointResult | PointFailure] = []
             for src, params in resolved:
                 try:
-                    r = _point(src, params, lon, lat)
+                    out.append({**_point(src, params, lon, lat), "id": src.id})
                 except LeafmapTilesError as exc:  # one failing source must not hide the others
-                    r = {"inside": None, "values": None, "error": scrub(str(exc), _source_names(src)),
-                         "kind": type(exc).__name__}
-                r["id"] = src.id
-                out.append(r)
+                    out.append({"inside": None, "values": None, "error": scrub(str(exc), _source_names(src)),
+                                "kind": type(exc).__name__, "id": src.id})
             return out
 
         remote = any(is_remote(src.path) for src, _ in resolved)
-        return JSONResponse({"lon": lon, "lat": lat, "results": await run(work, remote=remote)})
+        answer: PointsAnswer = {"lon": lon, "lat": lat, "results": await run(work, remote=remote)}
+        return JSONResponse(answer)
 
     async def area_statistics(request: Request):
         """Statistics over a polygon in physical units: the body's ``scale``/``offset``
@@ -472,6 +449,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
         body = await json_object(request)
         geometry = zonal.check_geometry(body.get("geometry"))
         percentiles = zonal.check_percentiles(body.get("percentiles"))
+        wanted = zonal.check_stats(body.get("stats"))  # None: every statistic
         params = {k: str(v) for k, v in _object_field(body, "style").items()}
         given = {}
         for name in ("scale", "offset"):
@@ -498,7 +476,7 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
             else:
                 scales = [info.scales[i - 1] if i - 1 < len(info.scales) else 1.0 for i in indexes]
                 offsets = [info.offsets[i - 1] if i - 1 < len(info.offsets) else 0.0 for i in indexes]
-            return zonal.area_statistics(engine, src.path, style, geometry, percentiles, scales, offsets)
+            return zonal.area_statistics(engine, src.path, style, geometry, percentiles, scales, offsets, wanted)
 
         out = await run(work, remote=is_remote(src.path), key=src.id)
         out["id"] = src.id

@@ -256,7 +256,7 @@ def _json_400(self, msg: str) -> None:
     self.transport.close()
 
 
-def http_protocol():
+def http_protocol() -> type:
     """uvicorn HTTP protocol class (httptools when installed, else h11) whose answer to
     a request it cannot parse is a JSON 400 instead of plain text."""
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 
-from leafmap_tiles.protocol import members
+from leafmap_tiles.protocol import GdalChange, members
 
 # Set once at server start in the server's own process (documented GDAL options).
 DEFAULTS = {
@@ -236,31 +236,12 @@ def protected(path) -> bool:
     return any(host_matches(url, key) for url in _urls(path) for key in list(_ever))
 
 
-def validate(body) -> dict:
-    """``body`` of a ``/gdal`` request checked for the shape :func:`apply` reads;
-    raises :class:`~leafmap_tiles.errors.BadRequestError` otherwise."""
-    from leafmap_tiles.errors import BadRequestError
-
-    creds = body.get("credentials") or []
-    hosts = body.get("clear_hosts") or []
-    if not isinstance(creds, list) or not all(
-        isinstance(c, dict)
-        and isinstance(c.get("host") or c.get("prefix"), str)
-        and isinstance(c.get("username"), str)
-        and isinstance(c.get("password"), str)
-        for c in creds
-    ):
-        raise BadRequestError('"credentials" must be a list of {"host", "username", "password"} strings')
-    if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
-        raise BadRequestError('"clear_hosts" must be a list of host names')
-    return body
-
-
-def apply(body: dict, paths=()) -> None:
+def apply(body: GdalChange, paths=()) -> None:
     """Apply a change pushed by the kernel.
 
     ``body``: ``{"credentials": [{"host": "name[:port]" or "https://host/", "username",
-    "password"}], "clear_hosts": [...]}``.  Credentials apply only to URLs on their host
+    "password"}], "clear_hosts": [...]}`` (:class:`~leafmap_tiles.protocol.GdalChange`,
+    checked by :class:`leafmap_tiles.server.session_params.GdalBody`).  Credentials apply only to URLs on their host
     (GDAL path-specific options on each URL's exact prefix; see :func:`cover`), never
     to another host.  ``paths`` are the registered sources, covered at once.  GDAL's
     HTTP caches are cleared, so a 401 cached before login, or bytes read before a
@@ -271,7 +252,7 @@ def apply(body: dict, paths=()) -> None:
 
     with _lock:
         for cred in body.get("credentials") or []:
-            key = host_key(cred.get("host") or cred["prefix"])
+            key = host_key(cred["host"])
             _hosts[key] = (cred["username"], cred["password"])
             _ever.add(key)
         for host in body.get("clear_hosts") or []:

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import defaultdict, deque
 
-from leafmap_tiles.errors import ClientGoneError, RenderDeadlineError
+from leafmap_tiles.errors import ClientGoneError, RenderDeadlineError, TileServerError
 
 __all__ = ["ClientGoneError", "RenderDeadlineError", "Scheduler"]
 
@@ -192,7 +192,7 @@ class Scheduler:
     def _submit(self, job: _Job) -> None:
         with self._cond:
             if self._closed:
-                raise RuntimeError("scheduler is closed")
+                raise TileServerError("scheduler is closed")
             self._pending[job.key].append(job)
             first = self._running.get(job.key, 0) == 0 and job.key not in self._background and not job.background
             cap = self.workers + (2 if first else 1)

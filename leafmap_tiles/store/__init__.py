@@ -87,7 +87,9 @@ def open(path_or_url: str | os.PathLike) -> KeyStore:  # noqa: A001 - mirrors te
     if scheme in ("", "sqlite", "file") or (len(scheme) == 1 and os.name == "nt"):
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(text[len("file://"):] if scheme == "file" else text)
+        from .. import _paths
+
+        return SQLiteStore(_paths.from_file_url(text))  # a file:// URL is the local file it names
     hint = "; for a running Terracotta server use store.connect(url)" if scheme in ("http", "https") else ""
     raise StoreError(
         f"unsupported key store URL scheme {scheme!r}: use a file path, postgresql://, mysql:// or s3://{hint}"

@@ -1,8 +1,12 @@
 """The key store's public API (Terracotta's driver API), independent of the database.
 
 :class:`KeyStore` checks and normalises arguments, computes metadata, and leaves
-the SQL to a back end (:class:`~.sqlite.SQLiteStore`, :class:`~.sql.SQLServerStore`)
-that implements the ``_db_*`` methods.
+the storage to a back end that implements its abstract methods (the ``_db_*`` hooks,
+:meth:`KeyStore.get_metadata` and :meth:`KeyStore.connect`): the SQL stores
+(:class:`~.sql.SQLStore`: :class:`~.sqlite.SQLiteStore`, PostgreSQL, MySQL, and the
+read-only copy of a database on S3, :class:`~.remote.RemoteSQLiteStore`) and a remote
+Terracotta server (:class:`~.http.RemoteStore`).  A read-only store mixes in
+:class:`ReadOnly`, which refuses every write.
 
 Transactions: every :meth:`KeyStore.insert` and :meth:`KeyStore.delete` is one
 database transaction, committed when it returns; on any error (a bad file, a
@@ -20,11 +24,14 @@ import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import DatasetNotFoundError, InvalidKeyError, StoreError
 from . import layout
 from .metadata import compute_metadata as _compute_metadata
+
+if TYPE_CHECKING:
+    from .ingest import IngestResult
 
 #: Shape to which a raster is downsampled when metadata is computed lazily on
 #: first request (as Terracotta's ``LAZY_LOADING_MAX_SHAPE``).
@@ -52,36 +59,35 @@ class KeyStore(abc.ABC):
     # ------------------------------------------------------------ back end hooks
     @abc.abstractmethod
     def _db_create(self, keys: Sequence[str], descriptions: Mapping[str, str], exist_ok: bool) -> None:
-        raise NotImplementedError
+        """Create the tables for key names ``keys`` (checked) as :meth:`create` says."""
 
     @abc.abstractmethod
     def _db_version(self) -> str:
-        raise NotImplementedError
+        """The Terracotta version the database records."""
 
     @abc.abstractmethod
     def _db_keys(self) -> "OrderedDict[str, str]":
-        raise NotImplementedError
+        """``{key name: description}`` in key order, as :meth:`get_keys` says."""
 
     @abc.abstractmethod
     def _db_datasets(
         self, where: dict[str, list[str]], page: int, limit: int | None, order_by: list[str], ascending: bool
     ) -> dict[tuple[str, ...], str]:
-        raise NotImplementedError
-
-    @abc.abstractmethod
-    def _db_metadata_row(self, keys: dict[str, str]) -> dict[str, Any] | None:
-        raise NotImplementedError
+        """``{key values: path}`` of the datasets whose key ``k`` is one of
+        ``where[k]`` for each ``k`` (checked key names), sorted and paged."""
 
     @abc.abstractmethod
     def _db_insert(self, keys: dict[str, str], path: str, encoded: dict[str, Any] | None) -> None:
-        raise NotImplementedError
+        """Add or replace the dataset ``keys`` (every key name) and its encoded
+        metadata (:func:`.layout.encode_metadata`; None: none) in one transaction."""
 
     @abc.abstractmethod
     def _db_delete(self, keys: dict[str, str]) -> int:
-        raise NotImplementedError
+        """Remove the dataset ``keys`` and its metadata in one transaction; how many
+        datasets were removed (0 or 1)."""
 
     @abc.abstractmethod
-    def connect(self, verify: bool = True) -> contextlib.AbstractContextManager:
+    def connect(self, verify: bool = True) -> contextlib.AbstractContextManager[Any]:
         """Context manager keeping one connection open for the calls inside it.
 
         Args:
@@ -90,7 +96,6 @@ class KeyStore(abc.ABC):
         Raises:
             InvalidDatabaseError: the database does not exist or has another version.
         """
-        raise NotImplementedError
 
     # ------------------------------------------------------------ creation, keys
     @property
@@ -181,35 +186,23 @@ class KeyStore(abc.ABC):
             raise StoreError(f"page and limit must not be negative (got page={page}, limit={limit})")
         return self._db_datasets(normalized, int(page), limit, order, bool(ascending))
 
+    @abc.abstractmethod
     def get_metadata(self, keys: KeysArg) -> dict[str, Any]:
         """Metadata of one dataset (see :mod:`.metadata` for the fields and units).
 
         A dataset inserted with ``skip_metadata=True`` gets its metadata computed
         now on a raster downsampled to :data:`LAZY_LOADING_MAX_SHAPE` (approximate
-        statistics, as in Terracotta), which is then stored.
+        statistics, as in Terracotta), which a writable store then stores.
 
         Raises:
             InvalidKeyError: wrong number of keys or unknown key names.
             DatasetNotFoundError: no such dataset.
         """
-        keys_d = self._as_dict(keys, require_all=True)
-        row = self._db_metadata_row(keys_d)
-        if row is not None:
-            return layout.decode_metadata(row)
-        found = self._db_datasets({k: [v] for k, v in keys_d.items()}, 0, None, list(self.key_names), True)
-        if not found:
-            raise DatasetNotFoundError(f"No dataset found with keys {keys_d}")
-        (path,) = found.values()
-        metadata = self.compute_metadata(path, max_shape=LAZY_LOADING_MAX_SHAPE)
-        self._db_insert(keys_d, path, layout.encode_metadata(metadata))
-        row = self._db_metadata_row(keys_d)
-        assert row is not None
-        return layout.decode_metadata(row)
 
     # ------------------------------------------------------------ writes
     def compute_metadata(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         *,
         extra_metadata: Any = None,
         use_chunks: bool | None = None,
@@ -221,7 +214,7 @@ class KeyStore(abc.ABC):
     def insert(
         self,
         keys: KeysArg,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         *,
         override_path: str | None = None,
         metadata: Mapping[str, Any] | None = None,
@@ -272,7 +265,7 @@ class KeyStore(abc.ABC):
         skip_existing: bool = False,
         key_descriptions: Mapping[str, str] | None = None,
         progress: bool = False,
-    ):
+    ) -> IngestResult:
         """Insert every file matching a Terracotta raster pattern, creating the database if needed.
 
         See :func:`.ingest.ingest` for the pattern rules, arguments, return value
@@ -321,14 +314,25 @@ class KeyStore(abc.ABC):
         return f"{type(self).__name__}({self.path!r})"
 
 
-class ReadOnly:
+class ReadOnly(abc.ABC):
     """Mixin (before the :class:`KeyStore` base) of a store that cannot be written:
-    ``create``, ``insert``, ``delete`` and ``ingest`` raise
-    :class:`~leafmap_tiles.errors.ReadOnlyStoreError` with the store's own
+    ``create``, ``insert``, ``delete`` and ``ingest`` (and the write hooks behind them)
+    raise :class:`~leafmap_tiles.errors.ReadOnlyStoreError` with the store's own
     ``_refuse(what)`` message (why it is read-only, what to do instead)."""
 
+    @abc.abstractmethod
     def _refuse(self, what: str) -> NoReturn:
-        raise NotImplementedError  # each read-only store says why it is read-only
+        """Raise :class:`~leafmap_tiles.errors.ReadOnlyStoreError` saying why this store
+        is read-only and what to do instead; ``what`` names the write refused."""
+
+    def _db_create(self, keys: Sequence[str], descriptions: Mapping[str, str], exist_ok: bool) -> None:
+        self._refuse("create")
+
+    def _db_insert(self, keys: dict[str, str], path: str, encoded: dict[str, Any] | None) -> None:
+        self._refuse("insert")
+
+    def _db_delete(self, keys: dict[str, str]) -> int:
+        self._refuse("delete")
 
     def create(self, *args: Any, **kwargs: Any) -> None:
         """Refused: raises :class:`~leafmap_tiles.errors.ReadOnlyStoreError`."""

@@ -16,7 +16,7 @@ import json
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import (
     DatasetNotFoundError,
@@ -187,9 +187,6 @@ class RemoteStore(ReadOnly, KeyStore):
             out = dict(items)
         return out
 
-    def _db_metadata_row(self, keys):
-        raise NotImplementedError  # get_metadata is overridden
-
     def get_metadata(self, keys) -> dict[str, Any]:
         """Metadata of one dataset from ``/metadata/<keys>`` (cached), in the shape of
         :meth:`KeyStore.get_metadata` (``bounds`` W,S,E,N in EPSG:4326, ``range``...).
@@ -218,17 +215,8 @@ class RemoteStore(ReadOnly, KeyStore):
         self._metadata[kv] = md
         return md
 
-    def _refuse(self, what: str):
+    def _refuse(self, what: str) -> NoReturn:
         raise ReadOnlyStoreError(f"{self.url} is a remote Terracotta server (read-only): cannot {what}")
-
-    def _db_create(self, keys, descriptions, exist_ok) -> None:
-        self._refuse("create")
-
-    def _db_insert(self, keys, path, encoded) -> None:
-        self._refuse("insert")
-
-    def _db_delete(self, keys) -> int:
-        self._refuse("delete")
 
     def __repr__(self) -> str:
         return f"RemoteStore({self.url!r})"

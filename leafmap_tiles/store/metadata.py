@@ -49,8 +49,8 @@ from typing import Any
 import numpy as np
 
 from .. import _antimeridian
-from .._paths import check_local_path
-from ..errors import InvalidSourceError
+from .. import _paths
+from ..errors import InvalidSourceError, StoreError
 
 #: Rasters with more pixels are processed in chunks unless ``use_chunks`` says otherwise.
 IN_MEMORY_MAX_PIXELS = 32_000_000
@@ -103,13 +103,13 @@ def compute_metadata(
 
     if max_shape is not None:
         if len(max_shape) != 2 or any(int(v) < 1 for v in max_shape):
-            raise ValueError(f"max_shape must be two positive integers, got {max_shape!r}")
+            raise StoreError(f"max_shape must be two positive integers, got {max_shape!r}")
         max_shape = (int(max_shape[0]), int(max_shape[1]))
     if use_chunks and max_shape is not None:
-        raise ValueError("Cannot use both use_chunks and max_shape arguments")
+        raise StoreError("Cannot use both use_chunks and max_shape arguments")
 
-    path = os.fspath(path)
-    check_local_path(path)
+    path = _paths.from_file_url(os.fspath(path))  # a file:// URL is the local file it names
+    _paths.check_local_path(path)
     from ..gdal_errors import classify
 
     t0 = time.monotonic()

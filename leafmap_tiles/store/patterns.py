@@ -26,6 +26,7 @@ import re
 import string
 from dataclasses import dataclass, field
 
+from .. import _paths
 from ..errors import PatternError
 from .layout import RESERVED_KEYS
 
@@ -153,7 +154,8 @@ def find_files(pattern: str) -> PatternMatch:
     """Find the files of a pattern and their key values.
 
     Args:
-        pattern: raster pattern; relative patterns are taken from the current directory.
+        pattern: raster pattern (a path, or a ``file://`` URL); relative patterns are
+            taken from the current directory.
 
     Returns:
         a :class:`PatternMatch` (absolute paths).
@@ -162,7 +164,7 @@ def find_files(pattern: str) -> PatternMatch:
         PatternError: invalid pattern (see :func:`parse_pattern`), no file matches,
             or two files give the same key values.
     """
-    parsed = parse_pattern(os.path.abspath(pattern))
+    parsed = parse_pattern(_paths.local_path(pattern))  # a file:// URL is the local path it names
     found = sorted(os.path.abspath(p) for p in glob.glob(parsed.glob) if not os.path.isdir(p))
     result = PatternMatch(parsed.keys)
     seen: dict[tuple[str, ...], str] = {}

@@ -34,7 +34,7 @@ from ..errors import (
     InvalidDatabaseError,
     LeafmapTilesError,
     ReadOnlyStoreError,
-    S3AccessDeniedError,
+    VSIError,
 )
 from . import layout
 from .base import ReadOnly
@@ -156,25 +156,15 @@ class RemoteSQLiteStore(ReadOnly, SQLiteStore):
         return (headers.get("etag"), headers.get("content-length"), headers.get("last-modified"))
 
     def _error(self, exc: Exception) -> LeafmapTilesError:
-        from .. import _gdal, s3
+        """What a failed check or download tells the user: the class of
+        :func:`leafmap_tiles.gdal_errors.classify` (a refusal: ``S3AccessDeniedError``),
+        as a database error for anything else (:func:`leafmap_tiles.errors.for_database`)."""
+        from ..errors import for_database
+        from ..gdal_errors import classify
 
-        msg = getattr(exc, "strerror", None) or str(exc)
-        no = getattr(exc, "errno", None)
-        low = msg.lower()
-        from ..gdal_errors import S3_DENIED_WORDS
-
-        if no in _gdal.VSIE_DENIED or "403" in msg or any(w in low for w in S3_DENIED_WORDS):
-            try:
-                where = s3.settings().describe()
-            except LeafmapTilesError:
-                where = "the configured endpoint"
-            return S3AccessDeniedError(
-                f"{self.url}: S3 refused access (HTTP 403: {msg}) at {where}; check "
-                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or the AWS_PROFILE profile) and the key's permissions"
-            )
-        if no in _gdal.VSIE_MISSING or "does not exist" in low or "404" in msg or no == 1:
-            return InvalidDatabaseError(f"Could not retrieve database {self.url}: no such object or bucket ({msg})")
-        return InvalidDatabaseError(f"Could not retrieve database {self.url}: {msg}")
+        if not isinstance(exc, VSIError):  # the local copy could not be written (disk full ...)
+            return InvalidDatabaseError(f"Could not retrieve database {self.url}: {exc}")
+        return for_database(self.url, classify(self._vsi, exc), detail=exc.strerror or str(exc))
 
     def refresh(self, force: bool = False) -> bool:
         """Download the object again if it changed (or always, with ``force``) since
@@ -202,7 +192,8 @@ class RemoteSQLiteStore(ReadOnly, SQLiteStore):
                     _gdal.vsi_download(self._vsi, part)
                 validate_copy(part, self.url)
             except (OSError, LeafmapTilesError) as exc:
-                err = exc if isinstance(exc, LeafmapTilesError) else self._error(exc)
+                # a VSIError is what GDAL said (classified here); other errors of the tree keep their class
+                err = self._error(exc) if isinstance(exc, VSIError) or not isinstance(exc, LeafmapTilesError) else exc
                 if os.path.exists(part):
                     os.remove(part)
                 broken = isinstance(exc, InvalidDatabaseError) and "not a valid Terracotta database" in str(exc)

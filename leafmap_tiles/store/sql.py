@@ -22,9 +22,9 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from ..errors import InvalidDatabaseError, StoreError
+from ..errors import DatasetNotFoundError, InvalidDatabaseError, StoreError
 from . import layout
-from .base import KeyStore
+from .base import LAZY_LOADING_MAX_SHAPE, KeyStore
 
 _NOT_A_DATABASE = (
     "Could not connect to database {path}. Make sure that it is a Terracotta "
@@ -287,7 +287,32 @@ class SQLStore(KeyStore):
         names = self.key_names
         return {tuple(row[k] for k in names): row["path"] for row in rows}
 
-    def _db_metadata_row(self, keys):
+    def get_metadata(self, keys: Any) -> dict[str, Any]:
+        """Metadata of one dataset, as :meth:`KeyStore.get_metadata`; metadata missing
+        from the database (``skip_metadata=True``) is computed now, downsampled to
+        :data:`~.base.LAZY_LOADING_MAX_SHAPE`, and stored.
+
+        Raises:
+            InvalidKeyError: wrong number of keys or unknown key names.
+            DatasetNotFoundError: no such dataset.
+        """
+        keys_d = self._as_dict(keys, require_all=True)
+        row = self._db_metadata_row(keys_d)
+        if row is not None:
+            return layout.decode_metadata(row)
+        found = self._db_datasets({k: [v] for k, v in keys_d.items()}, 0, None, list(self.key_names), True)
+        if not found:
+            raise DatasetNotFoundError(f"No dataset found with keys {keys_d}")
+        (path,) = found.values()
+        metadata = self.compute_metadata(path, max_shape=LAZY_LOADING_MAX_SHAPE)
+        self._db_insert(keys_d, path, layout.encode_metadata(metadata))
+        row = self._db_metadata_row(keys_d)
+        assert row is not None
+        return layout.decode_metadata(row)
+
+    def _db_metadata_row(self, keys: dict[str, str]) -> dict[str, Any] | None:
+        """The ``metadata`` table's row of the dataset ``keys`` (every key name),
+        None when it has none."""
         sqla = load_sqlalchemy()
         table = self._table("metadata")
         stmt = sqla.select(table).where(*self._key_filter(table, keys))

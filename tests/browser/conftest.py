@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.conftest import free_port
 
 from .pagetools import SCENARIOS, NotebookPage
 
@@ -124,12 +125,6 @@ def browser(browser_requirements):
             b.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class JupyterLab:
     """A JupyterLab (``app="lab"``) or Jupyter Notebook 7 (``app="notebook"``) server this
     test session started (and stops); ``extension=False`` disables our jupyter-server
@@ -148,7 +143,7 @@ class JupyterLab:
         self.extension = extension
         self.base_url = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
         self.token = secrets.token_hex(16)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}{self.base_url}"
         notebooks = root / "notebooks"
         notebooks.mkdir(parents=True, exist_ok=True)
@@ -281,7 +276,7 @@ class Voila(JupyterLab):
         self.block_loopback = block_loopback
         self.base_url = "/"
         self.token = ""
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.notebooks = root / "notebooks"
         self.notebooks.mkdir(parents=True, exist_ok=True)

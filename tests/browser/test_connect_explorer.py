@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import requests
 
+from tests.conftest import free_port
 from tests.connect.conftest import (  # noqa: F401  (fixtures)
     CATEGORIES,
-    _free_port,
     our_server,
     server_url,
     tc_db,
@@ -32,7 +32,7 @@ def _rgba(png: bytes) -> np.ndarray:
 
 @pytest.fixture
 def explorer(server_url):  # noqa: F811  (the fixture imported above)
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).with_name("leafmap-tiles")
     proc = subprocess.Popen([str(exe), "connect", server_url, "--port", str(port), "--no-browser"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

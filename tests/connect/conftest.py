@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 import requests
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -47,12 +48,6 @@ def tc_db(tmp_path_factory) -> str:
                     dst.write(src.read(i), 1)
                 driver.insert(("landsat", "1990", band), str(out))
     return db
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(url: str, proc, log: Path, timeout: float = 60) -> None:
@@ -105,7 +100,7 @@ def _stop(proc) -> None:
 
 @pytest.fixture(scope="session")
 def our_server(tc_db, tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     proc, log = _start([str(BIN / "leafmap-tiles"), "serve", "-d", tc_db, "--port", str(port)],
                        tmp_path_factory.mktemp("ours"), "ours")
     url = f"http://127.0.0.1:{port}"
@@ -121,7 +116,7 @@ def terracotta_server(tc_db, tmp_path_factory):
     exe = BIN / "terracotta"
     if not exe.exists():
         pytest.skip("terracotta is not installed in the test venv")
-    port = _free_port()
+    port = free_port()
     tmp = tmp_path_factory.mktemp("tc")
     proc, log = _start([str(exe), "serve", "-d", tc_db, "--port", str(port)], tmp, "terracotta")
     url = f"http://127.0.0.1:{port}"

@@ -124,6 +124,25 @@ def test_style_errors(m):
     _assert_unchanged(m, before)
 
 
+def test_malformed_requests_are_bad_requests_in_the_kernel(m):
+    """The server's answer names the class (BadRequestError for a malformed request,
+    StyleError for a style the source cannot have); the kernel raises that class."""
+    from leafmap_tiles.errors import BadRequestError
+
+    lyr = m.add_raster(data("cog.tif"))
+    with pytest.raises(BadRequestError, match="lat='91.0' is out of range") as err:
+        lyr.point(0.0, 91.0)
+    assert not isinstance(err.value, StyleError) and isinstance(err.value, ValueError)
+    with pytest.raises(BadRequestError, match="tile 1/5/0 does not exist"):
+        m.server.tile(lyr.source_id, 1, 5, 0)
+    with pytest.raises(BadRequestError, match="unsupported tile format 'gif'"):
+        m.server.tile(lyr.source_id, 1, 0, 0, fmt="gif")
+    with pytest.raises(BadRequestError, match="a non-empty path/URL or a list of them"):
+        m.server.register(5)
+    with pytest.raises(StyleError, match="unknown colormap"):
+        m.server.tile(lyr.source_id, 1, 0, 0, {"colormap": "no_such_colormap"})
+
+
 def test_http_errors(m, http_base, silent_base):
     before = list(m.layers)
     with pytest.raises(SourceNotFoundError, match="404"):

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
+import subprocess
+import sys
+
+import pytest
 
 from leafmap_tiles import settings
+from leafmap_tiles.errors import SettingsError
 from leafmap_tiles.settings import Settings
 
 
@@ -19,22 +25,93 @@ def test_defaults_of_an_empty_environment():
     assert s.workspace == "~/leafmap_tiles_workspace" and s.data is None
 
 
-def test_values_and_unparsable_numbers():
+def test_values():
     env = {
         "LEAFMAP_TILES_CACHE_ENTRIES": "32",
-        "LEAFMAP_TILES_WORKERS": "3",
+        "LEAFMAP_TILES_WORKERS": " 3 ",
         "LEAFMAP_TILES_TILE_DEADLINE": "2.5",
-        "LEAFMAP_TILES_REMOTE_TILE_DEADLINE": "abc",  # not a number: the default
+        "LEAFMAP_TILES_REMOTE_TILE_DEADLINE": "",  # empty: unset
+        "LEAFMAP_TILES_MAX_AREA_PIXELS": "1000",
+        "LEAFMAP_TILES_REMOTE_DB_CACHE_TTL": "0.5",
+        "LEAFMAP_TILES_REMOTE_RASTER_TTL": "60",
         "LEAFMAP_TILES_TERRASCOPE_HOSTS": " a.example , b.example:8443 ,",
         "LEAFMAP_TILES_DEBUG": "1",
         "LEAFMAP_TILES_CLIENT_PREFIX": "/proxy/{port}/",
     }
     s = Settings.from_env(env)
     assert (s.cache_entries, s.workers, s.tile_deadline, s.remote_tile_deadline) == (32, 3, 2.5, 20.0)
+    assert (s.max_area_pixels, s.remote_db_cache_ttl, s.remote_raster_ttl) == (1000, 0.5, 60.0)
     assert s.terrascope_hosts == ("a.example", "b.example:8443")
     assert s.debug is True and s.client_prefix == "/proxy/{port}/"
-    # "0" is "unset", as LEAFMAP_TILES_WORKERS=0 always was
-    assert Settings.from_env({"LEAFMAP_TILES_WORKERS": "0", "LEAFMAP_TILES_CACHE_ENTRIES": "0"}).workers is None
+
+
+def test_what_zero_means():
+    """0 is the default where a zero would stop the server working (as it always was);
+    a TTL of 0 is a real TTL: check every time (as the stores' cache_ttl=0)."""
+    zeros = {name: "0" for name in settings.NUMBERS}
+    s = Settings.from_env(zeros)
+    assert (s.cache_entries, s.workers, s.tile_deadline, s.remote_tile_deadline, s.max_area_pixels) == \
+        (256, None, 5.0, 20.0, 50_000_000)
+    assert (s.remote_db_cache_ttl, s.remote_raster_ttl) == (0.0, 0.0)
+    assert Settings.from_env({"LEAFMAP_TILES_TILE_DEADLINE": "0.0"}).tile_deadline == 5.0
+
+
+@pytest.mark.parametrize("name", sorted(settings.NUMBERS))
+@pytest.mark.parametrize("value, why", [
+    ("-3", "is negative"), ("-0.5", "is negative"), ("nan", "is not a finite number"),
+    ("inf", "is not a finite number"), ("-inf", "is not a finite number"), ("abc", "is not a number"),
+    ("5s", "is not a number"), ("  ", None),
+])
+def test_bad_numbers_name_the_variable_value_and_what_is_allowed(name, value, why):
+    if why is None:  # blank: unset
+        assert Settings.from_env({name: value}) == Settings()
+        return
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({name: value})
+    msg = str(info.value)
+    rule = settings.NUMBERS[name]
+    assert msg.startswith(f"{name}={value!r} {why}: give ")
+    assert f"of {rule.unit} >= 0 (0: {rule.zero}; empty: the default)" in msg
+    assert isinstance(info.value, ValueError) and "\n" not in msg
+
+
+def test_counts_must_be_whole_numbers():
+    for name, rule in settings.NUMBERS.items():
+        if rule.kind is int:
+            with pytest.raises(SettingsError, match=f"^{name}='2.5' is not a whole number: give a whole number"):
+                Settings.from_env({name: "2.5"})
+        else:
+            assert Settings.from_env({name: "2.5"}) != Settings()
+    assert math.isclose(Settings.from_env({"LEAFMAP_TILES_TILE_DEADLINE": "1e-1"}).tile_deadline, 0.1)
+
+
+def test_a_bad_setting_stops_a_server_before_it_starts(monkeypatch):
+    """The kernel's server is not started (no process) and the session app is not made."""
+    from leafmap_tiles.client.server import TileServer
+    from leafmap_tiles.server.app import default_deadlines
+
+    monkeypatch.setenv("LEAFMAP_TILES_TILE_DEADLINE", "-1")
+    with pytest.raises(SettingsError, match="LEAFMAP_TILES_TILE_DEADLINE='-1' is negative"):
+        default_deadlines()
+    server = TileServer()
+    try:
+        with pytest.raises(SettingsError, match="LEAFMAP_TILES_TILE_DEADLINE"):
+            server.start()
+        assert server.pid is None and not server.alive()
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("command", [["serve", "-d", "no.sqlite", "--port", "0"], ["ingest", "x_{k}.tif", "-o", "x.sqlite"]])
+def test_cli_prints_a_bad_setting_as_one_line(tmp_path, command):
+    env = dict(os.environ, LEAFMAP_TILES_WORKERS="-3")
+    proc = subprocess.run([sys.executable, "-m", "leafmap_tiles.cli", *command], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"leafmap-tiles {command[0]}: error: LEAFMAP_TILES_WORKERS='-3' is negative: give a whole number of "
+        "threads >= 0 (0: each server's default; empty: the default)"]
+    assert proc.stdout == "" and list(tmp_path.iterdir()) == []  # nothing started, nothing written
 
 
 def test_one_workers_variable_two_documented_defaults():

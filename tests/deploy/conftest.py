@@ -16,7 +16,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,11 +26,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import find_pg_url, free_port
+
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
 DOCS = REPO / "docs" / "deploy.md"
 BIN = Path(sys.executable).parent
-DEFAULT_PG_URL = "postgresql://leafmap:leafmap@127.0.0.1:55432/leafmap_tiles_test"
 NGINX = (os.environ.get("LEAFMAP_TILES_NGINX") or shutil.which("nginx")
          or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None))
 #: the datasets of the shared store: key ``name`` -> file of tests/data
@@ -64,23 +64,7 @@ def docs_command(prefix: str) -> list[str]:
 # ---------------------------------------------------------------- PostgreSQL
 
 
-def _find_pg_url() -> tuple[str | None, str]:
-    url = os.environ.get("LEAFMAP_TILES_TEST_PG") or DEFAULT_PG_URL
-    try:
-        import sqlalchemy as sqla
-
-        engine = sqla.create_engine(url.replace("postgresql://", "postgresql+psycopg2://"),
-                                    connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(sqla.text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no server
-        return None, (f"no PostgreSQL server at {url.split('@')[-1]} ({type(exc).__name__}); "
-                      "run `bash scripts/setup_postgres.sh` and export LEAFMAP_TILES_TEST_PG")
-    return url, ""
-
-
-_PG_URL, _PG_SKIP = _find_pg_url()
+_PG_URL, _PG_SKIP = find_pg_url()
 
 
 @pytest.fixture(scope="module")
@@ -136,12 +120,6 @@ def ingest(pattern: str, url: str, *extra: str) -> None:
 
 
 # ---------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:

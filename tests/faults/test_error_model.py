@@ -4,6 +4,7 @@ scrubbing, the rate-limited log and the remote back-off (a fake clock: no waitin
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 
@@ -182,3 +183,140 @@ def test_remote_backoff_probe_and_recovery(monkeypatch):
     h.check(URL)
     h.reset(URL)
     assert h.failing() == []
+
+
+# ---------------------------------------------------------------- one classifier (issue 17)
+
+S3_DB = "/vsis3/bucket/db.sqlite"
+
+
+@pytest.mark.parametrize("errno, message, cls", [
+    # GDAL's VSI error numbers (what the S3 key store's HEAD/download raise) ...
+    (9, "InvalidAccessKeyId: The AWS Access Key Id you provided does not exist in our records.",
+     "S3AccessDeniedError"),
+    (6, "Access Denied", "S3AccessDeniedError"),
+    (8, "The specified key does not exist.", "SourceNotFoundError"),
+    (1, "/vsis3/bucket/db.sqlite: stat failed", "SourceNotFoundError"),
+    # ... or only S3's words and codes, as another call words them
+    (0, "HTTP error code 403 on the request", "S3AccessDeniedError"),
+    (0, "NoSuchBucket: The specified bucket does not exist", "SourceNotFoundError"),
+    (0, "server said 404", "SourceNotFoundError"),
+])
+def test_classify_vsi_errors(errno, message, cls):
+    from leafmap_tiles.errors import VSIError
+
+    exc = VSIError(errno, message)
+    assert isinstance(exc, LeafmapTilesError) and isinstance(exc, OSError) and exc.errno == errno
+    err = classify(S3_DB, exc)  # a VSIError is what GDAL said: classified, not passed through
+    assert type(err).__name__ == cls
+    assert "s3://bucket/db.sqlite" in str(err) and message in str(err)
+
+
+def test_the_s3_store_takes_the_classifier_class():
+    """store/remote.py no longer reads GDAL's words: classify, then for_database."""
+    from leafmap_tiles.errors import InvalidDatabaseError, S3AccessDeniedError, VSIError, for_database
+
+    denied = for_database("s3://bucket/db.sqlite", classify(S3_DB, VSIError(9, "InvalidAccessKeyId")))
+    assert type(denied) is S3AccessDeniedError and "403" in str(denied)
+    missing = for_database("s3://bucket/db.sqlite", classify(S3_DB, VSIError(7, "NoSuchBucket")))
+    assert type(missing) is InvalidDatabaseError
+    assert str(missing).startswith("Could not retrieve database s3://bucket/db.sqlite: no such object or bucket")
+    other = for_database("s3://bucket/db.sqlite", classify(S3_DB, VSIError(3, "internal error")))
+    assert type(other) is InvalidDatabaseError and "internal error" in str(other)
+
+
+@pytest.mark.parametrize("exc, kind", [
+    (OSError("'x.tif' not recognized as being in a supported file format."), "not_raster"),
+    (OSError("x.tif: TIFFReadDirectory: Failed to read directory at offset 8"), "not_raster"),
+    (OSError("x.tif: Cannot read TIFF header."), "not_raster"),
+    (OSError("x.tif: Not a TIFF or MDI file, bad magic number 8224 (0x2020)"), "not_raster"),
+    (OSError("HTTP response code: 401"), "auth"),
+    (OSError("HTTP response code: 404"), "not_found"),
+    (OSError("CURL error: Operation timed out after 3005 milliseconds"), "timeout"),
+    (OSError("CURL error: Connection refused"), "error"),
+    (InvalidSourceError("http://h/x.tif is not a raster format that GDAL can read (...)"), "not_raster"),
+    (AuthenticationError("refused"), "auth"),
+    (SourceTimeoutError("slow"), "timeout"),
+    (SourceUnreachableError("down"), "error"),
+])
+def test_error_kind_of_a_header_read(exc, kind):
+    from leafmap_tiles.collections.headers import classify_error
+    from leafmap_tiles.gdal_errors import error_kind
+
+    assert error_kind(exc, "http://h/x.tif") == kind
+    assert classify_error(exc, "http://h/x.tif") == kind  # the collections' name for it
+
+
+def test_is_outside():
+    from rio_tiler.errors import PointOutsideBounds, TileOutsideBounds
+
+    from leafmap_tiles.gdal_errors import is_outside
+
+    assert is_outside(PointOutsideBounds("x")) and is_outside(TileOutsideBounds("x"))
+    proj = RuntimeError("Point outside of projection domain")
+    assert is_outside(proj) and not is_outside(proj, domain=False)
+    assert not is_outside(OSError("TIFFFillTile: Read error"))
+
+
+# ---------------------------------------------------------------- one path rule (issue 17)
+
+def test_file_urls_are_local_files(tmp_path, monkeypatch):
+    from leafmap_tiles import _paths
+
+    monkeypatch.chdir(tmp_path)
+    assert _paths.from_file_url("file:///data/a.tif") == "/data/a.tif"
+    assert _paths.from_file_url("FILE:///data/a.tif") == "/data/a.tif"
+    assert _paths.from_file_url("file://localhost/data/a.tif") == "/data/a.tif"
+    assert _paths.from_file_url("file:///data/my%20scene%231.tif") == "/data/my scene#1.tif"
+    assert _paths.from_file_url("file://rel/a.tif") == "rel/a.tif"  # as store.open always read it
+    assert _paths.from_file_url("/data/a.tif") == "/data/a.tif" and _paths.from_file_url("a.tif") == "a.tif"
+    assert _paths.local_path("file:///data/a.tif") == "/data/a.tif"
+    assert _paths.local_path("a.tif") == str(tmp_path / "a.tif")
+    assert _paths.local_path("~/a.tif") == os.path.expanduser("~/a.tif")
+    # a file:// URL of a file that is there is checked as that file
+    f = tmp_path / "x y.tif"
+    f.write_bytes(b"II*\x00")
+    _paths.check_local_path(f.as_uri())
+    assert f.as_uri().endswith("x%20y.tif") and _paths.local_path(f.as_uri()) == str(f)
+    with pytest.raises(SourceNotFoundError, match="not found: /nonexistent/a.tif"):
+        _paths.check_local_path("file:///nonexistent/a.tif")
+    (tmp_path / "empty.tif").write_bytes(b"")
+    with pytest.raises(InvalidSourceError, match="empty"):
+        _paths.check_local_path((tmp_path / "empty.tif").as_uri())
+
+
+def test_one_url_to_gdal_path_rule(tmp_path, monkeypatch):
+    """The four helpers that were (``_paths.to_gdal_path``, ``render.remote.gdal_path``,
+    ``client.stack.gdal_path``, ``s3.vsi_path``) are one, with each caller's form."""
+    from leafmap_tiles import _paths, s3
+    from leafmap_tiles.errors import S3ConfigurationError
+
+    monkeypatch.chdir(tmp_path)
+    to = _paths.to_gdal_path
+    url = "https://h.example/a.tif?token=x&b=1"
+    assert to(url) == url  # add_raster: GDAL reads URLs itself
+    assert to(url, vsicurl=True) == "/vsicurl/" + url  # GDAL's cache key, a VRT member: query kept
+    assert to("http://h/a.tif", vsicurl=True) == "/vsicurl/http://h/a.tif"
+    for u, want in (("s3://b/k/a.tif", "/vsis3/b/k/a.tif"), ("gs://b/a.tif", "/vsigs/b/a.tif"),
+                    ("az://c/a.tif", "/vsiaz/c/a.tif")):
+        assert to(u) == to(u, vsicurl=True) == want
+    for kept in ("/vsis3/b/k.tif", "/vsicurl/https://h/a.tif", "/vsimem/x.tif", "ftp://h/a.tif"):
+        assert to(kept) == to(kept, vsicurl=True) == kept
+    assert to("file:///data/a%20b.tif") == "/data/a b.tif"
+    assert to("a.tif") == str(tmp_path / "a.tif")
+    # s3.vsi_path: the same path, after checking bucket and key
+    assert s3.vsi_path("s3://b/k/a.tif") == to("s3://b/k/a.tif") and s3.vsi_path("/vsis3/b/k") == "/vsis3/b/k"
+    for bad in ("s3://bucket-only", "s3://b/", "https://h/a.tif"):
+        with pytest.raises(S3ConfigurationError):
+            s3.vsi_path(bad)
+
+
+def test_a_vrt_stack_names_members_by_their_gdal_paths(tmp_path):
+    """client/stack.py writes the members' GDAL paths: a file:// URL is its local file."""
+    from leafmap_tiles.client.stack import build_stack
+    from tests.conftest import data
+
+    src = data("cog.tif")
+    out = build_stack([{"name": "a", "path": "file://" + src}, {"name": "b", "path": src}], str(tmp_path))
+    text = open(out["path"]).read()
+    assert text.count(f">{src}</SourceFilename>") == 2 and "file:" not in text

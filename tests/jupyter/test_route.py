@@ -8,13 +8,14 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 import requests
 
 from leafmap_tiles.client import urls
@@ -22,16 +23,10 @@ from leafmap_tiles.client import urls
 JUPYTER_SERVER = Path(sys.executable).with_name("jupyter-server")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     def __init__(self, root: Path, base_url: str = "/", extension: bool = True):
         self.runtime = root / "runtime"
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = base_url
         env = {k: v for k, v in os.environ.items()
                if k not in ("JUPYTERHUB_SERVICE_PREFIX", "JPY_BASE_URL", "LEAFMAP_TILES_CLIENT_PREFIX")}
@@ -93,7 +88,7 @@ def test_probe_answers_only_where_the_extension_is(servers):
     assert servers["hub"].info["url"].endswith("/user/alice/")
     assert urls.probe_proxy(servers["without"].info["url"]) is False
     # nothing listening
-    assert urls.probe_proxy(f"http://127.0.0.1:{_free_port()}/") is False
+    assert urls.probe_proxy(f"http://127.0.0.1:{free_port()}/") is False
 
 
 def test_plain_remote_jupyter_with_base_url_root_uses_the_proxy(servers):
@@ -146,7 +141,7 @@ def test_hub_variables_without_an_info_file():
     r = urls.detect_route(env, runtime_dirs=[], comm_capable=True)
     assert (r.kind, r.base(9)) == ("proxy", "/user/bob/leafmap-tiles-proxy/9")
     # the Hub tells the server's own URL: probed, and nothing answers there
-    env["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:{_free_port()}/user/bob/"
+    env["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:{free_port()}/user/bob/"
     assert urls.detect_route(env, runtime_dirs=[], comm_capable=True).kind == "comm"
 
 

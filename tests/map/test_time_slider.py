@@ -345,10 +345,11 @@ def test_hidden_frames_render_in_the_background_the_next_one_too_while_playing(m
 def test_layer_redraws_after_tiles_answered_late(m, monkeypatch):
     """A tile answered 503 (render past the deadline) is a hole Leaflet never fills by
     itself: on the browser's next ``load`` event the layer asks for a redraw, at most
-    twice in a row while tiles keep missing the deadline."""
+    ``MAX_LATE_REDRAWS`` (5) times in a row while tiles keep missing the deadline."""
     layer = m.add_raster(naip_files()[0], **STYLE)
     counts = {layer.source_id: 0}
     monkeypatch.setattr(m.server, "late_tiles", lambda: dict(counts))
+    monkeypatch.setattr(layer, "LATE_REDRAW_DELAYS", (0.0,))  # the back-off: next test
     redraws = []
     monkeypatch.setattr(layer, "redraw", lambda: redraws.append(1))
 
@@ -357,18 +358,50 @@ def test_layer_redraws_after_tiles_answered_late(m, monkeypatch):
 
     load()
     assert redraws == []  # nothing late
+    for k in range(1, 8):
+        counts[layer.source_id] = k  # late again, after every redraw
+        load()
+    assert len(redraws) == 5  # capped: the source stays too slow for the deadline
+    load()  # a load with no new late tile: the view is whole, the cap resets
+    counts[layer.source_id] = 8
+    load()
+    assert len(redraws) == 6
+
+
+def test_late_redraws_back_off_and_stop_with_the_layer(m, monkeypatch):
+    """The first redraw is at once, the next ones after ``LATE_REDRAW_DELAYS`` (from a
+    one-shot timer thread); releasing the layer cancels a pending one."""
+    import threading
+    import time
+
+    layer = m.add_raster(naip_files()[0], **STYLE)
+    counts = {layer.source_id: 0}
+    monkeypatch.setattr(m.server, "late_tiles", lambda: dict(counts))
+    monkeypatch.setattr(layer, "LATE_REDRAW_DELAYS", (0.0, 0.3, 30.0))
+    redraws = []
+    monkeypatch.setattr(layer, "redraw", lambda: redraws.append(time.monotonic()))
+
+    def load():
+        layer._handle_leaflet_event(None, {"event": "load"}, [])
+
     counts[layer.source_id] = 1
+    t0 = time.monotonic()
     load()
     assert len(redraws) == 1
-    counts[layer.source_id] = 2  # late again
+    counts[layer.source_id] = 2
     load()
+    assert len(redraws) == 1  # the second one waits 0.3 s
+    deadline = time.monotonic() + 10
+    while len(redraws) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(redraws) == 2 and redraws[1] - t0 >= 0.3
     counts[layer.source_id] = 3
-    load()
-    assert len(redraws) == 2  # capped: the source stays too slow for the deadline
-    load()  # a load with no new late tile: the view is whole, the cap resets
-    counts[layer.source_id] = 4
-    load()
-    assert len(redraws) == 3
+    load()  # the third would come after 30 s
+    assert [t.name for t in threading.enumerate()].count("leafmap_tiles-late-redraw") == 1
+    layer.release()
+    time.sleep(0.05)
+    assert "leafmap_tiles-late-redraw" not in [t.name for t in threading.enumerate()]
+    assert len(redraws) == 2
 
 
 def test_playing_parks_the_frames_it_does_not_show_soon(m, frames):

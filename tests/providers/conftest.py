@@ -37,6 +37,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
+
 from terrascope_catalog import (  # noqa: F401  (re-exported for the tests)
     CATALOG, COLLECTION, NAIP_DIR, NODATA, OFFSET, PASSWORD, REPO, SCALE,
     SERVER_PAGE_SIZE, USERNAME, ItemSpec, encode_ndvi, naip_path,
@@ -111,12 +113,6 @@ def ndvi_assets(tmp_path_factory) -> NdviAssets:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, proc: subprocess.Popen | None, log: Path | None, timeout: float = 60.0,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from leafmap_tiles.errors import (
     S3ConfigurationError,
     SourceNotFoundError,
 )
-from tests.conftest import data
+from tests.conftest import data, free_port
 from tests.core.helpers import decode
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -326,14 +325,8 @@ def test_s3_database_wrong_key_and_missing_object(s3_server, s3_db, s3_env):
     ks.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(db_url: str, env=None):
-    port = _free_port()
+    port = free_port()
     exe = os.path.join(os.path.dirname(sys.executable), "leafmap-tiles")
     proc = subprocess.Popen([exe, "serve", "-d", db_url, "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

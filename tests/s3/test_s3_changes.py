@@ -20,9 +20,9 @@ import requests
 
 from leafmap_tiles import store
 from leafmap_tiles.errors import InvalidDatabaseError
-from tests.conftest import data
+from tests.conftest import data, free_port
 from tests.core.helpers import decode
-from tests.s3.test_s3 import _free_port, fetch, get
+from tests.s3.test_s3 import fetch, get
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 
@@ -54,7 +54,7 @@ def _inverted_copy(src: str, dst) -> str:
 
 
 def _serve(db: str, *, processes: int = 1, env=None):
-    port = _free_port()
+    port = free_port()
     exe = os.path.join(os.path.dirname(sys.executable), "leafmap-tiles")
     proc = subprocess.Popen([exe, "serve", "-d", db, "--port", str(port), "--processes", str(processes),
                              "--log-level", "warning"],

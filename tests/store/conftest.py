@@ -7,36 +7,18 @@ with the reason shown by ``pytest -rs``.
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import find_pg_url
+
 DATA = Path(__file__).resolve().parents[1] / "data"
-DEFAULT_PG_URL = "postgresql://leafmap:leafmap@127.0.0.1:55432/leafmap_tiles_test"
 
 
-def _find_pg_url() -> tuple[str | None, str]:
-    url = os.environ.get("LEAFMAP_TILES_TEST_PG") or DEFAULT_PG_URL
-    try:
-        import sqlalchemy as sqla
-
-        engine = sqla.create_engine(url.replace("postgresql://", "postgresql+psycopg2://"),
-                                    connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(sqla.text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no server
-        return None, (
-            f"no PostgreSQL server at {url.split('@')[-1]} ({type(exc).__name__}); "
-            "run `bash scripts/setup_postgres.sh` and export LEAFMAP_TILES_TEST_PG"
-        )
-    return url, ""
-
-
-_PG_URL, _PG_SKIP_REASON = _find_pg_url()
+_PG_URL, _PG_SKIP_REASON = find_pg_url()
 
 
 @pytest.fixture(scope="session")
