@@ -467,10 +467,16 @@ class TimeSlider:
         ``timeout`` s passed / the slider closed / (with ``while_playing``) Play was
         paused (False).  Without a browser reporting tile loads (headless) it returns
         True at once."""
+        return self._wait_for(lambda: self.drawn_index == self.index, timeout, while_playing)
+
+    def _wait_for(self, done, timeout: float | None, while_playing: bool) -> bool:
+        """Block until ``done()`` (checked under the lock) or no browser reports loads
+        (True), or ``timeout`` s passed / the slider closed / (with ``while_playing``)
+        Play was paused (False)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._drawn_cond:
             while not self._closed and (not while_playing or self._ticker.playing):
-                if not self.browser_reports_loads or self.drawn_index == self.index:
+                if not self.browser_reports_loads or done():
                     return True
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -542,16 +548,7 @@ class TimeSlider:
         loaded (True), or ``timeout`` s passed / the slider closed / (with
         ``while_playing``) Play was paused (False).  True at once without a browser
         reporting tile loads (headless)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._drawn_cond:
-            while not self._closed and (not while_playing or self._ticker.playing):
-                if not self.browser_reports_loads or k in self._loaded:
-                    return True
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._drawn_cond.wait(0.1 if left is None else min(left, 0.1))
-        return False
+        return self._wait_for(lambda: k in self._loaded, timeout, while_playing)
 
     # ------------------------------------------------------------ values
     def values_at(self, lon: float, lat: float) -> list[tuple[str, object]]:
