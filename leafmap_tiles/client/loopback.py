@@ -43,32 +43,40 @@ class LoopbackPool:
         garbage; the caller decides whether to retry."""
         data = json.dumps(body).encode("utf-8")
         hdrs = {"Content-Type": "application/json", **headers}
-        for attempt in range(2):
-            conn, reused = self._take()
-            try:
-                conn.request("POST", path, body=data, headers=hdrs)
-                resp = conn.getresponse()
-                out = resp.status, resp.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                conn.close()
-                if reused and attempt == 0:
-                    continue  # a kept connection closed by the server while idle: once more, new
+        conn, reused = self._take()
+        try:
+            return self._send(conn, path, data, hdrs)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not reused:
                 raise
-            except BaseException:
-                conn.close()
-                raise
-            if resp.will_close:
-                conn.close()
-            else:
-                self._give(conn)
-            return out
-        raise ConnectionError("unreachable")  # not reached: the loop returns or raises
+        # a kept connection closed by the server while idle: once more, on a new one
+        return self._send(self._new(), path, data, hdrs)
+
+    def _send(
+        self, conn: http.client.HTTPConnection, path: str, data: bytes, hdrs: dict
+    ) -> tuple[int, bytes]:
+        """One POST on ``conn``; keeps ``conn`` for later calls unless it will close."""
+        try:
+            conn.request("POST", path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            out = resp.status, resp.read()
+        except BaseException:
+            conn.close()
+            raise
+        if resp.will_close:
+            conn.close()
+        else:
+            self._give(conn)
+        return out
+
+    def _new(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
 
     def _take(self) -> tuple[http.client.HTTPConnection, bool]:
         with self._lock:
             if self._free:
                 return self._free.pop(), True
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout), False
+        return self._new(), False
 
     def _give(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:

@@ -169,12 +169,12 @@ class _ClosingHandler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 - http.server's name
         body = self.rfile.read(int(self.headers["Content-Length"]))
         out = b'{"echo": ' + body + b"}"
+        type(self).served += 1  # before the answer: the client may check it as soon as it reads
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
         self.wfile.write(out)
-        type(self).served += 1
         self.close_connection = True
 
     def log_message(self, *a):
@@ -182,6 +182,7 @@ class _ClosingHandler(http.server.BaseHTTPRequestHandler):
 
 
 def test_loopback_pool_replaces_a_kept_connection_the_server_closed():
+    _ClosingHandler.served = 0
     httpd = http.server.HTTPServer(("127.0.0.1", 0), _ClosingHandler)
     t = threading.Thread(target=httpd.serve_forever, daemon=True)
     t.start()
