@@ -305,8 +305,10 @@ def _run_serve(args) -> int:
 
         warm_imports()
         from .render.reader import memoize_default_transforms
+        from .render.style import numexpr_on_calling_thread
 
         memoize_default_transforms()  # this server process's rio-tiler
+        numexpr_on_calling_thread()  # the server's threads evaluate side by side
         app = create_terracotta_app(args.database or args.raster_pattern, rgb_key=args.rgb_key, workers=args.workers,
                                     resampling=args.resampling, reprojection=args.reprojection)
         temp_db = app.state.temp_db

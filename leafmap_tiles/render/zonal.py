@@ -46,7 +46,20 @@ def max_area_pixels() -> int:
 def check_geometry(geometry) -> dict:
     """A GeoJSON-like Polygon or MultiPolygon (a ``Feature`` or shapely geometry is
     unwrapped) in EPSG:4326 as a plain dict; :class:`BadRequestError` for anything else
-    (points, lines, empty or invalid polygons, coordinates outside lon/lat ranges)."""
+    (points, lines, empty or invalid polygons, coordinates outside lon/lat ranges).
+    A JSON dict already checked is answered from a cache (a series sends the same
+    polygon with every frame); the answer is shared: do not change it."""
+    if isinstance(geometry, dict):
+        try:
+            key = json.dumps(geometry, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError):
+            key = None
+        if key is not None:
+            return _cached(_checked, key, lambda: _check_geometry(geometry))
+    return _check_geometry(geometry)
+
+
+def _check_geometry(geometry) -> dict:
     import shapely.geometry
 
     if hasattr(geometry, "__geo_interface__") and not isinstance(geometry, dict):
@@ -143,10 +156,11 @@ def reduce(values: np.ndarray, percentiles, stats=None) -> dict:
 _cache_lock = threading.Lock()
 _geoms: OrderedDict = OrderedDict()  # (geometry, crs) -> geometry in that CRS
 _masks: OrderedDict = OrderedDict()  # (geometry, crs, window transform, shape) -> inside mask
+_checked: OrderedDict = OrderedDict()  # geometry as sent (JSON) -> checked geometry
 CACHE_ENTRIES = 64  # a series asks the same polygon of every frame; frames often share a grid
 
 
-def _cached(cache: OrderedDict, key, make):
+def _cached(cache: OrderedDict, key, make, limit: int = CACHE_ENTRIES):
     with _cache_lock:
         if key in cache:
             cache.move_to_end(key)
@@ -154,7 +168,7 @@ def _cached(cache: OrderedDict, key, make):
     value = make()
     with _cache_lock:
         cache[key] = value
-        while len(cache) > CACHE_ENTRIES:
+        while len(cache) > limit:
             cache.popitem(last=False)
     return value
 
@@ -163,12 +177,13 @@ def _geometry_key(geometry: dict) -> str:
     return json.dumps(geometry, sort_keys=True, separators=(",", ":"))
 
 
-def _native_geometry(geometry: dict, crs, clip=None) -> dict:
+def _native_geometry(geometry: dict, crs, clip=None, crs_wkt: str | None = None) -> dict:
     """``geometry`` (EPSG:4326) in ``crs``; with ``clip`` (W, S, E, N EPSG:4326, the
     raster's footprint) first cut to it widened by a tenth each side: a polygon far
     larger than a projected raster (a continent over a UTM scene) does not survive the
     projection whole (its far parts fall outside the projection's domain, and GDAL
-    returned an empty or broken shape: 0 pixels counted)."""
+    returned an empty or broken shape: 0 pixels counted).  ``crs_wkt``: ``crs.to_wkt()``
+    when the caller has it (a :class:`_Grid`'s), for the cache key."""
     from rasterio.warp import transform_geom
 
     def make():
@@ -185,12 +200,14 @@ def _native_geometry(geometry: dict, crs, clip=None) -> dict:
             g = shapely.geometry.mapping(cut)
         return transform_geom("EPSG:4326", crs, g)
 
-    key = (_geometry_key(geometry), crs.to_wkt() if crs is not None else None, tuple(clip) if clip else None)
+    wkt = crs_wkt if crs_wkt is not None else crs.to_wkt() if crs is not None else None
+    key = (_geometry_key(geometry), wkt, tuple(clip) if clip else None)
     return _cached(_geoms, key, make)
 
 
-def _inside_mask(geometry: dict, crs, geom_native: dict, transform, shape) -> np.ndarray:
-    """(h, w) bool, read-only: pixels of the window whose centre is in the polygon."""
+def _inside_mask(geometry: dict, crs, geom_native: dict, transform, shape, crs_wkt: str | None = None) -> np.ndarray:
+    """(h, w) bool, read-only: pixels of the window whose centre is in the polygon
+    (``crs_wkt`` as for :func:`_native_geometry`)."""
     from rasterio.features import geometry_mask
 
     def make():
@@ -198,7 +215,8 @@ def _inside_mask(geometry: dict, crs, geom_native: dict, transform, shape) -> np
         m.setflags(write=False)
         return m
 
-    key = (_geometry_key(geometry), crs.to_wkt() if crs is not None else None, tuple(transform)[:6], shape)
+    wkt = crs_wkt if crs_wkt is not None else crs.to_wkt() if crs is not None else None
+    key = (_geometry_key(geometry), wkt, tuple(transform)[:6], shape)
     return _cached(_masks, key, make)
 
 
@@ -231,12 +249,28 @@ class _Grid(NamedTuple):
     height: int
     bounds: tuple
     dtype: str
+    crs_wkt: str | None  # the cache key of the CRS (PROJ's WKT export costs ~0.1 ms a call)
+
+
+_grids: OrderedDict = OrderedDict()  # (path, nodata, file signature) -> _Grid
+GRID_ENTRIES = 256  # one per frame of a series: more than a slider shows
 
 
 def _grid(engine, path, nodata) -> _Grid:
-    with engine.shared_reader(path, nodata) as rdr:
-        ds = rdr.dataset
-        return _Grid(ds.crs, ds.transform, ds.width, ds.height, tuple(ds.bounds), ds.dtypes[0])
+    """The :class:`_Grid` of ``path``, cached per state of the file (its signature)."""
+    from leafmap_tiles.render.engine import file_signature
+
+    def make():
+        with engine.shared_reader(path, nodata) as rdr:
+            ds = rdr.dataset
+            crs = ds.crs
+            return _Grid(crs, ds.transform, ds.width, ds.height, tuple(ds.bounds), ds.dtypes[0],
+                         crs.to_wkt() if crs is not None else None)
+
+    signature = file_signature(path)
+    if signature is None:  # a URL without a version: described again each time
+        return make()
+    return _cached(_grids, (path, repr(nodata), signature), make, GRID_ENTRIES)
 
 
 def _footprint(engine, path, style):
@@ -380,7 +414,7 @@ def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles
     labels = band_labels(style, indexes)
     n_out = len(labels) if style.expression else len(indexes)
     first = _grid(engine, members[0], style.nodata)
-    geom0 = _native_geometry(geometry, first.crs, _footprint(engine, members[0], style))
+    geom0 = _native_geometry(geometry, first.crs, _footprint(engine, members[0], style), first.crs_wkt)
     win = _window(first, geom0) if geom0 is not None else None
     if win is not None and len(members) > 1:
         # the first file's grid, over every member's extent: a later member's pixels
@@ -389,7 +423,7 @@ def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles
         union = None
         if feet and all(f[0] < f[2] for f in feet):
             union = (min(f[0] for f in feet), min(f[1] for f in feet), max(f[2] for f in feet), max(f[3] for f in feet))
-        geom0 = _native_geometry(geometry, first.crs, union) or geom0
+        geom0 = _native_geometry(geometry, first.crs, union, first.crs_wkt) or geom0
         win = _window(first, geom0, _members_extent(engine, members, style, first)) or win
     empty = {"bands": labels, "statistics": [reduce(np.zeros(0), percentiles, stats) for _ in range(n_out)],
              "pixels": 0, "inside": False}
@@ -400,7 +434,7 @@ def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles
     if win is None:  # outside the first file of a mosaic: use the next one's grid
         for j, member in enumerate(members[1:], 1):
             ds = _grid(engine, member, style.nodata)
-            g_ = _native_geometry(geometry, ds.crs, _footprint(engine, member, style))
+            g_ = _native_geometry(geometry, ds.crs, _footprint(engine, member, style), ds.crs_wkt)
             w_ = _window(ds, g_) if g_ is not None else None
             if w_ is not None:
                 return area_statistics(engine, Mosaic(members[j:]) if len(members[j:]) > 1 else members[j], style,
@@ -409,7 +443,7 @@ def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles
     limit = max_area_pixels()
     if win.width * win.height <= limit:
         parts = [(win, _inside_mask(geometry, first.crs, geom0, window_transform(win, first.transform),
-                                    (int(win.height), int(win.width))))]
+                                    (int(win.height), int(win.width)), first.crs_wkt))]
     else:  # only the pixels along the polygon: a thin or diagonal shape reads few
         spans = _spans(geom0, first.transform, win)
         n_read = sum(int(w.width * w.height) for w in spans)

@@ -58,9 +58,11 @@ def main() -> None:
     from rio_tiler.io import Reader  # noqa: F401  (import cost paid before the port opens)
 
     from leafmap_tiles.render.reader import memoize_default_transforms
+    from leafmap_tiles.render.style import numexpr_on_calling_thread
     from leafmap_tiles.server.session_params import GdalBody
 
     memoize_default_transforms()  # this server process's rio-tiler
+    numexpr_on_calling_thread()  # the server's threads evaluate side by side
 
     change = GdalBody.parse(cfg.get("gdal") or {}).change()
     if change["credentials"]:

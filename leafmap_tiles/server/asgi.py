@@ -133,8 +133,10 @@ def create_app(
     gdalenv.skip_unused_imports()
     warm_imports()
     from leafmap_tiles.render.reader import memoize_default_transforms
+    from leafmap_tiles.render.style import numexpr_on_calling_thread
 
     memoize_default_transforms()  # this worker process's rio-tiler
+    numexpr_on_calling_thread()  # the server's threads evaluate side by side
     from leafmap_tiles.server.terracotta_api import create_terracotta_app
 
     return create_terracotta_app(database, workers=workers, resampling=resampling, reprojection=reprojection,

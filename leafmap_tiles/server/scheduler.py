@@ -276,7 +276,8 @@ class Scheduler:
                 if exc is not None:
                     self._stats["failed"] += 1
                 job.state = "done"
-                self._cond.notify()
+                if self._pending:  # a job held back by its source's share may go now
+                    self._cond.notify()
             job.resolve(result, exc)
 
     def close(self) -> None:
