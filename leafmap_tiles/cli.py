@@ -190,8 +190,9 @@ def _add_serve(subparsers) -> None:
     p.add_argument("--port", type=int, default=None,
                    help="port [default: first free port from 5000 to 5099; 0 for any free port]")
     p.add_argument("--processes", type=int, default=1, metavar="N",
-                   help="worker processes sharing the port (uvicorn's supervisor restarts one that dies) "
-                        "[default: 1]; each has its own threads, readers and caches")
+                   help="worker processes sharing the port, on Linux each on a socket of its own "
+                        "(uvicorn's supervisor restarts one that dies) [default: 1]; each has its own "
+                        "threads, readers and caches")
     p.add_argument("--workers", type=int, default=None,
                    help="threads per process rendering tiles of local files [default: $LEAFMAP_TILES_WORKERS, "
                         "else cores / processes, at least 1]; tiles of URLs have their own pool (3 per core, at least 4)")
@@ -213,26 +214,79 @@ def _default_cachemax() -> str:
     return DEFAULTS["GDAL_CACHEMAX"]
 
 
-def _bind(host: str, candidates):
-    """A listening socket on the first port of ``candidates`` that is free, or None."""
+def _listener(host: str, port: int, reuse_port: bool = False):
+    """A socket listening on ``host:port`` (OSError if it cannot bind)."""
     import socket
 
-    for port in candidates:
-        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted connections only then
-        # (see leafmap_tiles/server/__main__.py)
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
-                             socket.IPPROTO_TCP)
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted connections only then
+    # (see leafmap_tiles/server/__main__.py)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                         socket.IPPROTO_TCP)
+    try:
         # a restarted server takes its port back at once (closed connections of the old
         # one in TIME-WAIT blocked it ~60 s); on Linux a port another server listens on
         # stays refused (as uvicorn's own bind)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            sock.close()
-            continue
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
         sock.listen(2048)
-        return sock
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind(host: str, candidates):
+    """A listening socket on the first port of ``candidates`` that is free, or None."""
+    for port in candidates:
+        try:
+            return _listener(host, port)
+        except OSError:
+            continue
+    return None
+
+
+def _spreads_connections() -> bool:
+    """Whether the kernel spreads new connections over several sockets bound to one
+    port with SO_REUSEPORT (Linux; BSD's and macOS's SO_REUSEPORT does not balance)."""
+    import socket
+
+    if not (sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")):
+        return False
+    with socket.socket() as sock:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        except OSError:  # e.g. an emulated kernel without it
+            return False
+    return True
+
+
+def _bind_workers(host: str, candidates, processes: int):
+    """The listening sockets of ``serve --processes N`` on the first port of
+    ``candidates`` that is free, or None: N sockets bound with SO_REUSEPORT to that port
+    (one per worker: the kernel hashes each new connection to one of them), or, where
+    the kernel does not spread connections so, one socket that the workers share."""
+    if processes == 1 or not _spreads_connections():
+        sock = _bind(host, candidates)
+        return None if sock is None else [sock]
+    for port in candidates:
+        socks: list = []
+        try:
+            if port:
+                # free? A SO_REUSEPORT bind would join the sockets of another server of
+                # this user listening there; a plain one is refused by any listener
+                # (port 0: the kernel never picks a port that SO_REUSEPORT sockets hold)
+                _listener(host, port).close()
+            socks.append(_listener(host, port, reuse_port=True))
+            port = socks[0].getsockname()[1]  # port 0: the others on the port it got
+            while len(socks) < processes:
+                socks.append(_listener(host, port, reuse_port=True))
+        except OSError:  # in use (or taken between the check and the binds)
+            for sock in socks:
+                sock.close()
+            continue
+        return socks
     return None
 
 
@@ -334,11 +388,12 @@ def _run_serve(args) -> int:
 
             remote_dir = tempfile.mkdtemp(prefix="leafmap_tiles_serve_s3_")
     try:
-        sock = _bind(args.host, [args.port] if args.port is not None else range(5000, 5100))
-        if sock is None:
+        socks = _bind_workers(args.host, [args.port] if args.port is not None else range(5000, 5100),
+                              args.processes)
+        if socks is None:
             tried = args.port if args.port is not None else "5000-5099"
             raise StoreError(f"cannot bind {args.host}:{tried} (port in use?)")
-        port = sock.getsockname()[1]
+        port = socks[0].getsockname()[1]
         shown = f"[{args.host}]" if ":" in args.host else args.host
         procs = f", {args.processes} processes" if args.processes > 1 else ""
         print(f"Serving Terracotta API on http://{shown}:{port} (API documentation: /apidoc{procs}; "
@@ -353,15 +408,20 @@ def _run_serve(args) -> int:
             # uvicorn shuts down on SIGTERM and then re-raises it to the previous handler: make
             # that handler an exit, so that the `finally` below still removes a temporary database
             signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-            uvicorn.Server(config).run(sockets=[sock])
+            uvicorn.Server(config).run(sockets=socks)
         else:
-            from uvicorn.supervisors import Multiprocess
-
             factory = functools.partial(_worker_app, database, args.workers, args.gdal_cachemax, args.log_level,
                                         remote_dir, (args.resampling, args.reprojection), args.processes)
             config = uvicorn.Config(factory, factory=True, workers=args.processes,
                                     http="leafmap_tiles.server.errors:JSONErrorProtocol", **common)
-            Multiprocess(config, sockets=[sock]).run()  # SIGTERM/SIGINT: stops the workers, returns
+            if len(socks) > 1:  # a socket per worker (SO_REUSEPORT): the kernel spreads the connections
+                from .server.supervisor import Supervisor
+
+                Supervisor(config, socks, functools.partial(_listener, args.host, port, True)).run()
+            else:  # one socket that the workers share
+                from uvicorn.supervisors import Multiprocess
+
+                Multiprocess(config, sockets=socks).run()  # SIGTERM/SIGINT: stops the workers, returns
     finally:
         if temp_db and os.path.exists(temp_db):
             os.remove(temp_db)

@@ -3,7 +3,9 @@ and the ASGI app factory under uvicorn's and gunicorn's workers."""
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -35,7 +37,7 @@ def workers(proc: Proc) -> list[int]:
 
 def answering_pids(base: str, tries: int = 200, seconds: float = 60.0) -> set[int]:
     """Worker pids seen on ``/health`` over new connections (the kernel spreads new
-    connections over the workers that accept on the shared socket), until two are seen,
+    connections over the workers' sockets), until two are seen,
     ``tries`` requests or ``seconds`` (a worker may still be starting on a loaded machine)."""
     seen = set()
     deadline = time.monotonic() + seconds
@@ -66,11 +68,15 @@ def test_processes_2_two_workers_answer_and_a_dead_worker_is_replaced(two_proces
     pids = workers(p)
     assert len(pids) == 2
     assert answering_pids(p.base) == set(pids)
+    linux = sys.platform.startswith("linux")
+    if linux:  # the killed worker's socket (SO_REUSEPORT: one per worker)
+        dead_socket = _socket_inodes(pids[0]) & _listening_inodes(p.port)
     first = requests.get(p.base + TILE, timeout=60)
     assert first.status_code == 200 and first.content.startswith(b"\x89PNG")
     os.kill(pids[0], signal.SIGKILL)
-    # the supervisor replaces it (it checks its workers every 0.5 s); meanwhile the
-    # other worker answers every request
+    # the supervisor replaces it (it checks its workers every 0.5 s) on the same socket;
+    # meanwhile the other worker answers, and a connection the kernel put on the dead
+    # worker's socket waits there for the replacement: every request is answered
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         r = requests.get(p.base + TILE, timeout=60)
@@ -81,11 +87,115 @@ def test_processes_2_two_workers_answer_and_a_dead_worker_is_replaced(two_proces
         time.sleep(0.2)
     now = workers(p)
     assert len(now) == 2 and pids[0] not in now and pids[1] in now
+    if linux:  # the replacement listens on it
+        (replacement,) = set(now) - {pids[1]}
+        assert _socket_inodes(replacement) & _listening_inodes(p.port) == dead_socket
     deadline = time.monotonic() + 60
     seen: set[int] = set()
     while time.monotonic() < deadline and seen != set(now):
         seen |= answering_pids(p.base, tries=20)
     assert seen == set(now)
+
+
+def _listening_inodes(port: int) -> set[int]:
+    """Inodes of the sockets listening on ``port`` (Linux's /proc/net/tcp*)."""
+    out = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(name):
+            continue
+        with open(name) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    out.add(int(fields[9]))
+    return out
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets process ``pid`` holds open."""
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(int(target[len("socket:["):-1]))
+    return out
+
+
+def _burst(port: int, n: int) -> list[int]:
+    """Worker pids answering ``/health`` on ``n`` connections all opened before the
+    first request is sent (a browser's or a benchmark's burst of keep-alive clients)."""
+    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(n)]
+    try:
+        for c in conns:
+            c.connect()  # the kernel has put each on a listening socket once connect returns
+        out = []
+        for c in conns:
+            c.request("GET", "/health")
+            r = c.getresponse()
+            assert r.status == 200
+            out.append(json.loads(r.read())["pid"])
+        return out
+    finally:
+        for c in conns:
+            c.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT spreads connections on Linux only")
+def test_processes_2_each_worker_has_its_own_socket(two_processes):
+    """Each worker listens on a socket of its own (SO_REUSEPORT on one port), so the
+    kernel, not the workers' accept loops, spreads new connections: a burst of 16
+    connections never lands on one worker only.  (With the one socket uvicorn's
+    supervisor shares, uvloop's accept loop took whole bursts: 14 to 44 bursts of 100 all
+    on one worker, benchmarks/README.md.  With a socket each, a burst lands on one worker
+    by chance with probability 2^-15.)"""
+    import collections
+
+    p = two_processes
+    pids = workers(p)
+    listening = _listening_inodes(p.port)
+    assert len(listening) == 2
+    held = [_socket_inodes(pid) & listening for pid in pids]
+    assert [len(h) for h in held] == [1, 1] and held[0] != held[1]
+    assert _socket_inodes(p.proc.pid) & listening == listening  # the supervisor keeps both (for replacements)
+    for _ in range(10):
+        seen = _burst(p.port, 16)
+        assert set(seen) == set(pids), collections.Counter(seen)
+
+
+def test_bind_workers_one_socket_per_worker_on_one_port(monkeypatch):
+    """``serve --processes N``'s sockets: N on one port (port 0: the port the first
+    got); a port where another server's SO_REUSEPORT sockets listen is in use (the
+    search goes on to the next port, never joining them); without SO_REUSEPORT's
+    balancing one socket, which the workers share."""
+    import socket
+
+    from leafmap_tiles import cli
+
+    if not cli._spreads_connections():
+        pytest.skip("the kernel does not spread connections over SO_REUSEPORT sockets")
+    first = cli._bind_workers("127.0.0.1", [0], 3)
+    try:
+        assert first is not None and len(first) == 3
+        port = first[0].getsockname()[1]
+        assert {s.getsockname()[1] for s in first} == {port}
+        assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for s in first)
+        assert cli._bind_workers("127.0.0.1", [port], 2) is None  # in use: refused
+        assert cli._bind("127.0.0.1", [port]) is None
+        other = cli._bind_workers("127.0.0.1", [port, 0], 2)  # the range search: the next one
+        assert other is not None and len(other) == 2 and other[0].getsockname()[1] != port
+        for s in other:
+            s.close()
+    finally:
+        for s in first or []:
+            s.close()
+    monkeypatch.setattr(cli, "_spreads_connections", lambda: False)
+    shared = cli._bind_workers("127.0.0.1", [0], 2)
+    assert shared is not None and len(shared) == 1
+    assert not shared[0].getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
+    shared[0].close()
 
 
 def test_sigterm_stops_every_process(two_processes):
