@@ -21,10 +21,16 @@ def host_key(host: str) -> str:
 
 
 def url_host(url: str) -> tuple[str, int | None]:
+    """``(host name, port)`` of ``url``; ``("", None)`` for a URL that cannot be split
+    (``http://[::1/x.tif``, a bad port): it is on no host, and reading it fails
+    (``_paths.check_url`` says why)."""
     if url.startswith("/vsicurl/"):
         url = url[len("/vsicurl/"):]
-    parts = urlsplit(url)
-    port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return "", None
     return (parts.hostname or "").lower(), port
 
 

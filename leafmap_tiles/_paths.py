@@ -28,7 +28,7 @@ import urllib.parse
 
 from leafmap_tiles.errors import InvalidSourceError, SourceIsDirectoryError, SourceNotFoundError
 
-__all__ = ["REMOTE_PREFIXES", "check_local_path", "from_file_url", "is_file_url", "is_remote", "is_remote_path",
+__all__ = ["REMOTE_PREFIXES", "check_local_path", "check_url", "from_file_url", "is_file_url", "is_remote", "is_remote_path",
            "local_path", "to_gdal_path"]
 
 #: Prefixes of the remote paths users give most (see :func:`is_remote_path` for the rule).
@@ -98,6 +98,25 @@ def check_local_path(path: str) -> None:
         raise SourceIsDirectoryError(f"{path} is a directory, not a raster file")
     if os.path.getsize(path) == 0:
         raise InvalidSourceError(f"{path} is an empty file (0 bytes), not a raster")
+
+
+def check_url(path: str) -> None:
+    """Raise :class:`InvalidSourceError` for a URL (``scheme://...``, also after
+    ``/vsicurl/``) that cannot be split into its parts (``http://[::1/x.tif``: an
+    unclosed IPv6 address; ``http://h:port/``: a port that is not a number from 0 to
+    65535); other paths are not checked.  Code that asks a URL's host
+    (:mod:`leafmap_tiles._hosts`, the server's credentials) may then split it freely.
+
+    Raises:
+        InvalidSourceError: ``path`` is such a malformed URL; the message names it.
+    """
+    url = path[len("/vsicurl/"):] if path.startswith("/vsicurl/") else path
+    if not _SCHEME.match(url):
+        return
+    try:
+        urllib.parse.urlsplit(url).port  # noqa: B018  (.port raises for a bad port)
+    except ValueError as exc:
+        raise InvalidSourceError(f"malformed URL {path!r}: {exc}") from None
 
 
 _VSI_SCHEMES = (("s3://", "/vsis3/"), ("gs://", "/vsigs/"), ("az://", "/vsiaz/"))

@@ -95,17 +95,28 @@ _URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|/vsi[a-z0-9_]+/)[^\s'\"<>,;)\]]*",
 _WIN_PATH = re.compile(r"\b[A-Za-z]:\\[^\s'\"<>,;)\]]*")
 # an absolute path of two or more components ("/colormap" in a message is a route)
 _ABS_PATH = re.compile(r"(?<![\w.~/-])/(?:[\w.~+@%-]+/)+[\w.~+@%-]+")
-_FILE_NAME = re.compile(r"[\w.~+@%/-]*\.(?:tiff?|vrt|jp2|nc|hdf|h5|he5|img|ntf|grib2?|asc|sqlite|db|gpkg|zarr)\b", re.I)
+_EXTENSIONS = r"\.(?:tiff?|vrt|jp2|nc|hdf|h5|he5|img|ntf|grib2?|asc|sqlite|db|gpkg|zarr)\b"
+_FILE_NAME = re.compile(r"[\w.~+@%/-]*" + _EXTENSIONS, re.I)
+# A name with spaces ("shade copy.tif"), which _FILE_NAME would cut at the space: all of
+# it from the start of the message, a bracket, a quote or "...: " up to its extension,
+# when GDAL's punctuation ends it (":" of "name: message", a closing bracket or quote).
+_SPACED_NAME = re.compile(r"(?:^|(?<=[(\['\"`])|(?<=: ))[^\n()\[\]:'\"`<>]*?" + _EXTENSIONS
+                          + r"(?=[:)\]'\"`])", re.I)
+# where a known path or file name ends and begins (not inside a longer name)
+_NAME_CHARS = r"[\w.~+@%-]"
 
 
 def scrub(message: str, paths: dict[str, str] | None = None) -> str:
-    """``message`` without local paths or URLs: each of ``paths`` (``{path: name}``)
-    becomes its name, any other URL ``<url>``, absolute path or file name ``<file>``."""
+    """``message`` without local paths or URLs: each of ``paths`` (``{path: name}``,
+    also bare file names) becomes its name where it is not part of a longer name, any
+    other URL ``<url>``, absolute path or file name ``<file>`` (a name with spaces
+    whole, when GDAL's punctuation shows where it starts and ends)."""
     for path, name in sorted((paths or {}).items(), key=lambda kv: -len(kv[0])):
         if path:
-            message = message.replace(path, name)
+            message = re.sub(f"(?<!{_NAME_CHARS}){re.escape(path)}(?![\\w~+@%-])", lambda _m: name, message)
     message = _URL.sub(lambda m: "<url>" + (":" if m.group(0).endswith(":") else ""), message)
     message = _WIN_PATH.sub("<file>", message)
+    message = _SPACED_NAME.sub("<file>", message)
     message = _ABS_PATH.sub("<file>", message)
     return _FILE_NAME.sub("<file>", message)
 

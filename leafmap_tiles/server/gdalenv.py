@@ -144,7 +144,10 @@ def _url_prefix(url: str) -> str | None:
 
     if url.startswith("/vsicurl/"):
         url = url[len("/vsicurl/"):]
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1/x.tif": registration refuses it (_paths.check_url)
+        return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     return f"{parts.scheme}://{parts.netloc}/"

@@ -133,6 +133,21 @@ def test_scrub():
         assert scrub(keep) == keep
 
 
+def test_scrub_leaves_no_part_of_a_name_with_spaces():
+    """_FILE_NAME stopped at a space: "(shade copy.tif: ...)" became "(shade <file>: ...)"."""
+    gdal = "pixel data cannot be read (shade copy.tif: TIFFReadDirectory:Failed to read directory at offset 7)"
+    assert scrub(gdal) == "pixel data cannot be read (<file>: TIFFReadDirectory:Failed to read directory at offset 7)"
+    # a source's own file name becomes its name, as its path does; not inside a longer name
+    names = {"/d/secret dir/shade copy.tif": "source s1", "shade copy.tif": "source s1", "a.tif": "source s2"}
+    assert scrub("/d/secret dir/shade copy.tif: not found; " + gdal, names) == \
+        "source s1: not found; pixel data cannot be read (source s1: TIFFReadDirectory:Failed to read directory at offset 7)"
+    assert scrub("data.tif and a.tif", names) == "<file> and source s2"
+    assert scrub("'/d/my rasters/shade copy.tif' not recognized as being in a supported file format") == \
+        "'<file>' not recognized as being in a supported file format"
+    assert scrub("my old scene.vrt: No such file or directory") == "<file>: No such file or directory"
+    assert scrub("cannot open the file named foo.tif") == "cannot open the file named <file>"
+
+
 def test_rate_limited_log(caplog):
     now = [0.0]
     log = RateLimitedLog(logging.getLogger("leafmap_tiles.test"), burst=3, window=10.0, clock=lambda: now[0])
