@@ -20,6 +20,7 @@ file itself, so an unreadable file is the client's mistake: 400).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -32,6 +33,7 @@ from starlette.responses import JSONResponse
 from leafmap_tiles.errors import (
     AuthenticationError,
     BadRequestError,
+    HTTPError,
     S3AccessDeniedError,
     ClientGoneError,
     DatasetNotFoundError,
@@ -168,7 +170,7 @@ def error_response(scope, exc: BaseException, log: RateLimitedLog | None = None)
     """The JSON answer for ``exc`` raised while answering the request of ``scope``."""
     status = status_for(exc, bool(scope.get("leafmap_tiles.registering")))
     if isinstance(exc, HTTPException):
-        kind, message = "HTTPError", str(exc.detail or "error")
+        kind, message = HTTPError.__name__, str(exc.detail or "error")
     elif isinstance(exc, LeafmapTilesError):
         kind, message = type(exc).__name__, str(exc)
     else:  # a bug: name it, but never its text (it may hold anything)
@@ -233,7 +235,7 @@ async def read_body(request, limit: int = MAX_BODY) -> bytes:
     """The request body, at most ``limit`` bytes; :class:`BadRequestError` (400) for a
     longer one, refused from its ``Content-Length`` before it is read."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BadRequestError(f"request body of {int(declared):,} bytes; at most {limit:,} are accepted")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -250,7 +252,8 @@ def http_exception_handler(request, exc: HTTPException):
 
 
 # ------------------------------------------------------------------ HTTP layer
-_BAD_HTTP = b'{"message":"malformed HTTP request (for example a URL longer than 65,535 bytes)","error":"BadRequestError"}'
+_BAD_HTTP = json.dumps({"message": "malformed HTTP request (for example a URL longer than 65,535 bytes)",
+                        "error": BadRequestError.__name__}, separators=(",", ":")).encode()
 
 
 def _json_400(self, msg: str) -> None:

@@ -148,6 +148,20 @@ def test_scrub_leaves_no_part_of_a_name_with_spaces():
     assert scrub("cannot open the file named foo.tif") == "cannot open the file named <file>"
 
 
+def test_http_layer_refusals_are_a_class_of_the_tree():
+    """The servers' ``"error": "HTTPError"`` (404 route, 405 method, 403 token) is a
+    class, not a string; the kernel raises it, still a TileServerError/RuntimeError."""
+    from starlette.exceptions import HTTPException
+
+    from leafmap_tiles.errors import HTTPError, TileServerError, from_name
+    from leafmap_tiles.server.errors import error_response
+
+    err = from_name("HTTPError", "Not Found")
+    assert type(err) is HTTPError and isinstance(err, TileServerError) and isinstance(err, RuntimeError)
+    answer = error_response({}, HTTPException(405))
+    assert answer.status_code == 405 and answer.body == b'{"message":"Method Not Allowed","error":"HTTPError"}'
+
+
 def test_rate_limited_log(caplog):
     now = [0.0]
     log = RateLimitedLog(logging.getLogger("leafmap_tiles.test"), burst=3, window=10.0, clock=lambda: now[0])
