@@ -340,6 +340,37 @@ def test_one_url_to_gdal_path_rule(tmp_path, monkeypatch):
             s3.vsi_path(bad)
 
 
+def test_one_rule_each_for_vsicurl_http_s3_and_mosaics():
+    """``/vsicurl/`` stripped, "is this http(s)?", "is this on S3?" and "a mosaic's
+    members" were written in several modules, some case-sensitive; now one helper each."""
+    from leafmap_tiles import _gdal, _hosts, _paths
+    from leafmap_tiles.protocol import Mosaic
+    from leafmap_tiles.server import gdalenv
+
+    assert _paths.from_vsicurl("/vsicurl/https://h/a.tif?x=1") == "https://h/a.tif?x=1"
+    assert _paths.from_vsicurl("https://h/a.tif") == "https://h/a.tif" and _paths.from_vsicurl("/d/a.tif") == "/d/a.tif"
+    for url in ("http://h/a.tif", "HTTPS://h/a.tif", "Http://h/"):
+        assert _paths.is_http_url(url)
+    for other in ("/vsicurl/http://h/a.tif", "s3://b/k", "ftp://h/a.tif", "/d/http://x", ""):
+        assert not _paths.is_http_url(other)
+    for on_s3 in ("s3://b/k.tif", "S3://b/k.tif", "/vsis3/b/k.tif", Mosaic(["/d/a.tif", "s3://b/k.tif"]),
+                  ["/d/a.tif", "/vsis3/b/k.tif"]):
+        assert _paths.is_s3(on_s3), on_s3
+    for not_s3 in ("/d/a.tif", "https://s3.amazonaws.com/b/k.tif", "/vsigs/b/k", Mosaic(["/d/a.tif", "/d/b.tif"]),
+                   None, 5, ()):
+        assert not _paths.is_s3(not_s3), not_s3
+    assert _paths.is_remote(Mosaic(["/d/a.tif", "https://h/b.tif"])) and _paths.is_remote(["/d/a", "/vsimem/x"])
+    assert not _paths.is_remote(Mosaic(["/d/a.tif", "/d/b.tif"])) and not _paths.is_remote(None)
+    # GDAL matches path-specific options on the literal /vsicurl/ form, scheme as written
+    assert _gdal._vsi("HTTPS://h.example/") == "/vsicurl/HTTPS://h.example/" == \
+        _paths.to_gdal_path("HTTPS://h.example/", vsicurl=True)
+    assert _gdal._vsi("/vsis3/b/") == "/vsis3/b/"
+    assert gdalenv._url_prefix("/vsicurl/HTTPS://h.example:8443/a/b.tif") == "HTTPS://h.example:8443/"
+    assert gdalenv._url_prefix("http://[::1/x.tif") is None and gdalenv._url_prefix("s3://b/k") is None
+    assert _hosts.url_host("/vsicurl/https://H.example/a.tif") == ("h.example", 443)
+    assert _hosts.url_host("http://[::1/x.tif") == ("", None) and not _hosts.host_matches("http://[::1/x", "::1")
+
+
 def test_a_vrt_stack_names_members_by_their_gdal_paths(tmp_path):
     """client/stack.py writes the members' GDAL paths: a file:// URL is its local file."""
     from leafmap_tiles.client.stack import build_stack
