@@ -19,6 +19,7 @@ import glob
 import os
 from functools import lru_cache
 
+from leafmap_tiles import _paths
 from leafmap_tiles.errors import VSIError
 
 
@@ -92,9 +93,7 @@ def get_config_option(key: str) -> str | None:
 
 def _vsi(prefix: str) -> str:
     """GDAL matches path-specific options on the /vsicurl/ form of a URL."""
-    if prefix.startswith(("http://", "https://")):
-        return "/vsicurl/" + prefix
-    return prefix
+    return _paths.to_gdal_path(prefix, vsicurl=True) if _paths.is_http_url(prefix) else prefix
 
 
 _lib = lib  # the name before issue 17 (branches written before it)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from leafmap_tiles import _paths
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -21,10 +23,15 @@ def host_key(host: str) -> str:
 
 
 def url_host(url: str) -> tuple[str, int | None]:
-    if url.startswith("/vsicurl/"):
-        url = url[len("/vsicurl/"):]
-    parts = urlsplit(url)
-    port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    """``(host name, port)`` of ``url``; ``("", None)`` for a URL that cannot be split
+    (``http://[::1/x.tif``, a bad port): it is on no host, and reading it fails
+    (``_paths.check_url`` says why)."""
+    url = _paths.from_vsicurl(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return "", None
     return (parts.hostname or "").lower(), port
 
 

@@ -17,7 +17,10 @@ A source of several files (a mosaic) is remote when any of its files is.
 (``s3://`` -> ``/vsis3/``, ``gs://`` -> ``/vsigs/``, ``az://`` -> ``/vsiaz/``, and
 with ``vsicurl=True`` ``http(s)://`` -> ``/vsicurl/http(s)://``, the form GDAL's
 caches are keyed by and a VRT names its members by); :func:`leafmap_tiles.s3.vsi_path`
-adds the check that an ``s3://`` URL has a bucket and a key.
+adds the check that an ``s3://`` URL has a bucket and a key.  :func:`from_vsicurl` is its
+inverse for ``/vsicurl/`` paths, :func:`is_http_url` and :func:`is_s3` the one test of
+"http(s)?" and "on S3?" (schemes in any case), :func:`check_url` refuses a URL that cannot
+be split into its parts.  A mosaic's members are :func:`leafmap_tiles.protocol.members`.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ import re
 import urllib.parse
 
 from leafmap_tiles.errors import InvalidSourceError, SourceIsDirectoryError, SourceNotFoundError
+from leafmap_tiles.protocol import members, source_path
 
-__all__ = ["REMOTE_PREFIXES", "check_local_path", "from_file_url", "is_file_url", "is_remote", "is_remote_path",
-           "local_path", "to_gdal_path"]
+__all__ = ["REMOTE_PREFIXES", "check_local_path", "check_url", "from_file_url", "from_vsicurl", "is_file_url",
+           "is_http_url", "is_remote", "is_remote_path", "is_s3", "local_path", "to_gdal_path"]
 
 #: Prefixes of the remote paths users give most (see :func:`is_remote_path` for the rule).
 REMOTE_PREFIXES: tuple[str, ...] = ("http://", "https://", "s3://", "gs://", "az://", "/vsi")
@@ -46,13 +50,33 @@ def is_remote_path(path: str) -> bool:
 
 
 def is_remote(path: object) -> bool:
-    """Whether ``path`` (a string, or a tuple/list of them for a mosaic) names any
-    remote path (:func:`is_remote_path`); anything else (None, a number) is not remote."""
+    """Whether ``path`` (a string, or a mosaic: :class:`~leafmap_tiles.protocol.Mosaic`,
+    or the list of paths JSON carries) names any remote path (:func:`is_remote_path`);
+    anything else (None, a number) is not remote."""
     if isinstance(path, str):
         return is_remote_path(path)
-    if isinstance(path, (tuple, list)):
-        return any(is_remote(p) for p in path)
-    return False
+    checked = source_path(path)
+    return checked is not None and any(is_remote_path(p) for p in members(checked))
+
+
+def is_http_url(path: str) -> bool:
+    """Whether ``path`` is an ``http://`` or ``https://`` URL (any case of the scheme)."""
+    return path[:8].lower().startswith(("http://", "https://"))
+
+
+def from_vsicurl(path: str) -> str:
+    """The URL of a ``/vsicurl/`` path (``/vsicurl/https://h/a.tif`` -> ``https://h/a.tif``),
+    the inverse of ``to_gdal_path(url, vsicurl=True)``; any other path unchanged."""
+    return path[len("/vsicurl/"):] if path.startswith("/vsicurl/") else path
+
+
+def is_s3(path: object) -> bool:
+    """Whether ``path`` is on S3: an ``s3://`` URL (any case of the scheme) or a
+    ``/vsis3/`` path; a mosaic (or the list of paths JSON carries) when any member is."""
+    if isinstance(path, str):
+        return path[:5].lower() == "s3://" or path.startswith("/vsis3/")
+    checked = source_path(path)
+    return checked is not None and any(is_s3(p) for p in members(checked))
 
 
 def is_file_url(path: str) -> bool:
@@ -100,6 +124,25 @@ def check_local_path(path: str) -> None:
         raise InvalidSourceError(f"{path} is an empty file (0 bytes), not a raster")
 
 
+def check_url(path: str) -> None:
+    """Raise :class:`InvalidSourceError` for a URL (``scheme://...``, also after
+    ``/vsicurl/``) that cannot be split into its parts (``http://[::1/x.tif``: an
+    unclosed IPv6 address; ``http://h:port/``: a port that is not a number from 0 to
+    65535); other paths are not checked.  Code that asks a URL's host
+    (:mod:`leafmap_tiles._hosts`, the server's credentials) may then split it freely.
+
+    Raises:
+        InvalidSourceError: ``path`` is such a malformed URL; the message names it.
+    """
+    url = from_vsicurl(path)
+    if not _SCHEME.match(url):
+        return
+    try:
+        urllib.parse.urlsplit(url).port  # noqa: B018  (.port raises for a bad port)
+    except ValueError as exc:
+        raise InvalidSourceError(f"malformed URL {path!r}: {exc}") from None
+
+
 _VSI_SCHEMES = (("s3://", "/vsis3/"), ("gs://", "/vsigs/"), ("az://", "/vsiaz/"))
 
 
@@ -111,9 +154,9 @@ def to_gdal_path(path: str, vsicurl: bool = False) -> str:
     other ``scheme://`` URLs unchanged; a local path or ``file://`` URL made the
     absolute local path (:func:`local_path`).  Nothing is checked (see
     :func:`leafmap_tiles.s3.vsi_path` for an ``s3://`` URL's bucket and key)."""
-    low = path[:8].lower()
-    if low.startswith(("http://", "https://")):
+    if is_http_url(path):
         return "/vsicurl/" + path if vsicurl else path
+    low = path[:8].lower()
     for scheme, vsi in _VSI_SCHEMES:
         if low.startswith(scheme):
             return vsi + path[len(scheme):]

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .errors import LeafmapTilesError, SettingsError, StoreError
+from .errors import LeafmapTilesError, S3ConfigurationError, SettingsError, StoreError
 
 
 # ---------------------------------------------------------------------------- ingest
@@ -522,12 +522,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"leafmap-tiles {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (StoreError, SettingsError) as exc:
-        print(f"leafmap-tiles {args.command}: error: {exc}", file=sys.stderr)
+    except (StoreError, SettingsError, S3ConfigurationError) as exc:  # bad input: 2
+        print(f"leafmap-tiles {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except (LeafmapTilesError, OSError) as exc:
-        print(f"leafmap-tiles {args.command}: error: {exc}", file=sys.stderr)
+        print(f"leafmap-tiles {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc``'s message as the one line an error of the command is."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -173,6 +173,14 @@ class VSIError(LeafmapTilesError, OSError):
     (``S3AccessDeniedError``, ``SourceNotFoundError`` ...) before anyone sees it."""
 
 
+class HTTPError(TileServerError):
+    """A request the HTTP layer refused before any route ran, or a route refused by
+    HTTP's own rules: an unknown route (404), a method the route does not take (405),
+    a wrong session token or admin key (403).  The servers' JSON ``error`` for
+    Starlette's ``HTTPException``, whose status it keeps; a :class:`TileServerError`
+    in the kernel, as any answer it cannot act on."""
+
+
 class TileOutsideBoundsError(LeafmapTilesError):
     """The tile asked for does not overlap the dataset's data (answered with an empty,
     transparent tile, never as an error)."""
@@ -195,6 +203,7 @@ _ALL: dict[str, type[LeafmapTilesError]] = {
         StyleError,
         UnknownSourceError,
         TileServerError,
+        HTTPError,
         StoreError,
         InvalidKeyError,
         DatasetNotFoundError,

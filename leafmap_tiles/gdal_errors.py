@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import re
 
-from leafmap_tiles._paths import is_remote
+from leafmap_tiles._paths import is_remote, is_s3
 from leafmap_tiles.errors import (
     AuthenticationError,
     InvalidSourceError,
@@ -82,12 +82,6 @@ _NOT_RASTER = re.compile(r"not recognized as (being in )?a supported file format
 #: a coordinate outside the CRS's domain.
 _OUTSIDE_TYPES = ("PointOutsideBounds", "TileOutsideBounds")
 _OUTSIDE_WORDS = ("outside of projection domain",)
-
-
-def _is_s3(path: object) -> bool:
-    if isinstance(path, (tuple, list)):
-        return any(_is_s3(p) for p in path)
-    return isinstance(path, str) and path.startswith(("/vsis3/", "s3://"))
 
 
 def s3_url(path: object) -> str:
@@ -151,7 +145,7 @@ def classify(path: object, exc: BaseException, during: str = "open", elapsed: fl
         code = 403
     elif code is None and vsi_no is not None and (vsi_no in _gdal.VSIE_MISSING or vsi_no == 1):
         code = 404  # VSIE_FileError (1): GDAL's "does not exist" of a stat or an open
-    if _is_s3(path):
+    if is_s3(path):
         bare = _URL_TEXT.sub("", msg)  # S3's answer as GDAL words it, without the URL
         if code == 403 or any(w in low for w in S3_DENIED_WORDS) or _CODE_403.search(bare):
             from leafmap_tiles import s3

@@ -46,6 +46,7 @@ __all__ = [
     "SourceDescription",
     "SourceInfoJSON",
     "SourcePath",
+    "StatisticsRequest",
     "Stretch",
     "is_mosaic",
     "members",
@@ -224,6 +225,17 @@ class PointsRequest(TypedDict):
     lon: float  # EPSG:4326 degrees; any longitude (the map repeats the world)
     lat: float  # -90 .. 90
     layers: list[PointLayer]
+
+
+class StatisticsRequest(TypedDict, total=False):
+    """Body of ``POST /{token}/statistics/{id}``: statistics of a source over a polygon."""
+
+    geometry: dict[str, Any]  # GeoJSON Polygon/MultiPolygon in EPSG:4326 (required)
+    percentiles: list[float]  # each in [0, 100]
+    stats: Optional[list[str]]  # among mean, median, min, max, std; null or absent: all
+    style: dict[str, Any]  # tile URL parameters (the layer's style)
+    scale: Optional[float]  # the layer's own scale/offset (e.g. STAC raster:scale)
+    offset: Optional[float]
 
 
 class ColormapRequest(TypedDict):

@@ -37,7 +37,11 @@ value that is not a number, is negative, NaN or infinite, or (for a count) not a
 number raises :class:`~leafmap_tiles.errors.SettingsError` naming the variable, the
 value and what is allowed, before any server starts (``leafmap-tiles`` prints it as
 one line and exits with 2; in a notebook the first map raises it).  An empty value is
-unset.  What ``0`` means, per variable:
+unset.  The words are checked too: ``LEAFMAP_TILES_LOG_LEVEL`` is one of
+:data:`LOG_LEVELS`, ``LEAFMAP_TILES_RESAMPLING`` / ``_REPROJECTION`` a key of
+:data:`RESAMPLING_METHODS` / :data:`REPROJECTION_METHODS` (case ignored; before, a
+bad log level crashed the session server's child inside uvicorn and the kernel only
+saw that no port was reported).  What ``0`` means, per variable:
 
 =====================================  ======================================  ===========================
 variable                               allowed                                 ``0`` means
@@ -76,8 +80,11 @@ from leafmap_tiles.errors import SettingsError
 
 __all__ = [
     "ALIASES",
+    "LOG_LEVELS",
     "NUMBERS",
     "NumberRule",
+    "REPROJECTION_METHODS",
+    "RESAMPLING_METHODS",
     "Settings",
     "current",
     "parse_number",
@@ -86,6 +93,15 @@ __all__ = [
     "session_workers",
     "tile_methods",
 ]
+
+#: ``serve``'s resampling names (Terracotta's, ``linear`` = ``bilinear``) -> rasterio's
+RESAMPLING_METHODS = {"nearest": "nearest", "linear": "bilinear", "bilinear": "bilinear", "cubic": "cubic",
+                      "average": "average"}
+#: its reprojection (warp) names -> rasterio's
+REPROJECTION_METHODS = {"nearest": "nearest", "linear": "bilinear", "bilinear": "bilinear", "cubic": "cubic"}
+#: ``LEAFMAP_TILES_LOG_LEVEL``'s values: uvicorn's and Python logging's level names
+#: (the session server's uvicorn, ``leafmap-tiles serve``'s ``leafmap_tiles`` logger).
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 #: Old names still read (new name -> old names, read when the new one is unset).
 ALIASES: dict[str, tuple[str, ...]] = {"LEAFMAP_TILES_DATA": ("LEAFMAP_TILES_SHARED_DATA",)}
@@ -120,7 +136,10 @@ class Settings:
 
         Raises:
             SettingsError: a numeric variable (:data:`NUMBERS`) whose value is not a
-                number, negative, NaN/infinite, or not whole where a count is expected.
+                number, negative, NaN/infinite, or not whole where a count is expected;
+                a ``LEAFMAP_TILES_LOG_LEVEL`` not in :data:`LOG_LEVELS`, a
+                ``LEAFMAP_TILES_RESAMPLING`` / ``_REPROJECTION`` not in
+                :data:`RESAMPLING_METHODS` / :data:`REPROJECTION_METHODS` (case ignored).
         """
         env = os.environ if environ is None else environ
 
@@ -135,6 +154,16 @@ class Settings:
             value = text(name)
             return default if value is None or not value.strip() else parse_number(name, value, default)
 
+        def choice(name: str, what: str, default: str, allowed: Mapping[str, str] | tuple[str, ...]) -> str:
+            value = text(name)
+            if value is None or not value.strip():
+                return default
+            word = value.strip().lower()
+            if word not in allowed:
+                raise SettingsError(f"{name}={value!r}: {what} must be one of {', '.join(allowed)} "
+                                    f"(case ignored; empty: the default, {default})")
+            return word
+
         hosts = text("LEAFMAP_TILES_TERRASCOPE_HOSTS")
         workers = number("LEAFMAP_TILES_WORKERS", None)
         return cls(
@@ -142,7 +171,7 @@ class Settings:
             workers=int(workers) if workers else None,
             tile_deadline=float(number("LEAFMAP_TILES_TILE_DEADLINE", 5.0) or 5.0),
             remote_tile_deadline=float(number("LEAFMAP_TILES_REMOTE_TILE_DEADLINE", 20.0) or 20.0),
-            log_level=text("LEAFMAP_TILES_LOG_LEVEL") or "warning",
+            log_level=choice("LEAFMAP_TILES_LOG_LEVEL", "the log level", "warning", LOG_LEVELS),
             debug=bool(text("LEAFMAP_TILES_DEBUG")),
             client_prefix=text("LEAFMAP_TILES_CLIENT_PREFIX"),
             workspace=text("LEAFMAP_TILES_WORKSPACE") or "~/leafmap_tiles_workspace",
@@ -156,8 +185,8 @@ class Settings:
             remote_db_cache_ttl=float(number("LEAFMAP_TILES_REMOTE_DB_CACHE_TTL", 10.0) or 0.0),
             remote_raster_ttl=float(number("LEAFMAP_TILES_REMOTE_RASTER_TTL", 10.0) or 0.0),
             database=text("LEAFMAP_TILES_DATABASE"),
-            resampling=(text("LEAFMAP_TILES_RESAMPLING") or "average").strip().lower(),
-            reprojection=(text("LEAFMAP_TILES_REPROJECTION") or "bilinear").strip().lower(),
+            resampling=choice("LEAFMAP_TILES_RESAMPLING", "resampling", "average", RESAMPLING_METHODS),
+            reprojection=choice("LEAFMAP_TILES_REPROJECTION", "reprojection", "bilinear", REPROJECTION_METHODS),
         )
 
 
@@ -201,6 +230,8 @@ def parse_number(name: str, value: str, default: float | None) -> float | None:
     def bad(why: str) -> SettingsError:
         return SettingsError(f"{name}={value!r} {why}: give {allowed}")
 
+    if not value.isascii():  # float() also takes other scripts' digits ("٣" is 3)
+        raise bad("is not a number")
     try:
         number = float(value.strip())
     except ValueError:
@@ -217,13 +248,6 @@ def parse_number(name: str, value: str, default: float | None) -> float | None:
     if number == 0 and rule.zero_is_default:
         return default
     return number
-
-
-#: ``serve``'s resampling names (Terracotta's, ``linear`` = ``bilinear``) -> rasterio's
-RESAMPLING_METHODS = {"nearest": "nearest", "linear": "bilinear", "bilinear": "bilinear", "cubic": "cubic",
-                      "average": "average"}
-#: its reprojection (warp) names -> rasterio's
-REPROJECTION_METHODS = {"nearest": "nearest", "linear": "bilinear", "bilinear": "bilinear", "cubic": "cubic"}
 
 
 def tile_methods(resampling: str | None = None, reprojection: str | None = None,

@@ -47,6 +47,7 @@ from leafmap_tiles.protocol import (
     RegistrationAnswer,
     ServerConfig,
     ServerStarted,
+    StatisticsRequest,
     SourcePath,
     is_mosaic,
     members,
@@ -407,8 +408,8 @@ class TileServer:
         among mean, median, min, max, std to compute (None: all); ``count`` and the
         percentiles are always given.  Raises ``BadRequestError`` for a bad geometry,
         percentiles or stats, ``UnknownSourceError``."""
-        body = {"geometry": geometry, "style": style or {}, "percentiles": list(percentiles or ()),
-                "scale": scale, "offset": offset}
+        body: StatisticsRequest = {"geometry": geometry, "style": style or {},
+                                   "percentiles": list(percentiles or ()), "scale": scale, "offset": offset}
         if stats is not None:
             body["stats"] = list(stats)
         try:
@@ -550,8 +551,15 @@ def _readline_with_timeout(proc: subprocess.Popen, timeout: float) -> str:
     t = threading.Thread(target=read, daemon=True)
     t.start()
     t.join(timeout)
-    if not out or not out[0]:
+    if not out:
         raise TileServerError("no port reported by the child within %.0f s" % timeout)
+    if not out[0]:  # end of its stdout: the child ended before it printed its port
+        try:
+            code = proc.wait(5)
+        except subprocess.TimeoutExpired:
+            code = None
+        raise TileServerError(f"the child exited (exit code {code}) before it reported its port; "
+                              "set LEAFMAP_TILES_DEBUG=1 to see its error output")
     return out[0].decode()
 
 

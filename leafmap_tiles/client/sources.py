@@ -37,7 +37,7 @@ def prepare_source(source, tmpdir: str, crs=None, transform=None, nodata=None) -
         if not path.strip():
             raise InvalidSourceError("empty path: give a raster file path or URL")
         if _paths.is_remote_path(path):
-            if path[:5].lower() == "s3://" or path.startswith("/vsis3/"):
+            if _paths.is_s3(path):
                 from leafmap_tiles import s3
 
                 s3.settings()  # S3ConfigurationError now, before the map changes

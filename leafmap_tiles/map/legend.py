@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from leafmap_tiles import _paths
 from leafmap_tiles.errors import StyleError
 from leafmap_tiles.protocol import members, source_path
 
@@ -40,8 +41,7 @@ def palette_entries(layer) -> dict:
         raise StyleError("this layer has no colour table of its own: give colormap={value: colour}")
     from leafmap_tiles.providers.access import open_raster
 
-    url = path[len("/vsicurl/"):] if path.startswith("/vsicurl/") else path
-    with open_raster(url) as ds:
+    with open_raster(_paths.from_vsicurl(path)) as ds:
         table = ds.colormap(1)
         f = max(1.0, max(ds.width, ds.height) / LEGEND_MAX_SIZE)
         data = ds.read(1, out_shape=(max(1, int(ds.height / f)), max(1, int(ds.width / f))), masked=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
+from leafmap_tiles import _paths
 from leafmap_tiles.errors import ProviderError, StyleError
 from leafmap_tiles.protocol import members as source_members
 from leafmap_tiles.protocol import source_path
@@ -78,8 +79,7 @@ def asset_names(assets) -> list[str]:
 def _opener(path: str):
     from leafmap_tiles.providers.access import open_raster
 
-    url = path[len("/vsicurl/"):] if path.startswith("/vsicurl/") else path
-    return open_raster(url)
+    return open_raster(_paths.from_vsicurl(path))
 
 
 def item_sources(items: Sequence, assets, server, expression=None, unscale: bool = True,

@@ -919,7 +919,8 @@ def file_signature(path) -> tuple | None:
     :mod:`leafmap_tiles.render.versions`), a tuple of them for a mosaic, None for
     other URLs: part of every cache key, so a file rewritten at the same path (an
     object uploaded again under the same key) is read again."""
-    from leafmap_tiles.render.versions import VERSIONS, is_s3
+    from leafmap_tiles._paths import is_s3
+    from leafmap_tiles.render.versions import VERSIONS
 
     if is_mosaic(path):
         return tuple(file_signature(p) for p in path)

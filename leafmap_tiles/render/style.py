@@ -72,14 +72,25 @@ def _parts(value) -> list | None:
     return [value]
 
 
+def _non_ascii(value) -> bool:
+    """A string with a character that is not ASCII: ``float()`` and ``int()`` also take
+    other scripts' digits ("١" is 1, "²" raises later), which no URL parameter means."""
+    if isinstance(value, (list, tuple)):
+        return any(_non_ascii(v) for v in value)
+    return isinstance(value, str) and not value.isascii()
+
+
 def _floats(value, name: str) -> tuple[float, ...] | None:
     parts = _parts(value)
     if parts is None:
         return None
+    bad = f"{name} must be a number or a comma-separated list of numbers, got {value!r}"
+    if _non_ascii(parts):
+        raise StyleError(bad)
     try:
         vals = tuple(float(p) for p in parts)
     except (TypeError, ValueError):
-        raise StyleError(f"{name} must be a number or a comma-separated list of numbers, got {value!r}") from None
+        raise StyleError(bad) from None
     if any(not math.isfinite(v) for v in vals):
         raise StyleError(f"{name} must be finite, got {value!r}")
     return vals
@@ -89,6 +100,8 @@ def _indexes(value) -> tuple[int, ...] | None:
     parts = _parts(value)
     if parts is None:
         return None
+    if _non_ascii(parts):
+        raise StyleError(f"indexes must be integers, got {value!r}")
     out = []
     for p in parts:
         try:
@@ -106,6 +119,8 @@ def _check_nodata(nodata, dtype: str) -> float | None:
         return None
     if isinstance(nodata, str) and nodata.lower() == "nan":
         value = float("nan")
+    elif _non_ascii(nodata):
+        raise StyleError(f"nodata must be a number or 'nan', got {nodata!r}")
     else:
         try:
             value = float(nodata)
@@ -225,6 +240,8 @@ def parse_style(params: dict, info, colormaps=None) -> Style:
         raise StyleError(f"unknown resampling {resampling!r}; use one of {', '.join(sorted(RESAMPLING))}")
     if resampling is None:
         resampling = "nearest"
+    if _non_ascii(params.get("tile_size")):
+        raise StyleError(f"tile_size must be 256 or 512, got {params.get('tile_size')!r}")
     try:
         tile_size = int(params.get("tile_size") or 256)
     except (TypeError, ValueError):

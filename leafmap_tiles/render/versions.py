@@ -33,11 +33,6 @@ DEFAULT_TTL = 10.0
 MAX_OBJECTS = 4096
 
 
-def is_s3(path) -> bool:
-    """Whether ``path`` is an ``s3://`` URL or a ``/vsis3/`` path."""
-    return isinstance(path, str) and path.startswith(("s3://", "/vsis3/"))
-
-
 class RemoteVersions:
     """``(etag, size, last-modified)`` of S3 objects, each asked at most every ``ttl``
     seconds (see the module docstring).

@@ -87,6 +87,7 @@ from leafmap_tiles.server.session_params import (
     GdalBody,
     PointsBody,
     RegistrationBody,
+    StatisticsBody,
     lonlat,
     tile_address,
 )
@@ -112,23 +113,16 @@ async def json_object(request: Request) -> dict[str, Any]:
     return session_params.json_object(await read_body(request))
 
 
-def _object_field(body: dict, name: str) -> dict:
-    value = body.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise BadRequestError(f"{name!r} must be a JSON object of style parameters, not {type(value).__name__}")
-    return value
-
-
 def _source_names(src) -> dict[str, str]:
-    """``{path: "source <id>"}`` for each file of a source: the error path shows the
-    id to the browser, never the path."""
+    """``{path: "source <id>"}`` for each file of a source, and its file name (GDAL's
+    messages name a local file by its name alone, "shade copy.tif: ..."): the error path
+    shows the id to the browser, never the path or a part of it."""
     paths = members(src.path)
     out = {}
     for p in paths:
         out[p] = f"source {src.id}"
-        out[p if is_remote_path(p) else os.path.abspath(p)] = f"source {src.id}"
+        if not is_remote_path(p):
+            out[os.path.abspath(p)] = out[os.path.basename(p)] = f"source {src.id}"
     return out
 
 
@@ -446,18 +440,9 @@ def create_app(token: str, admin_key: str, workers: int | None = None, sources: 
 
         check_token(request)
         src = source_of(request)
-        body = await json_object(request)
-        geometry = zonal.check_geometry(body.get("geometry"))
-        percentiles = zonal.check_percentiles(body.get("percentiles"))
-        wanted = zonal.check_stats(body.get("stats"))  # None: every statistic
-        params = {k: str(v) for k, v in _object_field(body, "style").items()}
-        given = {}
-        for name in ("scale", "offset"):
-            v = body.get(name)
-            if v is not None:
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                    raise BadRequestError(f"{name!r} must be a finite number, got {str(v)[:40]!r}")
-                given[name] = float(v)
+        body = StatisticsBody.parse(await json_object(request))
+        geometry, percentiles, wanted, params = body.geometry, list(body.percentiles), body.stats, body.style
+        given = {name: v for name, v in (("scale", body.scale), ("offset", body.offset)) if v is not None}
 
         def work():
             base = engine.info(src.path, None)

@@ -20,6 +20,7 @@ file itself, so an unreadable file is the client's mistake: 400).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -32,6 +33,7 @@ from starlette.responses import JSONResponse
 from leafmap_tiles.errors import (
     AuthenticationError,
     BadRequestError,
+    HTTPError,
     S3AccessDeniedError,
     ClientGoneError,
     DatasetNotFoundError,
@@ -95,17 +97,28 @@ _URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|/vsi[a-z0-9_]+/)[^\s'\"<>,;)\]]*",
 _WIN_PATH = re.compile(r"\b[A-Za-z]:\\[^\s'\"<>,;)\]]*")
 # an absolute path of two or more components ("/colormap" in a message is a route)
 _ABS_PATH = re.compile(r"(?<![\w.~/-])/(?:[\w.~+@%-]+/)+[\w.~+@%-]+")
-_FILE_NAME = re.compile(r"[\w.~+@%/-]*\.(?:tiff?|vrt|jp2|nc|hdf|h5|he5|img|ntf|grib2?|asc|sqlite|db|gpkg|zarr)\b", re.I)
+_EXTENSIONS = r"\.(?:tiff?|vrt|jp2|nc|hdf|h5|he5|img|ntf|grib2?|asc|sqlite|db|gpkg|zarr)\b"
+_FILE_NAME = re.compile(r"[\w.~+@%/-]*" + _EXTENSIONS, re.I)
+# A name with spaces ("shade copy.tif"), which _FILE_NAME would cut at the space: all of
+# it from the start of the message, a bracket, a quote or "...: " up to its extension,
+# when GDAL's punctuation ends it (":" of "name: message", a closing bracket or quote).
+_SPACED_NAME = re.compile(r"(?:^|(?<=[(\['\"`])|(?<=: ))[^\n()\[\]:'\"`<>]*?" + _EXTENSIONS
+                          + r"(?=[:)\]'\"`])", re.I)
+# where a known path or file name ends and begins (not inside a longer name)
+_NAME_CHARS = r"[\w.~+@%-]"
 
 
 def scrub(message: str, paths: dict[str, str] | None = None) -> str:
-    """``message`` without local paths or URLs: each of ``paths`` (``{path: name}``)
-    becomes its name, any other URL ``<url>``, absolute path or file name ``<file>``."""
+    """``message`` without local paths or URLs: each of ``paths`` (``{path: name}``,
+    also bare file names) becomes its name where it is not part of a longer name, any
+    other URL ``<url>``, absolute path or file name ``<file>`` (a name with spaces
+    whole, when GDAL's punctuation shows where it starts and ends)."""
     for path, name in sorted((paths or {}).items(), key=lambda kv: -len(kv[0])):
         if path:
-            message = message.replace(path, name)
+            message = re.sub(f"(?<!{_NAME_CHARS}){re.escape(path)}(?![\\w~+@%-])", lambda _m: name, message)
     message = _URL.sub(lambda m: "<url>" + (":" if m.group(0).endswith(":") else ""), message)
     message = _WIN_PATH.sub("<file>", message)
+    message = _SPACED_NAME.sub("<file>", message)
     message = _ABS_PATH.sub("<file>", message)
     return _FILE_NAME.sub("<file>", message)
 
@@ -157,7 +170,7 @@ def error_response(scope, exc: BaseException, log: RateLimitedLog | None = None)
     """The JSON answer for ``exc`` raised while answering the request of ``scope``."""
     status = status_for(exc, bool(scope.get("leafmap_tiles.registering")))
     if isinstance(exc, HTTPException):
-        kind, message = "HTTPError", str(exc.detail or "error")
+        kind, message = HTTPError.__name__, str(exc.detail or "error")
     elif isinstance(exc, LeafmapTilesError):
         kind, message = type(exc).__name__, str(exc)
     else:  # a bug: name it, but never its text (it may hold anything)
@@ -222,7 +235,7 @@ async def read_body(request, limit: int = MAX_BODY) -> bytes:
     """The request body, at most ``limit`` bytes; :class:`BadRequestError` (400) for a
     longer one, refused from its ``Content-Length`` before it is read."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BadRequestError(f"request body of {int(declared):,} bytes; at most {limit:,} are accepted")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -239,7 +252,8 @@ def http_exception_handler(request, exc: HTTPException):
 
 
 # ------------------------------------------------------------------ HTTP layer
-_BAD_HTTP = b'{"message":"malformed HTTP request (for example a URL longer than 65,535 bytes)","error":"BadRequestError"}'
+_BAD_HTTP = json.dumps({"message": "malformed HTTP request (for example a URL longer than 65,535 bytes)",
+                        "error": BadRequestError.__name__}, separators=(",", ":")).encode()
 
 
 def _json_400(self, msg: str) -> None:

@@ -26,12 +26,19 @@ import json
 import os
 import sys
 
+import logging
+
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
-from leafmap_tiles.errors import TileServerError
+from leafmap_tiles.errors import SourceTimeoutError, SourceUnreachableError, TileServerError
+from leafmap_tiles.server.errors import ErrorMiddleware, http_exception_handler
+
+log = logging.getLogger("leafmap_tiles.server.explorer")
 
 #: colormaps offered (names that both Terracotta and leafmap-tiles serve)
 COLORMAPS = ("greys", "viridis", "magma", "inferno", "plasma", "cividis", "turbo", "terrain", "gist_earth",
@@ -78,7 +85,10 @@ def normalise_url(url: str) -> str:
 
 def create_explorer_app(target: str, timeout: float = 30.0) -> Starlette:
     """The explorer of the Terracotta-compatible server at ``target`` (an http(s)
-    URL, see :func:`normalise_url`) as a Starlette app."""
+    URL, see :func:`normalise_url`) as a Starlette app.  Its errors are the servers'
+    JSON ``{"message", "error"}`` with the status of the one table
+    (:data:`leafmap_tiles.server.errors.STATUS`): a server that does not answer in
+    ``timeout`` is 504, one that cannot be reached 502, an unknown route 404."""
     import requests
 
     target = normalise_url(target)
@@ -102,20 +112,23 @@ def create_explorer_app(target: str, timeout: float = 30.0) -> Starlette:
 
         try:
             r = await asyncio.get_running_loop().run_in_executor(None, work)
+        # (the page names the server: the message need not, and the error path scrubs URLs)
         except requests.Timeout:
-            return JSONResponse({"message": f"{target} did not answer in {timeout:.0f} s",
-                                 "error": "SourceTimeoutError"}, status_code=504)
+            raise SourceTimeoutError(f"the server did not answer in {timeout:g} s") from None
         except requests.RequestException as exc:
-            return JSONResponse({"message": f"cannot reach {target}: {type(exc).__name__}",
-                                 "error": "SourceUnreachableError"}, status_code=502)
+            raise SourceUnreachableError(f"cannot reach the server: {type(exc).__name__}") from None
         ctype = r.headers.get("content-type", "application/json")
         return Response(r.content, status_code=r.status_code, media_type=ctype.split(";")[0])
 
-    return Starlette(routes=[
-        Route("/", page),
-        Route("/static/leaflet.js", leaflet),
-        Route("/api/{path:path}", api),
-    ])
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/static/leaflet.js", leaflet),
+            Route("/api/{path:path}", api),
+        ],
+        middleware=[Middleware(ErrorMiddleware, logger=log)],
+        exception_handlers={HTTPException: http_exception_handler},
+    )
 
 
 PAGE = r"""<!DOCTYPE html>

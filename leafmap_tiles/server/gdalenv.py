@@ -142,12 +142,18 @@ def _url_prefix(url: str) -> str | None:
     path-specific options on the literal ``/vsicurl/`` prefix)."""
     from urllib.parse import urlsplit
 
-    if url.startswith("/vsicurl/"):
-        url = url[len("/vsicurl/"):]
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    from leafmap_tiles import _paths
+
+    url = _paths.from_vsicurl(url)
+    if not _paths.is_http_url(url):
         return None
-    return f"{parts.scheme}://{parts.netloc}/"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1/x.tif": registration refuses it (_paths.check_url)
+        return None
+    if not parts.netloc:
+        return None
+    return f"{url[:len(parts.scheme)]}://{parts.netloc}/"  # the scheme as written (urlsplit lowers it)
 
 
 def _urls(path) -> list[str]:

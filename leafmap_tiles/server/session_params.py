@@ -5,7 +5,7 @@ One frozen dataclass per JSON body, with exactly the fields of its TypedDict in
 :mod:`leafmap_tiles.protocol` (``tests/server`` checks that they agree):
 :class:`RegistrationBody` (:class:`~leafmap_tiles.protocol.Registration`),
 :class:`ColormapBody`, :class:`GdalBody`, :class:`BackgroundBody` (the kernel-only
-routes) and :class:`PointsBody`.  Each ``parse`` takes the decoded JSON and raises
+routes), :class:`PointsBody` and :class:`StatisticsBody`.  Each ``parse`` takes the decoded JSON and raises
 :class:`~leafmap_tiles.errors.BadRequestError` (400) naming the field for any other
 shape: a request that is malformed in itself.  A well-formed style that is invalid for
 its source (an unknown colormap, ``vmin`` above ``vmax`` ...) is left to
@@ -20,11 +20,12 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Union
 
+from leafmap_tiles import _paths
 from leafmap_tiles.errors import BadRequestError
-from leafmap_tiles.protocol import Credential, GdalChange, SourcePath, source_path
+from leafmap_tiles.protocol import Credential, GdalChange, SourcePath, members, source_path
 
 __all__ = [
     "FORMATS",
@@ -34,6 +35,7 @@ __all__ = [
     "GdalBody",
     "PointsBody",
     "RegistrationBody",
+    "StatisticsBody",
     "json_object",
     "lonlat",
     "tile_address",
@@ -135,7 +137,9 @@ def lonlat(value: object, name: str) -> float:
     longitude (the map repeats the world east and west), a latitude within +-90;
     :class:`BadRequestError` naming ``name`` (``"lon"`` or ``"lat"``) otherwise."""
     try:
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        # float() also takes other scripts' digits ("١" is 1): ASCII strings only
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or (
+                isinstance(value, str) and not value.isascii()):
             raise TypeError
         v = float(value)
     except (TypeError, ValueError, OverflowError):
@@ -166,7 +170,9 @@ class RegistrationBody:
         """The registration of ``body``; :class:`BadRequestError` for unknown fields,
         a ``path`` that is not a non-empty string or an array of them, a ``style`` or
         ``defaults`` that is not an object, a ``protected`` that is not a boolean, an
-        ``id`` that is not a string of :data:`SOURCE_ID`."""
+        ``id`` that is not a string of :data:`SOURCE_ID`;
+        :class:`~leafmap_tiles.errors.InvalidSourceError` (400) for a URL that cannot
+        be split into its parts (:func:`leafmap_tiles._paths.check_url`)."""
         _only(body, cls.FIELDS, "registration")
         raw = body.get("path")
         path = source_path(raw)  # several files: one mosaic
@@ -176,6 +182,8 @@ class RegistrationBody:
                 raise BadRequestError(f"path[{i}] must be a non-empty path/URL, not a JSON {_kind(raw[i])}")
             raise BadRequestError("'path' is required: a non-empty path/URL, or a list of them for a mosaic, "
                                   f"not a JSON {_kind(raw)}")
+        for member in members(path):
+            _paths.check_url(member)  # before its host is asked (credentials) or GDAL reads it
         protected = body.get("protected")
         if protected is not None and not isinstance(protected, bool):
             raise BadRequestError(f"'protected' must be true or false, not a JSON {_kind(protected)}")
@@ -280,10 +288,51 @@ class PointsBody:
         """The place and layers of ``body``; :class:`BadRequestError` for a ``lon`` or
         ``lat`` that is not a number in range (:func:`lonlat`), ``layers`` that are not
         an array of objects ``{"id", "style"}``, a ``style`` that is not an object."""
+        _only(body, ("lon", "lat", "layers"), "points")
         lon = lonlat(body.get("lon"), "lon")
         lat = lonlat(body.get("lat"), "lat")
         layers = body.get("layers") or []
         if not isinstance(layers, list) or not all(isinstance(item, dict) for item in layers):
             raise BadRequestError("'layers' must be a list of objects {\"id\": ..., \"style\": {...}}")
+        for i, item in enumerate(layers):
+            _only(item, ("id", "style"), f"layers[{i}]")
         return cls(lon, lat, tuple((item.get("id"), {k: str(v) for k, v in _style(item, "style").items()})
                                    for item in layers))
+
+
+@dataclass(frozen=True)
+class StatisticsBody:
+    """``POST /{token}/statistics/{id}`` (:class:`~leafmap_tiles.protocol.StatisticsRequest`):
+    statistics of a source over a polygon."""
+
+    geometry: dict[str, Any]  # a GeoJSON Polygon/MultiPolygon in EPSG:4326, as a plain dict
+    percentiles: tuple[float, ...] = ()  # each in [0, 100]
+    stats: Union[tuple[str, ...], None] = None  # names of render.zonal.STATS; None: all
+    #: the style as tile URL parameters (strings; null values dropped)
+    style: dict[str, str] = field(default_factory=dict)
+    scale: Union[float, None] = None  # the layer's own scale/offset for every band
+    offset: Union[float, None] = None
+
+    @classmethod
+    def parse(cls, body: Body) -> StatisticsBody:
+        """The request of ``body``; :class:`BadRequestError` for unknown fields, a
+        ``geometry`` that is not a valid lon/lat Polygon or MultiPolygon
+        (:func:`leafmap_tiles.render.zonal.check_geometry`), ``percentiles`` that are
+        not numbers in [0, 100], ``stats`` that are not a list of statistic names, a
+        ``style`` that is not an object, a ``scale``/``offset`` that is not a finite
+        number."""
+        from leafmap_tiles.render import zonal
+
+        _only(body, ("geometry", "percentiles", "stats", "style", "scale", "offset"), "statistics")
+        geometry = zonal.check_geometry(body.get("geometry"))
+        percentiles = tuple(zonal.check_percentiles(body.get("percentiles")))
+        stats = zonal.check_stats(body.get("stats"))
+        style = {k: str(v) for k, v in _style(body, "style").items()}
+        numbers: dict[str, float] = {}
+        for name in ("scale", "offset"):
+            v = body.get(name)
+            if v is not None:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise BadRequestError(f"{name!r} must be a finite number, got {str(v)[:40]!r}")
+                numbers[name] = float(v)
+        return cls(geometry, percentiles, stats, style, numbers.get("scale"), numbers.get("offset"))

@@ -42,7 +42,8 @@ MAX_COLORBAR_VALUES = 10000
 DEFAULT_LIMIT = 100
 METADATA_COLUMNS = ("bounds", "convex_hull", "valid_percentage", "range", "mean", "stdev", "percentiles",
                     "metadata")
-_PERCENTILE = re.compile(r"^p\d+$")
+_PERCENTILE = re.compile(r"p[0-9]+", re.ASCII)  # ASCII digits only: "p١" is not a percentile
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)  # int() also takes "²", "①", "١"
 _TRUE = {"t", "true", "on", "y", "yes", "1"}
 _FALSE = {"f", "false", "off", "n", "no", "0"}
 
@@ -126,7 +127,7 @@ def _range(params: Params, name: str, *, allow_percentile: bool = True, allow_nu
         if item is None and allow_null:
             out.append(None)
         elif isinstance(item, str) and allow_percentile:
-            if not _PERCENTILE.match(item) or int(item[1:]) > 100:
+            if not _PERCENTILE.fullmatch(item) or int(item[1:]) > 100:
                 raise BadRequestError(f"{name}: percentile format is `p<digits>` with 0 <= digits <= 100, got {item!r}")
             out.append(item)
         else:
@@ -212,7 +213,7 @@ def _bool(value: str, name: str) -> bool:
 
 def _int(value: str, name: str, minimum: int = 0, maximum: int = MAX_INT) -> int:
     text = value.strip()
-    if len(text) > 20 or not text.lstrip("+-").isdigit():
+    if len(text) > 20 or not _INTEGER.fullmatch(text):
         raise BadRequestError(f"{name}: not a valid integer (at most {maximum}): {value[:40]!r}")
     out = int(text)
     if out < minimum:
@@ -379,6 +380,8 @@ class ColormapQuery:
     def parse(cls, params: Params) -> ColormapQuery:
         """The query of ``params``; :class:`BadRequestError` for invalid values."""
         rng = _numbers(params, "stretch_range")
+        if not math.isfinite(rng[1] - rng[0]):  # the values spread over it would overflow to inf/NaN
+            raise BadRequestError(f"stretch_range: the span max - min must be a finite number, got {list(rng)}")
         cmap = _colormap(params, allow_explicit=False)
         num = _int(params["num_values"], "num_values", minimum=1) if "num_values" in params else 255
         if num > MAX_COLORBAR_VALUES:

@@ -32,6 +32,14 @@ _NOT_A_DATABASE = (
 )
 
 
+def _reason(exc: BaseException) -> str:
+    """What the database driver said, on one line: SQLAlchemy's ``str()`` adds the SQL
+    text and a link on lines of their own (``[SQL: SELECT version FROM terracotta]``)."""
+    orig = getattr(exc, "orig", None)
+    lines = str(orig if orig is not None else exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
+
+
 def load_sqlalchemy():
     """The ``sqlalchemy`` module; :class:`StoreError` naming the install when missing."""
     try:
@@ -128,7 +136,7 @@ class SQLStore(KeyStore):
         try:
             return self.engine.connect()
         except sqla.exc.OperationalError as exc:
-            raise InvalidDatabaseError(_NOT_A_DATABASE.format(path=self.path) + f": {exc}") from exc
+            raise InvalidDatabaseError(_NOT_A_DATABASE.format(path=self.path) + f": {_reason(exc)}") from exc
 
     @contextlib.contextmanager
     def _connection(self, write: bool = False, verify: bool = True) -> Iterator[Any]:
@@ -157,8 +165,9 @@ class SQLStore(KeyStore):
         try:
             with conn.begin():
                 return conn.execute(sqla.text("SELECT version FROM terracotta")).scalar()
-        except (sqla.exc.OperationalError, sqla.exc.ProgrammingError, sqla.exc.InternalError) as exc:
-            raise InvalidDatabaseError(_NOT_A_DATABASE.format(path=self.path) + f": {exc}") from exc
+        except sqla.exc.DatabaseError as exc:  # no such table, "file is not a database" ...
+            raise InvalidDatabaseError(f"not a Terracotta database: {self.path} ({_reason(exc)}); "
+                                       "create() or leafmap-tiles ingest makes one") from exc
 
     def _write(self, work) -> Any:
         """Run ``work(conn)`` in one write transaction, retrying on conflicts."""
@@ -171,7 +180,7 @@ class SQLStore(KeyStore):
                 if attempt + 1 < self.WRITE_ATTEMPTS and self._is_retryable(exc):
                     time.sleep(0.05 * (attempt + 1))
                     continue
-                raise InvalidDatabaseError(f"Could not write to database {self.path}: {exc}") from exc
+                raise InvalidDatabaseError(f"Could not write to database {self.path}: {_reason(exc)}") from exc
         raise AssertionError("unreachable")
 
     # ---------------------------------------------------------------- tables
@@ -240,7 +249,7 @@ class SQLStore(KeyStore):
             with self._connection(write=True, verify=False) as conn:
                 created = work(conn)
         except sqla.exc.DBAPIError as exc:
-            raise InvalidDatabaseError(f"Could not create database {self.path}: {exc}") from exc
+            raise InvalidDatabaseError(f"Could not create database {self.path}: {_reason(exc)}") from exc
         self._tables = None
         self._key_names = None
         if not created:
@@ -263,7 +272,7 @@ class SQLStore(KeyStore):
                     sqla.text("SELECT key_name, description FROM key_names ORDER BY idx")
                 ).all()
         except sqla.exc.DBAPIError as exc:
-            raise InvalidDatabaseError(f"Could not retrieve keys from database {self.path}: {exc}") from exc
+            raise InvalidDatabaseError(f"Could not retrieve keys from database {self.path}: {_reason(exc)}") from exc
         return OrderedDict((row[0], row[1]) for row in rows)
 
     def _key_filter(self, table, keys: Mapping[str, Any]):
@@ -417,7 +426,7 @@ class _ServerStore(SQLStore):
                         if not self._server_has_database(conn):  # lost a race: fine
                             raise
         except sqla.exc.DBAPIError as exc:
-            raise InvalidDatabaseError(f"Could not create database {self.path}: {exc}") from exc
+            raise InvalidDatabaseError(f"Could not create database {self.path}: {_reason(exc)}") from exc
         finally:
             engine.dispose()
 

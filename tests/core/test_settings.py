@@ -60,7 +60,7 @@ def test_what_zero_means():
 @pytest.mark.parametrize("value, why", [
     ("-3", "is negative"), ("-0.5", "is negative"), ("nan", "is not a finite number"),
     ("inf", "is not a finite number"), ("-inf", "is not a finite number"), ("abc", "is not a number"),
-    ("5s", "is not a number"), ("  ", None),
+    ("5s", "is not a number"), ("\u0663", "is not a number"), ("\u00b2", "is not a number"), ("  ", None),
 ])
 def test_bad_numbers_name_the_variable_value_and_what_is_allowed(name, value, why):
     if why is None:  # blank: unset
@@ -73,6 +73,80 @@ def test_bad_numbers_name_the_variable_value_and_what_is_allowed(name, value, wh
     assert msg.startswith(f"{name}={value!r} {why}: give ")
     assert f"of {rule.unit} >= 0 (0: {rule.zero}; empty: the default)" in msg
     assert isinstance(info.value, ValueError) and "\n" not in msg
+
+
+@pytest.mark.parametrize("name, value, what, allowed", [
+    ("LEAFMAP_TILES_LOG_LEVEL", "loud", "the log level", "critical, error, warning, info, debug"),
+    ("LEAFMAP_TILES_LOG_LEVEL", "trace", "the log level", "critical, error, warning, info, debug"),
+    ("LEAFMAP_TILES_RESAMPLING", "magic", "resampling", "nearest, linear, bilinear, cubic, average"),
+    ("LEAFMAP_TILES_REPROJECTION", "average", "reprojection", "nearest, linear, bilinear, cubic"),
+])
+def test_bad_words_name_the_variable_value_and_what_is_allowed(name, value, what, allowed):
+    """A log level uvicorn does not know crashed the session server's child inside
+    uvicorn.Config (the kernel only saw that no port came); a bad resampling was a
+    StoreError that did not name the variable."""
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({name: value})
+    assert str(info.value).startswith(f"{name}={value!r}: {what} must be one of {allowed} (case ignored; ")
+    assert "\n" not in str(info.value)
+
+
+def test_words_are_read_in_any_case():
+    s = Settings.from_env({"LEAFMAP_TILES_LOG_LEVEL": "INFO", "LEAFMAP_TILES_RESAMPLING": " Nearest ",
+                           "LEAFMAP_TILES_REPROJECTION": "LINEAR"})
+    assert (s.log_level, s.resampling, s.reprojection) == ("info", "nearest", "linear")
+    assert settings.tile_methods(settings=s) == ("nearest", "bilinear")
+    assert (Settings().log_level, Settings().resampling, Settings().reprojection) == ("warning", "average", "bilinear")
+
+
+def test_a_bad_log_level_is_said_in_the_kernel_before_a_child_starts(monkeypatch):
+    from leafmap_tiles.client.server import TileServer
+
+    monkeypatch.setenv("LEAFMAP_TILES_LOG_LEVEL", "loud")
+    server = TileServer()
+    try:
+        with pytest.raises(SettingsError, match="^LEAFMAP_TILES_LOG_LEVEL='loud': the log level must be one of"):
+            server.start()
+        assert server.pid is None and not server.alive()
+    finally:
+        server.close()
+
+
+def test_a_child_that_ends_before_its_port_is_said_so():
+    """Not "no port reported by the child within 60 s" at once for a child that exited."""
+    from leafmap_tiles.client.server import _readline_with_timeout
+    from leafmap_tiles.errors import TileServerError
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"], stdout=subprocess.PIPE)
+    try:
+        with pytest.raises(TileServerError, match=r"the child exited \(exit code 3\) before it reported its port; "
+                                                  "set LEAFMAP_TILES_DEBUG=1"):
+            _readline_with_timeout(proc, 60)
+    finally:
+        proc.stdout.close()
+        proc.wait(10)
+
+
+@pytest.mark.parametrize("database, words", [
+    ("s3://", "'s3://': expected s3://bucket/key"),
+    ("notes.md", "not a Terracotta database: {tmp}/notes.md (file is not a database); create() or leafmap-tiles "
+                 "ingest makes one"),
+    ("other.sqlite", "not a Terracotta database: {tmp}/other.sqlite (no such table: terracotta); create() or "
+                     "leafmap-tiles ingest makes one"),
+])
+def test_cli_serve_a_bad_database_is_one_line_and_exit_2(tmp_path, database, words):
+    import sqlite3
+
+    (tmp_path / "notes.md").write_text("# not a database\n" * 200)
+    con = sqlite3.connect(tmp_path / "other.sqlite")
+    con.execute("CREATE TABLE other (a INTEGER)")
+    con.commit()
+    con.close()
+    proc = subprocess.run([sys.executable, "-m", "leafmap_tiles.cli", "serve", "-d", database, "--port", "0"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [f"leafmap-tiles serve: error: {words.format(tmp=tmp_path)}"]
+    assert proc.stdout == ""
 
 
 def test_counts_must_be_whole_numbers():

@@ -133,6 +133,35 @@ def test_scrub():
         assert scrub(keep) == keep
 
 
+def test_scrub_leaves_no_part_of_a_name_with_spaces():
+    """_FILE_NAME stopped at a space: "(shade copy.tif: ...)" became "(shade <file>: ...)"."""
+    gdal = "pixel data cannot be read (shade copy.tif: TIFFReadDirectory:Failed to read directory at offset 7)"
+    assert scrub(gdal) == "pixel data cannot be read (<file>: TIFFReadDirectory:Failed to read directory at offset 7)"
+    # a source's own file name becomes its name, as its path does; not inside a longer name
+    names = {"/d/secret dir/shade copy.tif": "source s1", "shade copy.tif": "source s1", "a.tif": "source s2"}
+    assert scrub("/d/secret dir/shade copy.tif: not found; " + gdal, names) == \
+        "source s1: not found; pixel data cannot be read (source s1: TIFFReadDirectory:Failed to read directory at offset 7)"
+    assert scrub("data.tif and a.tif", names) == "<file> and source s2"
+    assert scrub("'/d/my rasters/shade copy.tif' not recognized as being in a supported file format") == \
+        "'<file>' not recognized as being in a supported file format"
+    assert scrub("my old scene.vrt: No such file or directory") == "<file>: No such file or directory"
+    assert scrub("cannot open the file named foo.tif") == "cannot open the file named <file>"
+
+
+def test_http_layer_refusals_are_a_class_of_the_tree():
+    """The servers' ``"error": "HTTPError"`` (404 route, 405 method, 403 token) is a
+    class, not a string; the kernel raises it, still a TileServerError/RuntimeError."""
+    from starlette.exceptions import HTTPException
+
+    from leafmap_tiles.errors import HTTPError, TileServerError, from_name
+    from leafmap_tiles.server.errors import error_response
+
+    err = from_name("HTTPError", "Not Found")
+    assert type(err) is HTTPError and isinstance(err, TileServerError) and isinstance(err, RuntimeError)
+    answer = error_response({}, HTTPException(405))
+    assert answer.status_code == 405 and answer.body == b'{"message":"Method Not Allowed","error":"HTTPError"}'
+
+
 def test_rate_limited_log(caplog):
     now = [0.0]
     log = RateLimitedLog(logging.getLogger("leafmap_tiles.test"), burst=3, window=10.0, clock=lambda: now[0])
@@ -309,6 +338,37 @@ def test_one_url_to_gdal_path_rule(tmp_path, monkeypatch):
     for bad in ("s3://bucket-only", "s3://b/", "https://h/a.tif"):
         with pytest.raises(S3ConfigurationError):
             s3.vsi_path(bad)
+
+
+def test_one_rule_each_for_vsicurl_http_s3_and_mosaics():
+    """``/vsicurl/`` stripped, "is this http(s)?", "is this on S3?" and "a mosaic's
+    members" were written in several modules, some case-sensitive; now one helper each."""
+    from leafmap_tiles import _gdal, _hosts, _paths
+    from leafmap_tiles.protocol import Mosaic
+    from leafmap_tiles.server import gdalenv
+
+    assert _paths.from_vsicurl("/vsicurl/https://h/a.tif?x=1") == "https://h/a.tif?x=1"
+    assert _paths.from_vsicurl("https://h/a.tif") == "https://h/a.tif" and _paths.from_vsicurl("/d/a.tif") == "/d/a.tif"
+    for url in ("http://h/a.tif", "HTTPS://h/a.tif", "Http://h/"):
+        assert _paths.is_http_url(url)
+    for other in ("/vsicurl/http://h/a.tif", "s3://b/k", "ftp://h/a.tif", "/d/http://x", ""):
+        assert not _paths.is_http_url(other)
+    for on_s3 in ("s3://b/k.tif", "S3://b/k.tif", "/vsis3/b/k.tif", Mosaic(["/d/a.tif", "s3://b/k.tif"]),
+                  ["/d/a.tif", "/vsis3/b/k.tif"]):
+        assert _paths.is_s3(on_s3), on_s3
+    for not_s3 in ("/d/a.tif", "https://s3.amazonaws.com/b/k.tif", "/vsigs/b/k", Mosaic(["/d/a.tif", "/d/b.tif"]),
+                   None, 5, ()):
+        assert not _paths.is_s3(not_s3), not_s3
+    assert _paths.is_remote(Mosaic(["/d/a.tif", "https://h/b.tif"])) and _paths.is_remote(["/d/a", "/vsimem/x"])
+    assert not _paths.is_remote(Mosaic(["/d/a.tif", "/d/b.tif"])) and not _paths.is_remote(None)
+    # GDAL matches path-specific options on the literal /vsicurl/ form, scheme as written
+    assert _gdal._vsi("HTTPS://h.example/") == "/vsicurl/HTTPS://h.example/" == \
+        _paths.to_gdal_path("HTTPS://h.example/", vsicurl=True)
+    assert _gdal._vsi("/vsis3/b/") == "/vsis3/b/"
+    assert gdalenv._url_prefix("/vsicurl/HTTPS://h.example:8443/a/b.tif") == "HTTPS://h.example:8443/"
+    assert gdalenv._url_prefix("http://[::1/x.tif") is None and gdalenv._url_prefix("s3://b/k") is None
+    assert _hosts.url_host("/vsicurl/https://H.example/a.tif") == ("h.example", 443)
+    assert _hosts.url_host("http://[::1/x.tif") == ("", None) and not _hosts.host_matches("http://[::1/x", "::1")
 
 
 def test_a_vrt_stack_names_members_by_their_gdal_paths(tmp_path):

@@ -7,6 +7,8 @@ send byte for byte), rasterio's sample for points."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import rasterio
@@ -239,7 +241,8 @@ def test_parameter_classes_have_the_fields_of_the_protocol():
 
     for cls, shape in ((sp.RegistrationBody, protocol.Registration), (sp.ColormapBody, protocol.ColormapRequest),
                        (sp.GdalBody, protocol.GdalChange), (sp.BackgroundBody, protocol.BackgroundRequest),
-                       (sp.PointsBody, protocol.PointsRequest)):
+                       (sp.PointsBody, protocol.PointsRequest),
+                       (sp.StatisticsBody, protocol.StatisticsRequest)):
         assert {f.name for f in fields(cls)} == set(get_type_hints(shape)), cls
     assert sp.RegistrationBody.FIELDS == tuple(f.name for f in fields(sp.RegistrationBody))
 
@@ -300,3 +303,114 @@ def test_a_list_of_paths_is_one_mosaic(client):
     r = client.post(f"/{TOKEN}/sources", json={"path": [left, right]}, headers=ADMIN)
     assert r.status_code == 200, r.text
     assert r.json()["info"]["path"] == [left, right]
+
+
+# ------------------------------------------------------------ found by a new user's tryout
+
+
+@pytest.mark.parametrize("query, kind, words", [
+    # float()/int() take other scripts' digits: "١" (Arabic-Indic one) was read as 1
+    ({"lon": "\u0661", "lat": "0"}, "BadRequestError", "lon must be a number"),
+    ({"lon": "0", "lat": "\u0661"}, "BadRequestError", "lat must be a number"),
+])
+def test_non_ascii_digits_in_lon_lat_are_bad_requests(client, cog, query, kind, words):
+    r = client.get(f"/{TOKEN}/point/{cog['id']}", params=query)
+    assert r.status_code == 400 and r.json()["error"] == kind and words in r.json()["message"], r.text
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"indexes": "\u0661"}, "indexes must be integers"),
+    ({"vmin": "\u0661", "vmax": "2000"}, "vmin must be a number"),
+    ({"vmin": "0", "vmax": "\u0662\u0660\u0660\u0660"}, "vmax must be a number"),
+    ({"nodata": "\u0660"}, "nodata must be a number"),
+    ({"tile_size": "\u0662\u0665\u0666"}, "tile_size must be 256 or 512"),
+])
+def test_non_ascii_digits_in_a_style_are_style_errors(client, cog, params, words):
+    r = client.get(f"/{TOKEN}/tiles/{cog['id']}/1/0/0.png", params=params)
+    assert r.status_code == 400 and r.json()["error"] == "StyleError" and words in r.json()["message"], r.text
+    # the same values in ASCII digits are taken
+    ascii_params = {k: v.translate({0x660 + i: str(i) for i in range(10)}) for k, v in params.items()}
+    assert client.get(f"/{TOKEN}/tiles/{cog['id']}/1/0/0.png", params=ascii_params).status_code in (200, 204)
+
+
+@pytest.mark.parametrize("path, words", [
+    ("http://[::1/x.tif", "malformed URL 'http://[::1/x.tif': Invalid IPv6 URL"),
+    ("/vsicurl/https://[::1/x.tif", "Invalid IPv6 URL"),
+    ("http://example.invalid:99999/x.tif", "Port out of range"),
+    ("https://example.invalid:abc/x.tif", "Port could not be cast"),
+    ("s3://[bucket/x.tif", "Invalid IPv6 URL"),
+])
+def test_registering_a_malformed_url_is_a_400_before_anything_is_registered(client, path, words):
+    """urlsplit raised ValueError in gdalenv.cover (500); now the registration is
+    refused, a mosaic with one such member too, and the error names the URL."""
+    before = client.get("/health").json()["sources"]
+    for body in ({"path": path}, {"path": [data("cog.tif"), path]}):
+        r = _admin(client, "sources", body)
+        assert r.status_code == 400 and r.json()["error"] == "InvalidSourceError", r.text
+        assert words in r.json()["message"]
+    assert client.get("/health").json()["sources"] == before
+
+
+_SQUARE = {"type": "Polygon", "coordinates": [[[-45.0, 70.0], [-44.0, 70.0], [-44.0, 71.0], [-45.0, 71.0],
+                                               [-45.0, 70.0]]]}
+
+
+@pytest.mark.parametrize("route, body, words", [
+    ("points", {"lon": 0, "lat": 0, "layers": [], "zoom": 3}, "points: unknown field(s) 'zoom'"),
+    ("points", {"lon": 0, "lat": 0, "layers": [{"id": "x", "styles": {}}]}, "layers[0]: unknown field(s) 'styles'"),
+    ("statistics", {"geometry": _SQUARE, "percentile": [5]}, "statistics: unknown field(s) 'percentile'"),
+    ("statistics", {"geometry": None}, "Polygon"),
+    ("statistics", {"geometry": _SQUARE, "percentiles": [101]}, "percentiles must be numbers in [0, 100]"),
+    ("statistics", {"geometry": _SQUARE, "stats": ["mode"]}, "unknown statistic 'mode'"),
+    ("statistics", {"geometry": _SQUARE, "style": [1]}, "'style' must be a JSON object"),
+    ("statistics", {"geometry": _SQUARE, "scale": "2"}, "'scale' must be a finite number"),
+    ("statistics", {"geometry": _SQUARE, "offset": True}, "'offset' must be a finite number"),
+    ("statistics", b'{"geometry": %s, "scale": 1e999}' % json.dumps(_SQUARE).encode(), "'scale' must be a finite"),
+])
+def test_points_and_statistics_bodies_of_another_shape_are_refused(client, cog, route, body, words):
+    r = _admin(client, route if route == "points" else f"statistics/{cog['id']}", body)
+    assert r.status_code == 400 and r.json()["error"] == "BadRequestError", r.text
+    assert words in r.json()["message"]
+
+
+def test_statistics_body_is_parsed_as_before(client, cog):
+    """The fields the kernel sends (client.server.statistics) are taken: count and the
+    percentiles always, the asked statistics, the layer's scale/offset applied."""
+    from leafmap_tiles.server.session_params import StatisticsBody
+
+    w, s, e, n = cog["info"]["bounds"]
+    x0, x1, y0, y1 = w + (e - w) / 3, w + 2 * (e - w) / 3, s + (n - s) / 3, s + 2 * (n - s) / 3
+    square = {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
+    body = {"geometry": square, "style": {}, "percentiles": [50], "scale": None, "offset": None, "stats": ["mean"]}
+    parsed = StatisticsBody.parse(body)
+    assert (parsed.percentiles, parsed.stats, parsed.style, parsed.scale) == ((50.0,), ("mean",), {}, None)
+    plain = _admin(client, f"statistics/{cog['id']}", body)
+    assert plain.status_code == 200, plain.text
+    stats = plain.json()["statistics"][0]
+    assert set(stats) == {"count", "mean", "p50"} and stats["count"] > 0
+    scaled = _admin(client, f"statistics/{cog['id']}", {**body, "scale": 2, "offset": 1})
+    assert scaled.status_code == 200, scaled.text
+    assert scaled.json()["statistics"][0]["count"] == stats["count"]
+    assert scaled.json()["statistics"][0]["mean"] == pytest.approx(2 * stats["mean"] + 1)
+    assert scaled.json()["statistics"][0]["p50"] == pytest.approx(2 * stats["p50"] + 1)
+
+
+def test_an_unreadable_file_with_spaces_in_its_name_leaks_no_part_of_it(tmp_path):
+    """GDAL names a file by its name alone ("shade copy.tif: TIFFReadDirectory..."); the
+    scrub cut that name at the space and answered "shade <file>"."""
+    import shutil
+
+    folder = tmp_path / "secret folder"
+    folder.mkdir()
+    path = folder / "shade copy.tif"
+    shutil.copy(data("cog.tif"), path)
+    with TestClient(create_app(TOKEN, KEY, workers=1), raise_server_exceptions=False) as c:
+        sid = c.post(f"/{TOKEN}/sources", json={"path": str(path)}, headers=ADMIN).json()["id"]
+        path.write_bytes(b"II*\x00garbage" * 10)  # the file is now corrupt
+        for url in (f"/{TOKEN}/tiles/{sid}/1/0/0.png", f"/{TOKEN}/info/{sid}"):
+            r = c.get(url)
+            assert r.status_code == 500 and r.json()["error"] == "InvalidSourceError", r.text
+            message = r.json()["message"]
+            assert f"source {sid}" in message
+            for word in ("shade", "copy", "secret", "folder", ".tif", str(tmp_path)):
+                assert word not in message, message

@@ -185,3 +185,37 @@ def test_serve_port_taken_back_after_a_restart_but_never_shared():
     again = _bind("127.0.0.1", [port])
     assert again is not None and again.getsockname()[1] == port
     again.close()
+
+
+@pytest.mark.parametrize("url, words", [
+    # the values spread over an infinite span are inf/NaN, which JSON cannot carry (was 500)
+    ("/colormap?stretch_range=[-1e308,1e308]", "stretch_range: the span max - min must be a finite number"),
+    ("/colormap?stretch_range=[1e308,-1e308]", "stretch_range: the span max - min must be a finite number"),
+    # int() takes other scripts' digits: "²" raised inside int() (500), "١" was read as 1
+    ("/datasets?limit=%C2%B2", "limit: not a valid integer"),
+    ("/datasets?page=%C2%B2", "page: not a valid integer"),
+    ("/datasets?limit=%E2%91%A0", "limit: not a valid integer"),
+    ("/datasets?limit=%D9%A1", "limit: not a valid integer"),
+    ("/datasets?limit=--5", "limit: not a valid integer"),  # passed str.lstrip("+-"), then int() raised
+    ("/colormap?stretch_range=[0,1]&num_values=%C2%B2", "num_values: not a valid integer"),
+    ("/singleband/dem/rmnp/b1/8/52/96.png?stretch_range=[%22p%D9%A1%22,1]", "percentile format is `p<digits>`"),
+    ("/rgb/landsat/1985/8/82/134.png?r=b3&g=b2&b=b1&r_range=[%22p%C2%B2%22,1]", "percentile format is `p<digits>`"),
+])
+def test_overflowing_ranges_and_non_ascii_digits_are_400_naming_the_parameter(client, url, words):
+    r = client.get(url)
+    assert r.status_code == 400, (url, r.status_code, r.text[:300])
+    assert r.json()["error"] == "BadRequestError" and words in r.json()["message"]
+
+
+def test_ranges_and_numbers_that_stay_valid(client):
+    """The checks above leave these as they were: a huge but finite span, a descending
+    colour bar (Terracotta allows it), a signed ASCII integer, an ASCII percentile."""
+    r = client.get("/colormap?stretch_range=[-1e307,1e307]&num_values=3")
+    assert r.status_code == 200, r.text
+    assert [v["value"] for v in r.json()["colormap"]] == [-1e307, 0.0, 1e307]
+    r = client.get("/colormap?stretch_range=[1,0]&num_values=2")
+    assert [v["value"] for v in r.json()["colormap"]] == [1.0, 0.0]
+    r = client.get("/datasets?limit=+2&page=0")
+    assert r.status_code == 200 and r.json()["limit"] == 2 and len(r.json()["datasets"]) == 2
+    r = client.get("/singleband/dem/rmnp/b1/8/52/96.png?stretch_range=[%22p2%22,%22p98%22]")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
