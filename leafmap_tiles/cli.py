@@ -17,6 +17,10 @@ from collections.abc import Sequence
 
 from .errors import LeafmapTilesError, S3ConfigurationError, SettingsError, StoreError
 
+#: ``serve --processes N`` refuses N above this many per core (each process is a whole
+#: render stack of ~300 MiB; past the cores they only queue for the CPU).
+MAX_PROCESSES_PER_CORE = 8
+
 
 # ---------------------------------------------------------------------------- ingest
 
@@ -238,13 +242,23 @@ def _listener(host: str, port: int, reuse_port: bool = False):
 
 
 def _bind(host: str, candidates):
-    """A listening socket on the first port of ``candidates`` that is free, or None."""
+    """A listening socket on the first port of ``candidates`` that is free, or None.
+    Raises :class:`StoreError` for a failure other than a port in use (an address
+    this machine does not have, too many open files)."""
     for port in candidates:
         try:
             return _listener(host, port)
-        except OSError:
-            continue
+        except OSError as exc:
+            _unless_in_use(exc, host, port)
     return None
+
+
+def _unless_in_use(exc: OSError, host: str, port: int) -> None:
+    """Return for "address in use" (try the next port); raise the others as they are."""
+    import errno
+
+    if exc.errno != errno.EADDRINUSE:
+        raise StoreError(f"cannot bind {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _spreads_connections() -> bool:
@@ -282,9 +296,10 @@ def _bind_workers(host: str, candidates, processes: int):
             port = socks[0].getsockname()[1]  # port 0: the others on the port it got
             while len(socks) < processes:
                 socks.append(_listener(host, port, reuse_port=True))
-        except OSError:  # in use (or taken between the check and the binds)
+        except OSError as exc:  # in use (or taken between the check and the binds)
             for sock in socks:
                 sock.close()
+            _unless_in_use(exc, host, port)
             continue
         return socks
     return None
@@ -340,6 +355,11 @@ def _run_serve(args) -> int:
         raise StoreError(f"--gdal-cachemax must be at least 1 (MB), got {args.gdal_cachemax}")
     if args.processes < 1:
         raise StoreError(f"--processes must be at least 1, got {args.processes}")
+    most = MAX_PROCESSES_PER_CORE * (os.cpu_count() or 1)
+    if args.processes > most:
+        raise StoreError(f"--processes {args.processes} is more than {most} ({MAX_PROCESSES_PER_CORE} per core "
+                         "of this machine): more processes than cores only add memory; run more replicas "
+                         "on other machines instead (docs/deploy.md)")
     if args.workers is not None and args.workers < 1:
         raise StoreError(f"--workers must be at least 1, got {args.workers}")
     from . import settings as settings_mod

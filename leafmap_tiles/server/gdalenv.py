@@ -9,8 +9,10 @@ Credentials are scoped to hosts with GDAL's path-specific options
 from __future__ import annotations
 
 import os
+import re
 import threading
 
+from leafmap_tiles.errors import SettingsError
 from leafmap_tiles.protocol import GdalChange, members
 
 # Set once at server start in the server's own process (documented GDAL options).
@@ -48,6 +50,20 @@ MALLOC_ARENAS = 2
 MMAP_THRESHOLD = 128 * 1024
 
 
+#: ``GDAL_CACHEMAX`` as GDAL reads it: megabytes (bytes from 100000 on), a percentage of
+#: the RAM (``10%``) or a size with a unit (``512MB``, ``1GB``).
+_CACHEMAX = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*(%|[kKmMgG][bB]?)?\s*")
+
+
+def check_cachemax(value: str | None) -> None:
+    """Raise :class:`SettingsError` unless ``value`` (``GDAL_CACHEMAX``; None or empty:
+    unset) is a size GDAL reads; GDAL itself would take other text as 0 or its default
+    without a word."""
+    if value and not _CACHEMAX.fullmatch(value):
+        raise SettingsError(f"GDAL_CACHEMAX={value[:40]!r}: give megabytes (e.g. 512), a percentage of the RAM "
+                            "(e.g. 10%) or a size with a unit (e.g. 1GB)")
+
+
 def set_defaults(cachemax_mb: int | None = None) -> None:
     """Process-wide GDAL defaults of a server process (its own environment; values
     the user set win), the same for the session server and ``leafmap-tiles serve``.
@@ -55,6 +71,7 @@ def set_defaults(cachemax_mb: int | None = None) -> None:
     :data:`DEFAULTS`)."""
     if cachemax_mb is not None:
         os.environ["GDAL_CACHEMAX"] = str(int(cachemax_mb))
+    check_cachemax(os.environ.get("GDAL_CACHEMAX"))
     for k, v in DEFAULTS.items():
         if v == "":
             continue
@@ -106,15 +123,17 @@ def limit_malloc_arenas(n: int | None = None) -> bool:
     ``MALLOC_ARENA_MAX`` or :data:`MALLOC_ARENAS`), and a fixed mmap threshold of
     :data:`MMAP_THRESHOLD` bytes unless ``MALLOC_MMAP_THRESHOLD_`` is set (glibc then
     applied it already), both with ``mallopt``; call it before the worker threads start.
-    False where glibc is not the allocator."""
+    False where glibc is not the allocator; :class:`SettingsError` for a
+    ``MALLOC_ARENA_MAX`` that is not a whole number >= 1."""
     import ctypes
     import ctypes.util
 
     if n is None:
-        try:
-            n = int(os.environ.get("MALLOC_ARENA_MAX", "") or MALLOC_ARENAS)
-        except ValueError:
-            n = MALLOC_ARENAS
+        given = os.environ.get("MALLOC_ARENA_MAX", "").strip()
+        if given and not (given.isascii() and given.isdigit() and int(given) >= 1):
+            raise SettingsError(f"MALLOC_ARENA_MAX={given[:40]!r}: give a whole number of malloc arenas, at least 1 "
+                                f"(default {MALLOC_ARENAS})")
+        n = int(given) if given else MALLOC_ARENAS
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt

@@ -280,15 +280,25 @@ def test_factory_without_a_database_is_a_clear_error(monkeypatch):
         create_app()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--processes", "0"], "--processes must be at least 1"),
-    (["--workers", "0"], "--workers must be at least 1"),
+@pytest.mark.parametrize("args, env, message", [
+    (["--processes", "0"], {}, "--processes must be at least 1"),
+    (["--workers", "0"], {}, "--workers must be at least 1"),
+    # a tryout's --processes 2000 spawned 2000 workers; 1000000 said "port in use?"
+    (["--processes", "1000000"], {}, "per core of this machine"),
+    # an address this machine does not have is said so, not "port in use?"
+    (["--host", "10.255.255.1", "--processes", "2"], {}, "cannot bind 10.255.255.1:"),
+    (["--host", "10.255.255.1"], {}, "cannot bind 10.255.255.1:"),
+    # read by GDAL and glibc, which would take other text silently (docs/deploy.md's table)
+    ([], {"GDAL_CACHEMAX": "abc"}, "GDAL_CACHEMAX='abc'"),
+    ([], {"MALLOC_ARENA_MAX": "x"}, "MALLOC_ARENA_MAX='x'"),
 ])
-def test_serve_bad_process_options(sqlite_store, args, message):
+def test_serve_bad_process_options(sqlite_store, args, env, message):
     res = subprocess.run([sys.executable, "-m", "leafmap_tiles.cli", "serve", "-d", "tiles.sqlite", "--port", "0",
-                          *args], capture_output=True, text=True, timeout=60, cwd=str(sqlite_store))
+                          *args], capture_output=True, text=True, timeout=60, cwd=str(sqlite_store),
+                         env={**os.environ, **env})
     assert res.returncode == 2
     assert message in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
 
 
 def test_serve_processes_with_a_missing_database_fails_before_starting_workers(tmp_path):
