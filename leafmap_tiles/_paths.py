@@ -149,13 +149,17 @@ _VSI_SCHEMES = (("s3://", "/vsis3/"), ("gs://", "/vsigs/"), ("az://", "/vsiaz/")
 def to_gdal_path(path: str, vsicurl: bool = False) -> str:
     """The path GDAL opens for ``path``: ``s3://bucket/key`` -> ``/vsis3/bucket/key``,
     ``gs://`` -> ``/vsigs/``, ``az://`` -> ``/vsiaz/``; ``http(s)://`` URLs unchanged
-    (GDAL reads them itself) or, with ``vsicurl``, ``/vsicurl/`` + the URL (query
-    string kept), the name GDAL's caches and a VRT's members use; ``/vsi`` paths and
+    (GDAL reads them itself) or, with ``vsicurl``, ``/vsicurl/`` + the URL (scheme in
+    lower case, query string kept), the name GDAL's caches and a VRT's members use; ``/vsi`` paths and
     other ``scheme://`` URLs unchanged; a local path or ``file://`` URL made the
     absolute local path (:func:`local_path`).  Nothing is checked (see
     :func:`leafmap_tiles.s3.vsi_path` for an ``s3://`` URL's bucket and key)."""
     if is_http_url(path):
-        return "/vsicurl/" + path if vsicurl else path
+        # the scheme in lower case, as rasterio opens such a URL (``HTTP://h/a.tif`` is read
+        # as ``/vsicurl/http://h/a.tif``): the form GDAL's caches and path-specific
+        # options (credentials) are matched on
+        scheme, rest = path.split("://", 1)
+        return f"/vsicurl/{scheme.lower()}://{rest}" if vsicurl else path
     low = path[:8].lower()
     for scheme, vsi in _VSI_SCHEMES:
         if low.startswith(scheme):

@@ -244,7 +244,7 @@ def parse_style(params: dict, info, colormaps=None) -> Style:
         raise StyleError(f"tile_size must be 256 or 512, got {params.get('tile_size')!r}")
     try:
         tile_size = int(params.get("tile_size") or 256)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
         raise StyleError(f"tile_size must be 256 or 512, got {params.get('tile_size')!r}") from None
     if tile_size not in (256, 512):
         raise StyleError(f"tile_size must be 256 or 512, got {tile_size}")

@@ -96,7 +96,10 @@ def check_percentiles(percentiles) -> list[float]:
     """Percentiles as floats in [0, 100]; :class:`BadRequestError` otherwise."""
     if percentiles is None:
         return []
-    if isinstance(percentiles, (int, float)) and not isinstance(percentiles, bool):
+    if isinstance(percentiles, bool) or not isinstance(percentiles, (int, float, list, tuple)):
+        raise BadRequestError(f"percentiles must be a number or a list of numbers in [0, 100], "
+                              f"got {str(percentiles)[:40]!r}")
+    if isinstance(percentiles, (int, float)):
         percentiles = [percentiles]
     out = []
     for p in percentiles:

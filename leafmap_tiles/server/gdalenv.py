@@ -157,8 +157,9 @@ _lock = threading.Lock()
 
 
 def _url_prefix(url: str) -> str | None:
-    """``scheme://netloc/`` of an http(s) URL exactly as written (GDAL matches
-    path-specific options on the literal ``/vsicurl/`` prefix)."""
+    """``scheme://netloc/`` of an http(s) URL, the scheme in lower case and the rest as
+    written: GDAL matches path-specific options on the literal ``/vsicurl/`` prefix,
+    and rasterio opens ``HTTP://h/a.tif`` as ``/vsicurl/http://h/a.tif``."""
     from urllib.parse import urlsplit
 
     from leafmap_tiles import _paths
@@ -172,7 +173,7 @@ def _url_prefix(url: str) -> str | None:
         return None
     if not parts.netloc:
         return None
-    return f"{url[:len(parts.scheme)]}://{parts.netloc}/"  # the scheme as written (urlsplit lowers it)
+    return f"{parts.scheme}://{parts.netloc}/"  # urlsplit lowers the scheme only
 
 
 def _urls(path) -> list[str]:

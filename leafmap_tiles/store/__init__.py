@@ -69,7 +69,10 @@ def open(path_or_url: str | os.PathLike) -> KeyStore:  # noqa: A001 - mirrors te
     text = os.fspath(path_or_url)
     if not text:
         raise StoreError("Database url or path must not be empty")
-    scheme = urllib.parse.urlparse(text).scheme.split("+")[0].lower()
+    try:
+        scheme = urllib.parse.urlparse(text).scheme.split("+")[0].lower()
+    except ValueError as exc:  # e.g. "postgresql://u@[::1/db": an unclosed IPv6 address
+        raise StoreError(f"malformed database URL {text[:80]!r}: {exc}") from None
     if scheme == "postgresql":
         from .sql import PostgreSQLStore
 

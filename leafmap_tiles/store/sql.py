@@ -383,12 +383,16 @@ class _ServerStore(SQLStore):
         scheme = parsed.scheme.split("+")[0]
         if scheme != cls.DIALECT:
             raise StoreError(f'unsupported URL scheme "{parsed.scheme}" for {cls.__name__}')
+        try:
+            port = parsed.port
+        except ValueError as exc:  # "mysql://h:99999/db": a port out of range
+            raise StoreError(f"malformed database URL: {exc}") from None
         return sqla.engine.URL.create(
             drivername=f"{cls.DIALECT}+{cls.DRIVER}",
             username=urllib.parse.unquote(parsed.username) if parsed.username else None,
             password=urllib.parse.unquote(parsed.password) if parsed.password else None,
             host=parsed.hostname,
-            port=parsed.port,
+            port=port,
             database=parsed.path[1:],
             query=dict(urllib.parse.parse_qsl(parsed.query)),
         )

@@ -133,6 +133,9 @@ def test_a_child_that_ends_before_its_port_is_said_so():
                  "ingest makes one"),
     ("other.sqlite", "not a Terracotta database: {tmp}/other.sqlite (no such table: terracotta); create() or "
                      "leafmap-tiles ingest makes one"),
+    # malformed URLs let urlparse's ValueError out as a traceback (a re-check of issue 17)
+    ("postgresql://u@[::1/db", "malformed database URL 'postgresql://u@[::1/db': Invalid IPv6 URL"),
+    ("mysql://h:99999/db", "malformed database URL: Port out of range 0-65535"),
 ])
 def test_cli_serve_a_bad_database_is_one_line_and_exit_2(tmp_path, database, words):
     import sqlite3

@@ -362,6 +362,8 @@ _SQUARE = {"type": "Polygon", "coordinates": [[[-45.0, 70.0], [-44.0, 70.0], [-4
     ("statistics", {"geometry": None}, "Polygon"),
     ("statistics", {"geometry": _SQUARE, "percentiles": [101]}, "percentiles must be numbers in [0, 100]"),
     ("statistics", {"geometry": _SQUARE, "stats": ["mode"]}, "unknown statistic 'mode'"),
+    # a re-check's findings: a bool was iterated (500 TypeError)
+    ("statistics", {"geometry": _SQUARE, "percentiles": True}, "percentiles must be a number or a list"),
     ("statistics", {"geometry": _SQUARE, "style": [1]}, "'style' must be a JSON object"),
     ("statistics", {"geometry": _SQUARE, "scale": "2"}, "'scale' must be a finite number"),
     ("statistics", {"geometry": _SQUARE, "offset": True}, "'offset' must be a finite number"),
@@ -414,3 +416,15 @@ def test_an_unreadable_file_with_spaces_in_its_name_leaks_no_part_of_it(tmp_path
             assert f"source {sid}" in message
             for word in ("shade", "copy", "secret", "folder", ".tif", str(tmp_path)):
                 assert word not in message, message
+
+
+@pytest.mark.parametrize("raw", [b'{"path": "%s", "style": {"tile_size": Infinity}}',
+                                 b'{"path": "%s", "defaults": {"tile_size": 1e400}}'])
+def test_an_infinite_tile_size_is_a_style_error_not_a_500(client, raw):
+    """int(float('inf')) raised OverflowError, which the style parser did not catch (a
+    re-check of issue 17 found it); nothing is registered."""
+    before = client.get("/health").json()["sources"]
+    r = _admin(client, "sources", raw % data("cog.tif").encode())
+    assert r.status_code == 400 and r.json()["error"] == "StyleError", r.text
+    assert "tile_size must be 256 or 512" in r.json()["message"]
+    assert client.get("/health").json()["sources"] == before
