@@ -428,3 +428,19 @@ def test_an_infinite_tile_size_is_a_style_error_not_a_500(client, raw):
     assert r.status_code == 400 and r.json()["error"] == "StyleError", r.text
     assert "tile_size must be 256 or 512" in r.json()["message"]
     assert client.get("/health").json()["sources"] == before
+
+
+def test_file_urls_register_the_file_they_name(client, tmp_path):
+    """``file://localhost/...`` and percent-escaped names were checked as the file but
+    opened as the URL (400 "no such file" for a file that exists); the registration
+    now names the local file (a re-check of issue 17)."""
+    import shutil
+    import urllib.parse
+
+    spaced = tmp_path / "a b.tif"
+    shutil.copy(data("cog.tif"), spaced)
+    for url in (f"file://localhost{data('cog.tif')}", "file://" + urllib.parse.quote(str(spaced))):
+        r = _admin(client, "sources", {"path": url})
+        assert r.status_code == 200, (url, r.text)
+        assert r.json()["info"]["path"] in (data("cog.tif"), str(spaced))
+        assert client.get(f"/{TOKEN}/tiles/{r.json()['id']}/0/0/0.png").status_code in (200, 204)
