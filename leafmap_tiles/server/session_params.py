@@ -186,7 +186,7 @@ class RegistrationBody:
             _paths.check_url(member)  # before its host is asked (credentials) or GDAL reads it
         if any(_paths.is_file_url(m) for m in members(path)):  # GDAL opens the file, not the URL
             files = [_paths.local_path(m) if _paths.is_file_url(m) else m for m in members(path)]
-            path = source_path(files)
+            path = source_path(files) or path
         protected = body.get("protected")
         if protected is not None and not isinstance(protected, bool):
             raise BadRequestError(f"'protected' must be true or false, not a JSON {_kind(protected)}")
