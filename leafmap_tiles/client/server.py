@@ -406,12 +406,16 @@ class TileServer:
         ``offset`` given, else the file's tags for plain bands); see
         :mod:`leafmap_tiles.render.zonal` for the pixel rule.  ``stats``: the names
         among mean, median, min, max, std to compute (None: all); ``count`` and the
-        percentiles are always given.  Raises ``BadRequestError`` for a bad geometry,
-        percentiles or stats, ``UnknownSourceError``."""
+        percentiles are always given.  ``percentiles``: a number or any sequence or
+        array of numbers; ``stats``: a name or a list of names.  Raises
+        ``BadRequestError`` for a bad geometry, percentiles or stats, ``UnknownSourceError``."""
         body: StatisticsRequest = {"geometry": geometry, "style": style or {},
-                                   "percentiles": list(percentiles or ()), "scale": scale, "offset": offset}
+                                   "percentiles": _percentile_list(percentiles), "scale": scale, "offset": offset}
         if stats is not None:
-            body["stats"] = list(stats)
+            try:
+                body["stats"] = [stats] if isinstance(stats, str) else list(stats)
+            except TypeError:  # not a list of names: the server says so
+                body["stats"] = stats
         try:
             json.dumps(body, allow_nan=False)
         except (TypeError, ValueError) as exc:  # NaN/inf coordinates, objects JSON cannot carry
@@ -509,6 +513,26 @@ class TileServer:
     def local_url(self, path: str = "") -> str:
         self.start()
         return self._url(path)
+
+
+def _percentile_list(percentiles) -> list:
+    """``percentiles`` as the JSON list the server takes: None -> ``[]``, one number ->
+    ``[it]``, any sequence or numpy array of numbers -> its numbers as floats (numpy's
+    integers are no JSON); anything else is passed on for the server to refuse with
+    its message."""
+    import numbers
+
+    if percentiles is None:
+        return []
+    if hasattr(percentiles, "tolist") and not isinstance(percentiles, numbers.Number):
+        percentiles = percentiles.tolist()  # a numpy array (or pandas Series): Python numbers
+    if isinstance(percentiles, (numbers.Number, str, bytes)):
+        percentiles = [percentiles]
+    try:
+        items = list(percentiles)
+    except TypeError:
+        return [percentiles]
+    return [float(p) if isinstance(p, numbers.Real) and not isinstance(p, bool) else p for p in items]
 
 
 def _check_url_length(length: int, style: dict | None) -> None:

@@ -344,6 +344,7 @@ class Collection:
         from . import pixels
 
         names, lons, lats = pixels.check_points(points)
+        band = pixels.check_band(band)
         asset, by_date = self._rows_by_date(asset)
         values = pixels.run_dates(lambda rows: pixels.sample_date(rows, lons, lats, band), by_date,
                                   max_concurrent, progress, f"{self.name or 'collection'}: points")
@@ -397,6 +398,8 @@ class Collection:
 
         if resampling not in Resampling.__members__:
             raise CollectionError(f"unknown resampling {resampling!r}: one of {', '.join(Resampling.__members__)}")
+        band = pixels.check_band(band)
+        pixels.check_resolution(resolution)
         asset, by_date = self._rows_by_date(asset)
         pixels.check_bbox_overlaps(by_date, (w, s, e, n), asset)
         first_rows = next(iter(by_date.values()))

@@ -9,8 +9,9 @@ blocks).  Files are opened with :func:`leafmap_tiles.providers.access.open_raste
 URL gets its own host's credentials, as thread-local GDAL options of the reading thread.
 
 Values are physical: ``DN * scale + offset`` with the STAC ``raster:scale``/``offset``
-of the index, else the file's own tags; nodata (STAC ``nodata``, else the file's) and
-NaN are missing (``None`` / NaN).  The items of one date form a mosaic: each pixel from
+of the band read (the asset's own, or the band's entry of ``raster:bands``), else the
+file's own tags of that band; nodata (STAC ``nodata``, else the file's) and NaN are
+missing (``None`` / NaN).  The items of one date form a mosaic: each pixel from
 the first item (in index order) that has data there.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -66,14 +68,64 @@ def check_points(points) -> tuple[list, np.ndarray, np.ndarray]:
     return names, np.asarray(lons), np.asarray(lats)
 
 
-def _physical(row: Mapping[str, Any]) -> tuple[float, float, float | None]:
-    """(scale, offset, nodata) of an index row: STAC's, else the file's."""
-    scale, offset = row.get("stac_scale"), row.get("stac_offset")
-    if scale is None and offset is None:
-        scale, offset = row.get("scale"), row.get("offset")
-    nodata = row.get("stac_nodata")
-    if nodata is None:
-        nodata = row.get("nodata")
+def check_band(band) -> int:
+    """``band`` as a 1-based band number; :class:`CollectionError` for anything else."""
+    if isinstance(band, bool) or not isinstance(band, (int, np.integer)) or band < 1:
+        raise CollectionError(f"band must be a 1-based band number (an int >= 1), got {band!r}")
+    return int(band)
+
+
+def check_resolution(resolution) -> None:
+    """:class:`CollectionError` unless ``resolution`` is None or a real number (its sign
+    and the units are checked against the grid's CRS by :func:`output_grid`)."""
+    if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, Real)):
+        raise CollectionError(f"resolution must be a number (the pixel size in the CRS's units), got {resolution!r}")
+
+
+def _stac_band(row: Mapping[str, Any], band: int) -> tuple[Any, Any, Any]:
+    """(scale, offset, nodata) STAC gives for band ``band`` (> 1) of the row's asset: the
+    band's entry of ``raster:bands`` (or ``bands``), else the asset's own
+    ``raster:scale``/``raster:offset``/``nodata`` (which apply to every band); None
+    where STAC says nothing."""
+    import json
+
+    from leafmap_tiles.providers.items import _first
+
+    try:
+        fields = json.loads(row.get("asset_info") or "{}")
+    except (TypeError, ValueError):
+        fields = {}
+    if not isinstance(fields, dict):
+        fields = {}
+    bands = fields.get("raster:bands") or fields.get("bands") or []
+    entry = bands[band - 1] if isinstance(bands, list) and len(bands) >= band and isinstance(bands[band - 1], dict) else {}
+    scale = _first(fields.get("raster:scale"), entry.get("raster:scale"), entry.get("scale"))
+    offset = _first(fields.get("raster:offset"), entry.get("raster:offset"), entry.get("offset"))
+    nodata = _first(fields.get("nodata"), entry.get("nodata"), fields.get("raster:nodata"))
+    return scale, offset, nodata
+
+
+def _physical(row: Mapping[str, Any], band: int = 1, ds=None) -> tuple[float, float, float | None]:
+    """(scale, offset, nodata) of band ``band`` of an index row: STAC's, else the file's
+    (band 1 from the cached header; another band from STAC's entry of that band, else
+    ``ds``'s own tags of that band: band 1's scale/offset never apply to another)."""
+    if band == 1:
+        scale, offset = row.get("stac_scale"), row.get("stac_offset")
+        if scale is None and offset is None:
+            scale, offset = row.get("scale"), row.get("offset")
+        nodata = row.get("stac_nodata")
+        if nodata is None:
+            nodata = row.get("nodata")
+    else:
+        scale, offset, nodata = _stac_band(row, band)
+        if scale is None and offset is None and ds is not None:
+            scale, offset = ds.scales[band - 1], ds.offsets[band - 1]
+        if nodata is None:
+            nodata = row.get("stac_nodata")
+        if nodata is None and ds is not None:
+            nodata = ds.nodatavals[band - 1]
+        elif nodata is None:
+            nodata = row.get("nodata")
     return (1.0 if scale is None else float(scale)), (0.0 if offset is None else float(offset)), nodata
 
 
@@ -120,11 +172,11 @@ def sample_date(rows: list, lons, lats, band: int = 1) -> np.ndarray:
         inside = (r >= 0) & (r < int(row["height"])) & (c >= 0) & (c < int(row["width"]))
         if not inside.any():
             continue  # the header says no point is in this item: no request
-        scale, offset, nodata = _physical(row)
         idx = np.flatnonzero(todo)[inside]
         with open_raster(row["href"]) as ds:
             if band > ds.count:
                 raise CollectionError(f"band {band} of a {ds.count}-band asset ({row['id']}/{row['asset']})")
+            scale, offset, nodata = _physical(row, band, ds)
             mask_from_file = nodata is None
             rr, cc = r[inside], c[inside]
             r0, c0 = int(rr.min()), int(cc.min())
@@ -151,7 +203,8 @@ def sample_date(rows: list, lons, lats, band: int = 1) -> np.ndarray:
 def output_grid(rows: list, bbox, resolution):
     """(crs, transform, width, height) of the output grid: the first row's CRS, its
     pixel grid (origin kept, so native resolution reads exact pixels), ``resolution``
-    (in the CRS's units; default the row's own) over ``bbox`` (W, S, E, N EPSG:4326)."""
+    (in the CRS's units; default the row's own, its width and height) over ``bbox``
+    (W, S, E, N EPSG:4326)."""
     from affine import Affine
     from rasterio.crs import CRS
     from rasterio.warp import transform_bounds
@@ -159,16 +212,31 @@ def output_grid(rows: list, bbox, resolution):
     first = rows[0]
     crs = CRS.from_user_input(first["crs"])
     t = _affine(first)
-    native = abs(t.a)
-    res = native if resolution is None else float(resolution)
+    check_resolution(resolution)
+    res = abs(t.a) if resolution is None else float(resolution)
     if not res > 0 or not math.isfinite(res):
-        raise CollectionError(f"resolution must be a positive number of {crs.linear_units or 'CRS units'}, got {resolution!r}")
+        raise CollectionError(f"resolution must be a positive number in the CRS's units ({_units(crs)}), "
+                              f"got {resolution!r}")
+    res_y = abs(t.e) if resolution is None and t.e else res  # the file's own rows too (pixels need not be square)
     w, s, e, n = transform_bounds(CRS.from_epsg(4326), crs, *bbox, densify_pts=21)
     x0 = t.c + math.floor((w - t.c) / res) * res
-    y0 = t.f - math.floor((t.f - n) / res) * res
+    y0 = t.f - math.floor((t.f - n) / res_y) * res_y
     width = max(1, math.ceil((e - x0) / res))
-    height = max(1, math.ceil((y0 - s) / res))
-    return crs, Affine(res, 0.0, x0, 0.0, -res, y0), width, height
+    height = max(1, math.ceil((y0 - s) / res_y))
+    return crs, Affine(res, 0.0, x0, 0.0, -res_y, y0), width, height
+
+
+def _units(crs) -> str:
+    """What a resolution is measured in on ``crs``: "degrees for EPSG:4326", "metre for EPSG:32633"."""
+    try:
+        epsg = crs.to_epsg()
+    except Exception:
+        epsg = None
+    name = f"EPSG:{epsg}" if epsg else "the first item's CRS"
+    if crs.is_geographic:
+        return f"degrees for {name}"
+    units = crs.linear_units
+    return f"{units} for {name}" if units and units != "unknown" else f"units of {name}"
 
 
 def footprint_4326(row) -> tuple[float, float, float, float] | None:
@@ -199,6 +267,8 @@ def check_bbox_overlaps(by_date: dict, bbox, asset: str) -> None:
             if f is None:
                 return
             fw, fs, fe, fn = f
+            if fe < fw:  # across the antimeridian (178 .. -178.5): as 178 .. 181.5
+                fe += 360.0
             if fs < n and fn > s and any(fw + k < e and fe + k > w for k in (-360.0, 0.0, 360.0)):
                 return
             feet.append(f)
@@ -250,12 +320,12 @@ def read_date(rows: list, grid, band: int = 1, resampling: str = "nearest") -> n
             break
         if not _overlaps(row, crs, transform, width, height):
             continue  # no request for an item outside the bbox
-        scale, offset, nodata = _physical(row)
         level = _overview_level(row, abs(transform.a))
         kwargs = {} if level is None else {"overview_level": level}
         with open_raster(row["href"], **kwargs) as ds:
             if band > ds.count:
                 raise CollectionError(f"band {band} of a {ds.count}-band asset ({row['id']}/{row['asset']})")
+            scale, offset, nodata = _physical(row, band, ds)
             opts = {"crs": crs, "transform": transform, "width": width, "height": height,
                     "resampling": Resampling[resampling]}
             if nodata is not None:

@@ -26,8 +26,10 @@ _PCT = re.compile(r"^p(\d+(?:\.\d+)?)$")
 
 
 def check_stats(stats) -> tuple[list[str], list[float]]:
-    """(names, percentiles) for ``stats``: names from :data:`BASE_STATS` or ``"p<q>"``
-    (0 <= q <= 100, e.g. ``"p10"``, ``"p2.5"``); :class:`BadRequestError` otherwise."""
+    """(names, percentiles) for ``stats`` (one name, or a list of them): names from
+    :data:`BASE_STATS` or ``"p<q>"`` (0 <= q <= 100, e.g. ``"p10"``, ``"p2.5"``; any
+    spelling of the number, ``"p90.0"`` and ``"p090"`` are ``"p90"``: see
+    :func:`stat_key`); :class:`BadRequestError` otherwise."""
     if isinstance(stats, str):
         stats = (stats,)
     try:
@@ -46,11 +48,19 @@ def check_stats(stats) -> tuple[list[str], list[float]]:
             pct.append(q)
         elif n not in BASE_STATS:
             raise BadRequestError(f"unknown statistic {n!r}: use {', '.join(BASE_STATS)} or p<q> (e.g. 'p90')")
-    return list(dict.fromkeys(names)), pct
+    return list(dict.fromkeys(names)), list(dict.fromkeys(pct))
 
 
 def _percentile_key(q: float) -> str:
     return f"p{int(q)}" if float(q).is_integer() else f"p{q:g}"
+
+
+def stat_key(name: str) -> str:
+    """The key of statistic ``name`` in the server's answer: a percentile in its
+    canonical form (``"p90.0"``, ``"p090"`` -> ``"p90"``; ``"p2.50"`` -> ``"p2.5"``),
+    any other name as it is."""
+    m = _PCT.match(name)
+    return _percentile_key(float(m.group(1))) if m else name
 
 
 def frame_statistics(layers, geometry: dict, percentiles, progress=None, desc="area series",
@@ -114,8 +124,9 @@ def area_series(slider, geometry, stats=("mean", "median"), progress=None):
                                stats=wanted)
     columns = list(names) + (["count"] if "count" not in names else [])
     rows = []
+    keys = {n: stat_key(n) for n in columns}  # the column keeps the name asked ("p90.0")
     for res in results:
-        rows.append({n: (None if res is None else res.get(n)) for n in columns})
+        rows.append({n: (None if res is None else res.get(keys[n])) for n in columns})
     dates = [parse_date(label) for label in slider.labels]
     if all(d is not None for d in dates):
         index = pd.DatetimeIndex(pd.to_datetime(dates), name="date")

@@ -222,7 +222,9 @@ class RasterTileLayer(ipyleaflet.TileLayer):
 
         Pixel rule: the source's own pixels at full resolution; a pixel is inside when
         its **centre** is inside the polygon (``rasterio.features.geometry_mask``,
-        ``all_touched=False``), and each such pixel weighs 1; nodata (the layer's
+        ``all_touched=False``), and each such pixel weighs 1; the polygon's edges are
+        straight in lon/lat (edges longer than 0.05 degrees are densified before the
+        projection onto the source's grid); nodata (the layer's
         ``nodata=``, else the file's per-band mask), NaN and, for an expression,
         non-finite results are left out.  A mosaic takes each pixel from its first
         file with data.  Computed by the tile server (one request).

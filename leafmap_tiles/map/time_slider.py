@@ -610,8 +610,9 @@ class TimeSlider:
         Args:
             geometry: GeoJSON-like ``Polygon``/``MultiPolygon`` (or ``Feature``), or a
                 shapely geometry, in EPSG:4326 degrees.
-            stats: names among ``count``, ``mean``, ``median``, ``min``, ``max``,
-                ``std`` and percentiles ``"p<q>"`` (e.g. ``"p10"``).
+            stats: one name or a list of names among ``count``, ``mean``, ``median``,
+                ``min``, ``max``, ``std`` and percentiles ``"p<q>"`` (e.g. ``"p10"``;
+                ``"p90.0"`` is ``"p90"``, its column keeps the name given).
             progress: tqdm bar in the kernel (default: for 20 frames or more).
 
         Values are those of each frame's first band (or expression) in physical units,
@@ -619,9 +620,11 @@ class TimeSlider:
         the polygon, nodata left out; a same-date mosaic takes each pixel from its
         first file with data).  One request per frame, several at once: the tile
         server reads the frames concurrently.  Raises ``BadRequestError`` for a bad
-        geometry or statistic name (before any frame is read)."""
+        geometry or statistic name (before any frame is read), ``TileServerError``
+        when the slider or its map was closed."""
         from leafmap_tiles.map.area_series import area_series
 
+        self._check_open()
         return area_series(self, geometry, stats=stats, progress=progress)
 
     def show_area_series(self, df, stats=("mean", "median")) -> None:
@@ -655,9 +658,11 @@ class TimeSlider:
         deleting it clears the panel; clicks made with a draw, edit or delete tool do
         not reach the inspector.  Returns the
         :class:`~leafmap_tiles.map.area_series.AreaDraw` (``.control`` is the
-        DrawControl, ``.last_series`` the DataFrame); removed with the slider."""
+        DrawControl, ``.last_series`` the DataFrame); removed with the slider.
+        Raises ``TileServerError`` (nothing added) when the slider or its map was closed."""
         from leafmap_tiles.map.area_series import AreaDraw
 
+        self._check_open()
         if position not in _POSITIONS:
             from leafmap_tiles.errors import StyleError
 
@@ -674,6 +679,16 @@ class TimeSlider:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def _check_open(self) -> None:
+        """:class:`~leafmap_tiles.errors.TileServerError` (as a closed ``Map`` raises) when
+        this slider or its map was closed: nothing is added or requested then."""
+        from leafmap_tiles.errors import TileServerError
+
+        if getattr(self.map, "_closed", False):
+            raise TileServerError("this Map was closed; create a new Map()")
+        if self._closed:
+            raise TileServerError(f"this time slider ({self.name}) was closed; add a new one with m.add_time_slider()")
 
     def _on_map_change(self, change) -> None:
         if self._closed:

@@ -8,6 +8,10 @@ reduces with numpy: ``count``, ``mean``, ``median``, ``min``, ``max``, ``std``
 (population, ``ddof=0``) and the percentiles asked for (numpy's default ``linear``
 method).  It knows nothing of HTTP.
 
+The polygon's edges are straight in lon/lat (GeoJSON's rule): before it is projected
+onto the source's grid, edges longer than :data:`DENSIFY_DEGREES` get vertices along
+them (:func:`densify`), so a parallel stays a parallel on a polar grid.
+
 Masks are rasterio's per band (a band equal to nodata is nodata for that band), as
 :meth:`RenderEngine.point` reads them; for an expression a pixel counts where every
 band it uses has data and the result is finite (0/0 is nodata).  A mosaic (a tuple of
@@ -35,6 +39,9 @@ from leafmap_tiles.protocol import members as source_members
 #: Most pixels of the source one request may read; ``LEAFMAP_TILES_MAX_AREA_PIXELS``.
 MAX_AREA_PIXELS = 50_000_000
 STATS = ("count", "mean", "median", "min", "max", "std")
+#: Longest edge (degrees) of a polygon reprojected from EPSG:4326: longer edges get
+#: vertices added along them first (:func:`densify`).
+DENSIFY_DEGREES = 0.05
 
 
 def max_area_pixels() -> int:
@@ -115,11 +122,14 @@ def percentile_key(p: float) -> str:
 
 
 def check_stats(stats) -> tuple[str, ...] | None:
-    """The names of :data:`STATS` to compute (``count`` is always given); None (all)
-    for None; :class:`BadRequestError` for an unknown name or a non-list."""
+    """The names of :data:`STATS` to compute (``count`` is always given): a list of
+    names, or one name (``"mean"``, as ``slider.series`` takes it); None (all) for None;
+    :class:`BadRequestError` for an unknown name or anything else."""
     if stats is None:
         return None
-    if isinstance(stats, str) or not isinstance(stats, (list, tuple)):
+    if isinstance(stats, str):
+        stats = [stats]
+    if not isinstance(stats, (list, tuple)):
         raise BadRequestError(f"stats must be a list of names from {', '.join(STATS)}, got {str(stats)[:60]!r}")
     bad = [s for s in stats if s not in STATS]
     if bad:
@@ -180,8 +190,27 @@ def _geometry_key(geometry: dict) -> str:
     return json.dumps(geometry, sort_keys=True, separators=(",", ":"))
 
 
+def densify(geometry: dict) -> dict:
+    """``geometry`` (GeoJSON-like, EPSG:4326) with vertices added along every edge
+    longer than :data:`DENSIFY_DEGREES` (``shapely.segmentize``), unchanged (the same
+    dict) when no edge is.  A GeoJSON edge is straight in lon/lat; reprojected as it is
+    it becomes a straight chord in the target CRS, far off the edge where the two
+    differ (a parallel is a circle in a polar stereographic grid: the chord of a box
+    spanning every longitude cuts the ring out).  A field of a few hundredths of a
+    degree keeps its vertices."""
+    import shapely
+    import shapely.geometry
+
+    shp = shapely.geometry.shape(geometry)
+    dense = shapely.segmentize(shp, DENSIFY_DEGREES)
+    if shapely.get_num_coordinates(dense) == shapely.get_num_coordinates(shp):
+        return geometry
+    return shapely.geometry.mapping(dense)
+
+
 def _native_geometry(geometry: dict, crs, clip=None, crs_wkt: str | None = None) -> dict:
-    """``geometry`` (EPSG:4326) in ``crs``; with ``clip`` (W, S, E, N EPSG:4326, the
+    """``geometry`` (EPSG:4326) in ``crs``, its edges densified first (:func:`densify`:
+    each stays close to its lon/lat line); with ``clip`` (W, S, E, N EPSG:4326, the
     raster's footprint) first cut to it widened by a tenth each side: a polygon far
     larger than a projected raster (a continent over a UTM scene) does not survive the
     projection whole (its far parts fall outside the projection's domain, and GDAL
@@ -201,7 +230,7 @@ def _native_geometry(geometry: dict, crs, clip=None, crs_wkt: str | None = None)
             if cut.is_empty:
                 return None
             g = shapely.geometry.mapping(cut)
-        return transform_geom("EPSG:4326", crs, g)
+        return transform_geom("EPSG:4326", crs, densify(g))
 
     wkt = crs_wkt if crs_wkt is not None else crs.to_wkt() if crs is not None else None
     key = (_geometry_key(geometry), wkt, tuple(clip) if clip else None)

@@ -98,3 +98,134 @@ def test_read_of_a_bbox_far_from_the_items_says_so_before_reading(naip, monkeypa
     lon, lat = pixel_lonlat(naip_files()[0], 2, 2)
     da = naip.read((lon - 0.01, lat - 0.0001, lon + 0.0001, lat + 0.01), band=4, progress=False)
     assert opened and np.isfinite(da.values).any()
+
+
+def test_each_band_gets_its_own_scale_and_offset():
+    """cog_scale.tif: band 1 scale 0.0001 offset 1000, band 2 0.001 / 2000 (GDAL tags);
+    band 2 was given band 1's (1000.4686 instead of 2004.686)."""
+    from rasterio.warp import transform as warp_transform
+    from rasterio.windows import from_bounds
+
+    from tests.conftest import data
+
+    path = data("cog_scale.tif")
+    col = collections.from_items([collections.local_item(path, datetime="2021-01-01", asset="a")])
+    with rasterio.open(path) as ds:
+        assert ds.scales == (0.0001, 0.001) and ds.offsets == (1000.0, 2000.0)
+        x, y = ds.xy(100, 100)
+        (lon,), (lat,) = warp_transform(ds.crs, "EPSG:4326", [x], [y])
+        raw = ds.read()
+        b = rasterio.warp.transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
+    for band in (1, 2):
+        s, o = (0.0001, 1000.0) if band == 1 else (0.001, 2000.0)
+        got = col.sample_points([(lon, lat)], asset="a", band=band, progress=False)["value"].iloc[0]
+        assert got == float(raw[band - 1, 100, 100]) * s + o
+    assert col.sample_points([(lon, lat)], asset="a", band=2, progress=False)["value"].iloc[0] == pytest.approx(2004.686)
+    # read: the file's own pixels, each band with its scale/offset, nodata 0 missing
+    bbox = (b[0] + 0.3, b[1] + 0.3, b[2] - 0.3, b[3] - 0.3)
+    for band in (1, 2):
+        s, o = (0.0001, 1000.0) if band == 1 else (0.001, 2000.0)
+        da = col.read(bbox, asset="a", band=band, progress=False)
+        t = da.rio.transform()
+        with rasterio.open(path) as ds:
+            win = from_bounds(t.c, t.f + t.e * da.sizes["y"], t.c + t.a * da.sizes["x"], t.f, transform=ds.transform)
+            want = ds.read(band, window=win.round_offsets().round_lengths()).astype("float64")
+        want = np.where(want == 0, np.nan, want * s + o)
+        np.testing.assert_array_equal(da.isel(time=0).values, want)
+        assert 1000 * band < np.nanmean(want) < 1000 * band + 20
+
+
+def test_stac_raster_bands_give_each_band_its_own_scale(tmp_path):
+    """raster:bands with one entry per band: band 2 uses the second entry."""
+    import json
+
+    from tests.conftest import data
+
+    path = data("cog_scale.tif")
+    item = collections.local_item(path, datetime="2021-01-01", asset="a")
+    item.assets["a"].extra_fields["raster:bands"] = [{"scale": 2.0, "offset": 1.0}, {"scale": 3.0, "offset": -5.0}]
+    col = collections.from_items([item])
+    assert json.loads(col.table["asset_info"][0].as_py())["raster:bands"][1]["scale"] == 3.0
+    with rasterio.open(path) as ds:
+        x, y = ds.xy(40, 60)
+        (lon,), (lat,) = rasterio.warp.transform(ds.crs, "EPSG:4326", [x], [y])
+        raw = ds.read()[:, 40, 60].astype("float64")
+    v1 = col.sample_points([(lon, lat)], asset="a", band=1, progress=False)["value"].iloc[0]
+    v2 = col.sample_points([(lon, lat)], asset="a", band=2, progress=False)["value"].iloc[0]
+    assert (v1, v2) == (raw[0] * 2.0 + 1.0, raw[1] * 3.0 - 5.0)
+
+
+@pytest.mark.parametrize("bbox", [(179.5, 51.0, 180.5, 52.0), (-179.9, 51.0, -179.5, 52.0), (178.2, 51.0, 179.0, 51.5)])
+def test_read_of_an_item_across_the_antimeridian(bbox):
+    """cog_dateline.tif (EPSG:32660, 178E .. 178.5W): a bbox on either side of 180 (or
+    across it, as 179.5 .. 180.5) was refused (NoOverlapError); the pixels are the file's."""
+    from tests.conftest import data
+
+    path = data("cog_dateline.tif")
+    col = collections.from_items([collections.local_item(path, "2020-01-01", asset="d")])
+    da = col.read(bbox, asset="d", progress=False)
+    t = da.rio.transform()
+    with rasterio.open(path) as ds:
+        c0, r0 = ~ds.transform * (t.c, t.f)
+        assert abs(c0 - round(c0)) < 1e-6 and abs(r0 - round(r0)) < 1e-6  # the file's own grid
+        want = ds.read(1, window=((round(r0), round(r0) + da.sizes["y"]), (round(c0), round(c0) + da.sizes["x"])),
+                       boundless=True, masked=True)
+    want = np.asarray(want.astype("float64").filled(np.nan))
+    assert da.sizes["y"] > 500 and da.sizes["x"] > 250
+    np.testing.assert_array_equal(da.isel(time=0).values, want)
+    assert np.isfinite(want).all()
+    # a coarser grid reads the overview nearest it: rasterio's same overview, warped
+    from rasterio.vrt import WarpedVRT
+
+    coarse = col.read(bbox, asset="d", resolution=500, progress=False)
+    grid = coarse.rio.transform()
+    with rasterio.open(path, overview_level=0) as ov:  # 4x: 400 m, the largest not coarser than 500 m
+        with WarpedVRT(ov, crs=ov.crs, transform=grid, width=coarse.sizes["x"], height=coarse.sizes["y"]) as vrt:
+            ref = vrt.read(1, masked=True).astype("float64").filled(np.nan)
+    np.testing.assert_array_equal(coarse.isel(time=0).values, ref)
+    assert np.isfinite(ref).sum() > 0.9 * ref.size
+
+
+def test_band_and_resolution_are_checked_before_reading(naip, monkeypatch):
+    from leafmap_tiles.errors import CollectionError
+    from leafmap_tiles.providers import access
+
+    opened = []
+    real_open = access.open_raster
+    monkeypatch.setattr(access, "open_raster", lambda href, **kw: opened.append(href) or real_open(href, **kw))
+    lon, lat = pixel_lonlat(naip_files()[0], 100, 100)
+    bbox = (lon - 0.001, lat - 0.001, lon + 0.001, lat + 0.001)
+    for band in (0, -1, True, 1.0, "1", None):
+        with pytest.raises(CollectionError, match="band must be a 1-based band number"):
+            naip.sample_points([(lon, lat)], band=band, progress=False)
+        with pytest.raises(CollectionError, match="band must be a 1-based band number"):
+            naip.read(bbox, band=band, progress=False)
+    with pytest.raises(CollectionError, match=r"band 9 of a 4-band asset"):
+        naip.sample_points([(lon, lat)], band=9, progress=False)
+    opened.clear()
+    for res in ("20", b"20", [20], True):
+        with pytest.raises(CollectionError, match="resolution must be a number"):
+            naip.read(bbox, resolution=res, progress=False)
+    for res in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(CollectionError, match=r"positive number in the CRS's units \(metre for EPSG:26914\)"):
+            naip.read(bbox, resolution=res, progress=False)
+    assert opened == []
+    assert naip.read(bbox, band=np.int64(4), resolution=np.float64(2.0), progress=False).sizes["time"] == 10
+
+
+def test_resolution_message_names_degrees_for_a_geographic_grid(tmp_path):
+    from rasterio.transform import from_origin
+
+    from leafmap_tiles.errors import CollectionError
+
+    path = tmp_path / "geo.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=20, height=10, count=1, dtype="uint8", crs="EPSG:4326",
+                       transform=from_origin(10.0, 50.0, 0.01, 0.01)) as ds:
+        ds.write(np.arange(200, dtype="uint8").reshape(1, 10, 20))
+    col = collections.from_items([collections.local_item(path, "2020-01-01")])
+    with pytest.raises(CollectionError, match=r"positive number in the CRS's units \(degrees for EPSG:4326\)"):
+        col.read((10.0, 49.9, 10.2, 50.0), resolution=0, progress=False)
+    with pytest.raises(CollectionError, match="resolution must be a number"):
+        col.read((10.0, 49.9, 10.2, 50.0), resolution="20", progress=False)
+    da = col.read((10.005, 49.905, 10.195, 49.995), progress=False)
+    np.testing.assert_array_equal(da.isel(time=0).values, np.arange(200).reshape(10, 20).astype("float64"))

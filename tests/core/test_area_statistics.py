@@ -31,11 +31,22 @@ def lonlat_polygon(path, rows_cols):
 FIELD = [(30.3, 40.2), (60.7, 200.1), (210.4, 170.6), (180.2, 20.9)]  # a quadrilateral field
 
 
+def native(poly, crs):
+    """``poly`` (EPSG:4326) in ``crs``: its edges straight in lon/lat (GeoJSON's), so
+    densified to the server's step (``zonal.DENSIFY_DEGREES``) before the projection; a
+    polygon whose edges are all shorter is projected as it is."""
+    import shapely
+
+    from leafmap_tiles.render import zonal
+
+    return transform_geom("EPSG:4326", crs, sg.mapping(shapely.segmentize(sg.shape(poly), zonal.DENSIFY_DEGREES)))
+
+
 def reference(path, poly, expression=None, band=1, percentiles=(2, 98)):
     """rasterio + numpy alone: values inside ``poly`` (pixel centres), nodata excluded,
     scale/offset tags applied for a plain band."""
     with rasterio.open(path) as ds:
-        geom = transform_geom("EPSG:4326", ds.crs, sg.mapping(poly))
+        geom = native(poly, ds.crs)
         inside = geometry_mask([geom], out_shape=(ds.height, ds.width), transform=ds.transform, invert=True)
         a = ds.read(masked=True).astype("float64")
         scales, offsets = ds.scales, ds.offsets
@@ -123,11 +134,16 @@ def test_scale_offset_applied_and_nodata_excluded(m):
     lyr = layers[1]
     own = m.server.statistics(lyr.source_id, sg.mapping(poly), lyr.style, (), scale=2.0, offset=-1.0)
     with rasterio.open(path) as ds:
-        geom = transform_geom("EPSG:4326", ds.crs, sg.mapping(poly))
+        geom = native(poly, ds.crs)
+        # this triangle's edges (~1 degree) are densified: its lon/lat edges are up to
+        # 0.43 px off their chords on this grid, 58 pixel centres change sides
+        chords = geometry_mask([transform_geom("EPSG:4326", ds.crs, sg.mapping(poly))], out_shape=ds.shape,
+                               transform=ds.transform, invert=True)
         inside = geometry_mask([geom], out_shape=(ds.height, ds.width), transform=ds.transform, invert=True)
         b1 = ds.read(1, masked=True)
     raw = b1.data[inside & ~b1.mask].astype(float)
     assert own["statistics"][0]["mean"] == pytest.approx((raw * 2.0 - 1.0).mean(), rel=1e-12)
+    assert own["pixels"] == int(inside.sum()) != int(chords.sum())
 
 
 def test_nodata_block_and_mosaic_fill(m, tmp_path):
@@ -263,3 +279,58 @@ def test_mosaic_counts_the_pixels_of_later_files_beyond_the_first(m, tmp_path):
     got = m.add_raster(halves, expression=NDVI).statistics(poly)
     assert got["pixels"] == pixels
     assert_same(got, ref)
+
+
+def polar_reference(path, poly, step):
+    """rasterio + numpy on the polar grid: ``poly`` densified in EPSG:4326 (edges of at
+    most ``step`` degrees, straight in lon/lat) then projected, centre-in-polygon."""
+    import shapely
+
+    with rasterio.open(path) as ds:
+        geom = transform_geom("EPSG:4326", ds.crs, sg.mapping(shapely.segmentize(poly, step)))
+        inside = geometry_mask([geom], out_shape=(ds.height, ds.width), transform=ds.transform, invert=True)
+        a = ds.read(1, masked=True)
+    d = a.data.astype("float64")
+    vals = d[inside & ~np.ma.getmaskarray(a) & np.isfinite(d)]
+    ref = {"count": vals.size, "mean": vals.mean(), "median": np.median(vals), "min": vals.min(),
+           "max": vals.max(), "std": vals.std(), "p2": np.percentile(vals, 2), "p98": np.percentile(vals, 98)}
+    return ref, int(inside.sum())
+
+
+def test_polygon_edges_follow_their_parallels_on_a_polar_grid(m):
+    """bremen sea ice (EPSG:3031, 6.25 km): a box's edges are straight in lon/lat, so a
+    parallel is a circle on the polar grid. Reprojected as straight chords, the ring
+    -75..-60 over every longitude collapsed to nothing (0 pixels) and the sector 0..90E
+    lost 9 of its 10 parts; densified in EPSG:4326 first they are rasterio's mask of
+    the densified polygon, and a finer densification changes no pixel."""
+    from leafmap_tiles.render import zonal
+
+    path = data("bremen_sea_ice_conc_2022_9_9.tif")
+    lyr = m.add_raster(path)
+    for box, least, chord_share in (((-180, -75, 180, -60), 600_000, 0.01), ((0, -75, 90, -65), 90_000, 0.7),
+                                    ((-60, -78, -20, -65), 20_000, 0.95)):
+        poly = sg.box(*box)
+        got = lyr.statistics(poly)
+        ref, pixels = polar_reference(path, poly, zonal.DENSIFY_DEGREES)
+        assert got["pixels"] == pixels > least, box
+        assert_same(got, ref)
+        fine, fine_pixels = polar_reference(path, poly, 0.005)
+        assert fine_pixels == pixels and fine["count"] == ref["count"], box
+        # the chords alone (the old projection) miss part of the area: all of the ring,
+        # a third of the 90-degree sector, 8% of the Weddell box
+        with rasterio.open(path) as ds:
+            chords = geometry_mask([transform_geom("EPSG:4326", ds.crs, sg.mapping(poly))], out_shape=ds.shape,
+                                   transform=ds.transform, invert=True)
+        assert chords.sum() < chord_share * pixels, box
+    ring = lyr.statistics(sg.box(-180, -75, 180, -60))
+    assert (ring["count"], ring["pixels"]) == (414049, 677528)
+
+
+def test_small_polygons_are_not_densified():
+    """A field of 0.02 degrees keeps its vertices (same dict): its statistics are as before."""
+    from leafmap_tiles.render import zonal
+
+    field = sg.mapping(sg.box(-112.71, 40.79, -112.69, 40.81))
+    assert zonal.densify(field) is field
+    big = zonal.densify(sg.mapping(sg.box(0, -75, 90, -65)))
+    assert len(big["coordinates"][0]) > (90 + 10) * 2 / zonal.DENSIFY_DEGREES

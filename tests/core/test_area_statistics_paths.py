@@ -42,9 +42,12 @@ def test_only_the_stats_asked_are_computed_and_all_by_default(m):
     assert list(every) == ["count", "mean", "median", "min", "max", "std", "p10", "p90"]
     assert_same(every, ref)
     assert srv.statistics(lyr.source_id, geom, lyr.style, [], stats=[])["statistics"][0] == {"count": ref["count"]}
-    for bad in (["average"], "mean", [3]):
+    for bad in (["average"], "average", [3], 3):
         with pytest.raises(BadRequestError):
             srv.statistics(lyr.source_id, geom, lyr.style, [], stats=bad)
+    # one name alone, as slider.series takes it
+    assert srv.statistics(lyr.source_id, geom, lyr.style, [], stats="mean")["statistics"][0] == {
+        "count": ref["count"], "mean": some["mean"]}
     # the layer's own method still answers every statistic
     assert set(lyr.statistics(poly, percentiles=(10, 90))) >= {"count", "mean", "median", "min", "max", "std", "p10"}
 

@@ -304,3 +304,68 @@ def test_clicks_while_a_draw_tool_is_on_do_not_reach_the_inspector(m, files):
     assert m.inspector.last is not None and ts.shown_series[0][1] == pytest.approx(ndvi, rel=1e-12)
     ts.close()
     assert d.watcher_control not in m.controls and d.control not in m.controls
+
+
+def test_percentile_names_in_any_spelling_get_their_values(m, files):
+    """"p90.0", "p090" are p90 and "p2.50" is p2.5 (they were all-NaN columns): each
+    column keeps the name asked, with rasterio + numpy's percentile."""
+    ts = m.add_time_slider(files[:3], expression=NDVI)
+    poly = lonlat_polygon(files[0], FIELD)
+    df = ts.series(poly, stats=("p90.0", "p090", "p90", "p2.50", "p2.5", "mean"))
+    assert list(df.columns) == ["label", "p90.0", "p090", "p90", "p2.50", "p2.5", "mean", "count"]
+    assert df.notna().all().all()
+    for f, (_, row) in zip(files, df.iterrows()):
+        ref, _ = reference(f, poly, NDVI, percentiles=(90, 2.5))
+        for name, key in (("p90.0", "p90"), ("p090", "p90"), ("p90", "p90"), ("p2.50", "p2.5"), ("p2.5", "p2.5")):
+            assert row[name] == pytest.approx(ref[key], rel=1e-12), (row["label"], name)
+        assert row["count"] == ref["count"]
+
+
+def test_series_and_draw_control_of_a_closed_slider_or_map_say_so(files):
+    from leafmap_tiles import Map
+    from leafmap_tiles.errors import TileServerError
+
+    mp = Map(basemap=None)
+    try:
+        poly = lonlat_polygon(files[0], FIELD)
+        ts = mp.add_time_slider(files[:2], expression=NDVI)
+        ts.close()
+        n = len(mp.controls)
+        with pytest.raises(TileServerError, match="time slider .* was closed"):
+            ts.add_draw_control()
+        with pytest.raises(TileServerError, match="time slider .* was closed"):
+            ts.series(poly)
+        assert len(mp.controls) == n and ts.draw is None  # no orphan control
+        ts2 = mp.add_time_slider(files[:2], expression=NDVI)
+        assert ts2.series(poly, stats="mean")["count"].iloc[0] > 0
+    finally:
+        mp.close()
+    n = len(mp.controls)
+    with pytest.raises(TileServerError, match="this Map was closed"):
+        ts2.add_draw_control()
+    with pytest.raises(TileServerError, match="this Map was closed"):
+        ts2.series(poly)
+    assert len(mp.controls) == n
+
+
+def test_percentiles_as_an_array_and_a_single_stat_name(m, files):
+    """percentiles=np.array([10, 90]) (it raised numpy's "truth value ambiguous") and
+    stats="mean" given to the server's statistics as to slider.series."""
+    lyr = m.add_raster(files[0], expression=NDVI)
+    poly = lonlat_polygon(files[0], FIELD)
+    ref, _ = reference(files[0], poly, NDVI, percentiles=(10, 90))
+    for pct in (np.array([10, 90]), np.array([10.0, 90.0]), [np.int64(10), np.float64(90)], (10, 90)):
+        got = lyr.statistics(poly, percentiles=pct)
+        assert (got["p10"], got["p90"]) == pytest.approx((ref["p10"], ref["p90"]), rel=1e-12)
+    assert lyr.statistics(poly, percentiles=0)["p0"] == pytest.approx(ref["min"], rel=1e-12)
+    assert lyr.statistics(poly, percentiles=np.float64(90))["p90"] == pytest.approx(ref["p90"], rel=1e-12)
+    for bad in (np.array([10, 101]), ["p90"], np.array([np.nan])):
+        with pytest.raises(BadRequestError):
+            lyr.statistics(poly, percentiles=bad)
+    one = m.server.statistics(lyr.source_id, sg.mapping(poly), lyr.style, [], stats="mean")["statistics"][0]
+    assert one == {"count": ref["count"], "mean": pytest.approx(ref["mean"], rel=1e-12)}
+    from leafmap_tiles.render import zonal
+
+    assert zonal.check_stats("mean") == ("mean",) and zonal.check_stats(["mean", "std"]) == ("mean", "std")
+    with pytest.raises(BadRequestError):
+        zonal.check_stats("average")
