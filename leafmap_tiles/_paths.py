@@ -70,11 +70,16 @@ def from_vsicurl(path: str) -> str:
     return path[len("/vsicurl/"):] if path.startswith("/vsicurl/") else path
 
 
+def is_s3_url(path: str) -> bool:
+    """Whether ``path`` is an ``s3://`` URL (any case of the scheme; not a ``/vsis3/`` path)."""
+    return path[:5].lower() == "s3://"
+
+
 def is_s3(path: object) -> bool:
     """Whether ``path`` is on S3: an ``s3://`` URL (any case of the scheme) or a
     ``/vsis3/`` path; a mosaic (or the list of paths JSON carries) when any member is."""
     if isinstance(path, str):
-        return path[:5].lower() == "s3://" or path.startswith("/vsis3/")
+        return is_s3_url(path) or path.startswith("/vsis3/")
     checked = source_path(path)
     return checked is not None and any(is_s3(p) for p in members(checked))
 

@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from . import _paths
 from .errors import LeafmapTilesError, S3ConfigurationError, SettingsError, StoreError
 
 #: ``serve --processes N`` refuses N above this many per core (each process is a whole
@@ -327,7 +328,7 @@ def _worker_app(database: str, workers: int | None, gdal_cachemax: int | None, l
         pass
     try:
         store_arg: object = database
-        if remote_dir is not None and database.startswith("s3://"):
+        if remote_dir is not None and _paths.is_s3_url(database):
             from .store.remote import RemoteSQLiteStore
 
             store_arg = RemoteSQLiteStore(database, cache_dir=remote_dir)
@@ -403,7 +404,7 @@ def _run_serve(args) -> int:
             elif hasattr(ks, "dispose"):
                 ks.dispose()
         temp_db, database = None, args.database
-        if args.database.startswith("s3://"):
+        if _paths.is_s3_url(args.database):
             import tempfile
 
             remote_dir = tempfile.mkdtemp(prefix="leafmap_tiles_serve_s3_")

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from leafmap_tiles import _paths
 from leafmap_tiles.providers.dates import date_bounds
 
 from . import headers as _headers
@@ -31,7 +32,7 @@ def resolve_source(source: Any) -> tuple[str, str]:
     """(STAC API URL, source label) for a URL or a provider module/object with
     ``stac_url()`` (e.g. :mod:`leafmap_tiles.providers.terrascope`)."""
     if isinstance(source, str):
-        if not source.startswith(("http://", "https://")):
+        if not _paths.is_http_url(source):
             raise CollectionError(f"source must be a STAC API URL (http/https) or a provider, got {source!r}")
         return source.rstrip("/"), source.rstrip("/")
     stac_url = getattr(source, "stac_url", None)

@@ -89,7 +89,7 @@ def _stac_band(row: Mapping[str, Any], band: int) -> tuple[Any, Any, Any]:
     where STAC says nothing."""
     import json
 
-    from leafmap_tiles.providers.items import _first
+    from leafmap_tiles.providers.items import first_given
 
     try:
         fields = json.loads(row.get("asset_info") or "{}")
@@ -99,9 +99,9 @@ def _stac_band(row: Mapping[str, Any], band: int) -> tuple[Any, Any, Any]:
         fields = {}
     bands = fields.get("raster:bands") or fields.get("bands") or []
     entry = bands[band - 1] if isinstance(bands, list) and len(bands) >= band and isinstance(bands[band - 1], dict) else {}
-    scale = _first(fields.get("raster:scale"), entry.get("raster:scale"), entry.get("scale"))
-    offset = _first(fields.get("raster:offset"), entry.get("raster:offset"), entry.get("offset"))
-    nodata = _first(fields.get("nodata"), entry.get("nodata"), fields.get("raster:nodata"))
+    scale = first_given(fields.get("raster:scale"), entry.get("raster:scale"), entry.get("scale"))
+    offset = first_given(fields.get("raster:offset"), entry.get("raster:offset"), entry.get("offset"))
+    nodata = first_given(fields.get("nodata"), entry.get("nodata"), fields.get("raster:nodata"))
     return scale, offset, nodata
 
 

@@ -159,7 +159,7 @@ def _as_store(store):
         from leafmap_tiles.errors import SourceNotFoundError
 
         text = os.fspath(store)
-        if text.startswith(("http://", "https://")):  # a running Terracotta-compatible server
+        if _paths.is_http_url(text):  # a running Terracotta-compatible server (any case of the scheme)
             return _store.connect(text)
         # a local file (a path or a file:// URL) must be there; a database URL is opened
         if not _paths.is_remote_path(text) and not os.path.exists(_paths.from_file_url(text)):

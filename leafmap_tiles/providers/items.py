@@ -98,7 +98,8 @@ def get_item_dates(items: Iterable[Any]) -> list[str]:
     return [item_date(item) for item in items]
 
 
-def _first(*values: Any) -> Any:
+def first_given(*values: Any) -> Any:
+    """The first of ``values`` that is not None (None if all are)."""
     for v in values:
         if v is not None:
             return v
@@ -124,7 +125,7 @@ def get_render_params(item: Any, asset_key: str) -> dict[str, float | None]:
     fields = asset.extra_fields
     bands = fields.get("raster:bands") or fields.get("bands") or []
     band = bands[0] if bands and isinstance(bands[0], dict) else {}
-    scale = _first(fields.get("raster:scale"), band.get("raster:scale"), band.get("scale"))
-    offset = _first(fields.get("raster:offset"), band.get("raster:offset"), band.get("offset"))
-    nodata = _first(fields.get("nodata"), band.get("nodata"), fields.get("raster:nodata"))
+    scale = first_given(fields.get("raster:scale"), band.get("raster:scale"), band.get("scale"))
+    offset = first_given(fields.get("raster:offset"), band.get("raster:offset"), band.get("offset"))
+    nodata = first_given(fields.get("nodata"), band.get("nodata"), fields.get("raster:nodata"))
     return {"scale": _number(scale), "offset": _number(offset), "nodata": _number(nodata)}
