@@ -73,12 +73,17 @@ class CollectionAsset:
         return _plain_header(self.row)
 
     def render_params(self) -> dict[str, Any]:
-        """{"scale", "offset", "nodata"}: STAC's values, else the file's own
-        (scale 1 / offset 0 count as none)."""
+        """{"scale", "offset", "nodata"}: STAC's values, else a one-band file's own
+        (scale 1 / offset 0 count as none).  A file of several bands keeps its tags to
+        the tile server, which applies each band's own (the index holds band 1's only:
+        given to the layer, they were applied to every band, e.g. band 2 of
+        cog_scale.tif read 1000.3 for 2003.4)."""
         r = self.row
         scale = r.get("stac_scale")
         offset = r.get("stac_offset")
-        if scale is None and offset is None and (r.get("scale"), r.get("offset")) not in ((None, None), (1.0, 0.0)):
+        one_band = r.get("count") == 1
+        if (scale is None and offset is None and one_band
+                and (r.get("scale"), r.get("offset")) not in ((None, None), (1.0, 0.0))):
             scale, offset = r.get("scale"), r.get("offset")
         return {"scale": scale, "offset": offset, "nodata": r.get("stac_nodata")}
 

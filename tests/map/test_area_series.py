@@ -369,3 +369,27 @@ def test_percentiles_as_an_array_and_a_single_stat_name(m, files):
     assert zonal.check_stats("mean") == ("mean",) and zonal.check_stats(["mean", "std"]) == ("mean", "std")
     with pytest.raises(BadRequestError):
         zonal.check_stats("average")
+
+
+def test_a_collection_layer_of_band_2_uses_band_2s_scale_and_offset(m):
+    """cog_scale.tif's bands carry different scale/offset tags (0.0001/1000, 0.001/2000)
+    and the collection's index holds band 1's only: given to the layer, band 1's were
+    applied to band 2 (mean 1000.3 for 2003.4; a re-check of issue 16).  A collection
+    layer and a time slider of the collection now give the file layer's statistics."""
+    import rasterio.warp
+
+    from leafmap_tiles import collections
+    from tests.conftest import data
+
+    path = data("cog_scale.tif")
+    col = collections.from_items([collections.local_item(path, datetime="2021-01-01", asset="a")])
+    with rasterio.open(path) as ds:
+        w, s, e, n = rasterio.warp.transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
+    box = sg.box(w + (e - w) / 3, s + (n - s) / 3, w + 2 * (e - w) / 3, s + 2 * (n - s) / 3)
+    want = m.add_raster(path, indexes=[2]).statistics(box)
+    assert 1999 < want["mean"] < 2014  # band 2 in physical units
+    got = m.add_raster(col[0], indexes=[2]).statistics(box)
+    assert got["count"] == want["count"] and got["mean"] == pytest.approx(want["mean"], rel=1e-12)
+    sl = m.add_time_slider(col, indexes=[2])
+    row = sl.series(box, stats=("mean",), progress=False).iloc[0]
+    assert row["mean"] == pytest.approx(want["mean"], rel=1e-12)
