@@ -208,14 +208,14 @@ def densify(geometry: dict) -> dict:
     return shapely.geometry.mapping(dense)
 
 
-def _native_geometry(geometry: dict, crs, clip=None, crs_wkt: str | None = None) -> dict:
-    """``geometry`` (EPSG:4326) in ``crs``, its edges densified first (:func:`densify`:
+def _native_geometry(geometry: dict, grid: _Grid, clip=None) -> dict:
+    """``geometry`` (EPSG:4326) in ``grid``'s CRS, its edges densified first (:func:`densify`:
     each stays close to its lon/lat line); with ``clip`` (W, S, E, N EPSG:4326, the
     raster's footprint) first cut to it widened by a tenth each side: a polygon far
     larger than a projected raster (a continent over a UTM scene) does not survive the
     projection whole (its far parts fall outside the projection's domain, and GDAL
-    returned an empty or broken shape: 0 pixels counted).  ``crs_wkt``: ``crs.to_wkt()``
-    when the caller has it (a :class:`_Grid`'s), for the cache key."""
+    returned an empty or broken shape: 0 pixels counted).  ``grid``: the source's
+    :class:`_Grid` (its CRS, and the CRS's WKT for the cache key)."""
     from rasterio.warp import transform_geom
 
     def make():
@@ -230,16 +230,15 @@ def _native_geometry(geometry: dict, crs, clip=None, crs_wkt: str | None = None)
             if cut.is_empty:
                 return None
             g = shapely.geometry.mapping(cut)
-        return transform_geom("EPSG:4326", crs, densify(g))
+        return transform_geom("EPSG:4326", grid.crs, densify(g))
 
-    wkt = crs_wkt if crs_wkt is not None else crs.to_wkt() if crs is not None else None
-    key = (_geometry_key(geometry), wkt, tuple(clip) if clip else None)
+    key = (_geometry_key(geometry), grid.crs_wkt, tuple(clip) if clip else None)
     return _cached(_geoms, key, make)
 
 
-def _inside_mask(geometry: dict, crs, geom_native: dict, transform, shape, crs_wkt: str | None = None) -> np.ndarray:
+def _inside_mask(geometry: dict, grid: _Grid, geom_native: dict, transform, shape) -> np.ndarray:
     """(h, w) bool, read-only: pixels of the window whose centre is in the polygon
-    (``crs_wkt`` as for :func:`_native_geometry`)."""
+    (``geom_native``, ``geometry`` on ``grid``)."""
     from rasterio.features import geometry_mask
 
     def make():
@@ -247,8 +246,7 @@ def _inside_mask(geometry: dict, crs, geom_native: dict, transform, shape, crs_w
         m.setflags(write=False)
         return m
 
-    wkt = crs_wkt if crs_wkt is not None else crs.to_wkt() if crs is not None else None
-    key = (_geometry_key(geometry), wkt, tuple(transform)[:6], shape)
+    key = (_geometry_key(geometry), grid.crs_wkt, tuple(transform)[:6], shape)
     return _cached(_masks, key, make)
 
 
@@ -446,7 +444,7 @@ def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles
     labels = band_labels(style, indexes)
     n_out = len(labels) if style.expression else len(indexes)
     first = _grid(engine, members[0], style.nodata)
-    geom0 = _native_geometry(geometry, first.crs, _footprint(engine, members[0], style), first.crs_wkt)
+    geom0 = _native_geometry(geometry, first, _footprint(engine, members[0], style))
     win = _window(first, geom0) if geom0 is not None else None
     if win is not None and len(members) > 1:
         # the first file's grid, over every member's extent: a later member's pixels
@@ -455,7 +453,7 @@ def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles
         union = None
         if feet and all(f[0] < f[2] for f in feet):
             union = (min(f[0] for f in feet), min(f[1] for f in feet), max(f[2] for f in feet), max(f[3] for f in feet))
-        geom0 = _native_geometry(geometry, first.crs, union, first.crs_wkt) or geom0
+        geom0 = _native_geometry(geometry, first, union) or geom0
         win = _window(first, geom0, _members_extent(engine, members, style, first)) or win
     empty = {"bands": labels, "statistics": [reduce(np.zeros(0), percentiles, stats) for _ in range(n_out)],
              "pixels": 0, "inside": False}
@@ -466,7 +464,7 @@ def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles
     if win is None:  # outside the first file of a mosaic: use the next one's grid
         for j, member in enumerate(members[1:], 1):
             ds = _grid(engine, member, style.nodata)
-            g_ = _native_geometry(geometry, ds.crs, _footprint(engine, member, style), ds.crs_wkt)
+            g_ = _native_geometry(geometry, ds, _footprint(engine, member, style))
             w_ = _window(ds, g_) if g_ is not None else None
             if w_ is not None:
                 return area_statistics(engine, Mosaic(members[j:]) if len(members[j:]) > 1 else members[j], style,
@@ -474,8 +472,8 @@ def area_statistics(engine, path: SourcePath, style, geometry: dict, percentiles
         return empty
     limit = max_area_pixels()
     if win.width * win.height <= limit:
-        parts = [(win, _inside_mask(geometry, first.crs, geom0, window_transform(win, first.transform),
-                                    (int(win.height), int(win.width)), first.crs_wkt))]
+        parts = [(win, _inside_mask(geometry, first, geom0, window_transform(win, first.transform),
+                                    (int(win.height), int(win.width))))]
     else:  # only the pixels along the polygon: a thin or diagonal shape reads few
         spans = _spans(geom0, first.transform, win)
         n_read = sum(int(w.width * w.height) for w in spans)
