@@ -18,10 +18,13 @@ reduction), nodata or a validity alpha band carried along.  Cost: one read of 2-
 the tile's pixels per axis, whatever the zoom.
 
 At these zooms a tile pixel covers many raster pixels and the result depends on how
-they are sampled: with ``nearest`` both rio-tiler and this module draw point samples
-(at slightly different positions), with ``average`` this module is closer to the true
-area average of the raster pixels than Terracotta's warped VRT (tests/terracotta_api/
-test_far_zoom.py measures both against GDAL's average warp from full resolution).
+they are sampled: with ``nearest`` (read and warp) :mod:`~leafmap_tiles.render.samples`
+computes rio-tiler's own samples, and this module's read is only used where those
+would need more than ``samples.MAX_WINDOW_PIXELS`` of the raster (a large raster
+without overviews, e.g. a striped file: then from a level, see :class:`Levels`); with
+``average`` this module is closer to the true area average of the raster pixels than
+Terracotta's warped VRT (tests/terracotta_api/test_far_zoom.py measures both against
+GDAL's average warp from full resolution).
 
 Only used where rio-tiler's path is slow: where the warped VRT or the raster pixels
 it would process are at least :data:`MIN_DECIMATION` times the tile's per side
@@ -34,6 +37,8 @@ import math
 import warnings
 
 import numpy as np
+
+from leafmap_tiles.render.reader import fast_crs, with_fast_crs
 
 MIN_DECIMATION_AGGREGATE = 2.0  # the same for reductions (average, mode, ...)
 #: what a full-resolution pixel the warper reads without a nodata test costs, against one with
@@ -54,39 +59,6 @@ BASE_LEVEL = 4  # the finest level (LEVEL_GAIN as a power of two)
 LARGE_PIXELS = 4 * 2**20
 LEVEL_GAIN_LARGE = 2.0 * math.sqrt(2.0)
 _AGGREGATES = ("average", "mode", "min", "max", "med", "q1", "q3", "sum", "rms")
-
-
-def _fast_crs(ds):
-    """``ds``'s CRS, or one that transforms to web mercator with the very same arithmetic
-    but without PROJ's operation search (:func:`leafmap_tiles.render.reader.equivalent_crs`)."""
-    from leafmap_tiles.render.reader import equivalent_crs
-
-    return equivalent_crs(ds.crs, tuple(ds.bounds)) or ds.crs
-
-
-class _CrsView:
-    """``ds`` seen with another CRS (attributes of ``ds`` otherwise), for rio-tiler's
-    ``get_vrt_transform``, which reads only the CRS, size, bounds and transform."""
-
-    def __init__(self, ds, crs) -> None:
-        self._ds, self.crs = ds, crs
-
-    def __getattr__(self, name):
-        return getattr(self._ds, name)
-
-
-def _with_fast_crs(ds):
-    """``ds``, or a view of it with :func:`_fast_crs` as its CRS where that does not
-    change rio-tiler's ``get_vrt_transform`` (which treats EPSG:4326 beyond +-85.06
-    degrees of latitude apart)."""
-    from leafmap_tiles.render.reader import equivalent_crs
-
-    crs = equivalent_crs(ds.crs, tuple(ds.bounds))
-    if crs is None:
-        return ds
-    if crs.is_geographic and (ds.bounds.bottom < -85.06 or ds.bounds.top > 85.06):
-        return ds
-    return _CrsView(ds, crs)
 
 
 def tile_transform(bounds, width: int, height: int):
@@ -147,7 +119,7 @@ def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None, 
     from rio_tiler.utils import get_vrt_transform
 
     try:
-        _, vw, vh = get_vrt_transform(_with_fast_crs(ds), bounds, height, width, dst_crs="EPSG:3857")
+        _, vw, vh = get_vrt_transform(with_fast_crs(ds), bounds, height, width, dst_crs="EPSG:3857")
     except Exception:
         return math.inf
     ovr = list(overviews or [])
@@ -284,7 +256,7 @@ def source_window(ds, bounds):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            sx, sy = warp_xy("EPSG:3857", _fast_crs(ds), gx.ravel().tolist(), gy.ravel().tolist())
+            sx, sy = warp_xy("EPSG:3857", fast_crs(ds), gx.ravel().tolist(), gy.ravel().tolist())
         except Exception:
             return Window(0, 0, ds.width, ds.height)
     sx, sy = np.asarray(sx, dtype="float64"), np.asarray(sy, dtype="float64")
@@ -338,6 +310,13 @@ def read_tile(
     from rasterio.enums import Resampling
     from rasterio.warp import reproject as warp
 
+    if resampling == "nearest" and reproject == "nearest":
+        # point samples: rio-tiler's very pixels, computed for the samples only
+        from leafmap_tiles.render import samples
+
+        arr = samples.read_tile(ds, bounds, width, height, indexes, nodata=nodata, alpha_index=alpha_index)
+        if arr is not None:
+            return arr
     if resampling in _AGGREGATES:
         # a reduction (e.g. average) over all raster pixels under a tile pixel: warp with
         # it too, so the read pixels are reduced over the tile pixel's footprint, as
@@ -382,7 +361,7 @@ def read_tile(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             warp(
-                data, out, src_transform=src_transform, src_crs=_fast_crs(ds), src_nodata=nodata,
+                data, out, src_transform=src_transform, src_crs=fast_crs(ds), src_nodata=nodata,
                 dst_transform=dst_transform, dst_crs="EPSG:3857", dst_nodata=nodata,
                 resampling=Resampling[reproject], init_dest_nodata=True,
             )
@@ -403,7 +382,7 @@ def read_tile(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         warp(
-            src, out, src_transform=src_transform, src_crs=_fast_crs(ds), dst_transform=dst_transform,
+            src, out, src_transform=src_transform, src_crs=fast_crs(ds), dst_transform=dst_transform,
             dst_crs="EPSG:3857", resampling=Resampling[reproject], src_alpha=len(indexes) + 1,
             dst_alpha=len(indexes) + 1, src_nodata=None, dst_nodata=None,
         )

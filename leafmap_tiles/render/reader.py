@@ -211,3 +211,32 @@ def memoize_default_transforms() -> bool:
     if not getattr(current, "memoised", False):  # (rasterio's own has a __wrapped__)
         rt_utils.calculate_default_transform = _memo_default_transform(current)
     return True
+
+
+def fast_crs(ds):
+    """``ds``'s CRS, or one that transforms to web mercator with the very same arithmetic
+    but without PROJ's operation search (:func:`equivalent_crs`)."""
+    return equivalent_crs(ds.crs, tuple(ds.bounds)) or ds.crs
+
+
+class _CrsView:
+    """``ds`` seen with another CRS (attributes of ``ds`` otherwise), for rio-tiler's
+    ``get_vrt_transform``, which reads only the CRS, size, bounds and transform."""
+
+    def __init__(self, ds, crs) -> None:
+        self._ds, self.crs = ds, crs
+
+    def __getattr__(self, name):
+        return getattr(self._ds, name)
+
+
+def with_fast_crs(ds):
+    """``ds``, or a view of it with :func:`fast_crs` as its CRS where that does not
+    change rio-tiler's ``get_vrt_transform`` (which treats EPSG:4326 beyond +-85.06
+    degrees of latitude apart)."""
+    crs = equivalent_crs(ds.crs, tuple(ds.bounds))
+    if crs is None:
+        return ds
+    if crs.is_geographic and (ds.bounds.bottom < -85.06 or ds.bounds.top > 85.06):
+        return ds
+    return _CrsView(ds, crs)
