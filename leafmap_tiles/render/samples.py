@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -137,8 +138,7 @@ def read_tile(ds, bounds, width: int, height: int, indexes, *, nodata=None,
         rows = np.floor((np.arange(height) + 0.5) * (voh / float(height)) + EPSILON)
         xs = vt.c + (cols + 0.5) * (vt.a * vw / float(vow))
         ys = vt.f + (rows + 0.5) * (vt.e * vh / float(voh))
-    gx, gy = np.meshgrid(xs, ys)
-    sx, sy = _to_source(fast_crs(ds), gx.ravel(), gy.ravel())
+    sx, sy = _grid_to_source(fast_crs(ds), xs, ys)
     # the raster's (overview f's) pixel under each sample
     rx, ry = ds.width / float(ow), ds.height / float(oh)
     inv_a, inv_e = 1.0 / (t.a * rx), 1.0 / (t.e * ry)
@@ -189,23 +189,54 @@ def read_tile(ds, bounds, width: int, height: int, indexes, *, nodata=None,
     return np.ma.MaskedArray(out.reshape(n_bands, height, width), mask=mask)
 
 
-def _to_source(crs, xs, ys):
-    """EPSG:3857 points ``xs``, ``ys`` in ``crs`` (GDAL's PROJ transform); points outside
-    the projection's domain are NaN.  GDAL fails the whole call when some point cannot
-    be transformed; those calls are redone with pyproj, which marks them as inf."""
-    from rasterio.warp import transform as warp_xy
+def _grid_to_source(crs, xs, ys):
+    """The grid of EPSG:3857 points ``xs`` (columns) x ``ys`` (rows) in ``crs``, as two
+    flat arrays (row-major).  Where ``crs`` is geographic the transform is separable
+    (longitude from x alone, latitude from y alone: web mercator's inverse), so only
+    a row and a column are transformed; that is checked on a few grid points against
+    the full transform (a datum shift would break it), else every point is."""
+    if crs.is_geographic and xs.size > 8 and ys.size > 8:
+        lon, _ = _to_source(crs, xs, np.full(xs.size, ys[ys.size // 2]))
+        _, lat = _to_source(crs, np.full(ys.size, xs[xs.size // 2]), ys)
+        pick_c = np.array([0, xs.size // 3, xs.size - 1, 1, xs.size // 2])
+        pick_r = np.array([0, ys.size - 1, ys.size // 3, ys.size // 2, 2])
+        cx, cy = _to_source(crs, xs[pick_c], ys[pick_r])
+        same = np.array_equal(cx, lon[pick_c], equal_nan=True) and np.array_equal(cy, lat[pick_r], equal_nan=True)
+        if same:
+            gx, gy = np.meshgrid(lon, lat)
+            return gx.ravel(), gy.ravel()
+    gx, gy = np.meshgrid(xs, ys)
+    return _to_source(crs, gx.ravel(), gy.ravel())
 
+
+_local = threading.local()  # pyproj transformers, one set per thread (they are not shared)
+
+
+def _transformer(crs):
+    """A pyproj transformer from EPSG:3857 to ``crs`` (x, y order), kept per thread."""
+    from pyproj import Transformer
+
+    cache = getattr(_local, "transformers", None)
+    if cache is None:
+        cache = _local.transformers = {}
+    key = crs.to_wkt()
+    tr = cache.get(key)
+    if tr is None:
+        if len(cache) > 32:
+            cache.clear()
+        tr = cache[key] = Transformer.from_crs("EPSG:3857", key, always_xy=True)
+    return tr
+
+
+def _to_source(crs, xs, ys):
+    """EPSG:3857 points ``xs``, ``ys`` (arrays) in ``crs``, with PROJ (pyproj: the same
+    PROJ operation GDAL uses, on numpy arrays without copies to lists); points outside
+    the projection's domain are NaN."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            sx, sy = warp_xy("EPSG:3857", crs, xs.tolist(), ys.tolist())
-        except Exception:
-            from pyproj import Transformer
-
-            tr = Transformer.from_crs("EPSG:3857", crs.to_wkt(), always_xy=True)
-            sx, sy = tr.transform(xs, ys, errcheck=False)
-    sx, sy = np.asarray(sx, dtype="float64"), np.asarray(sy, dtype="float64")
+        sx, sy = _transformer(crs).transform(np.asarray(xs, dtype="float64"), np.asarray(ys, dtype="float64"),
+                                             errcheck=False)
+    sx, sy = np.array(sx, dtype="float64"), np.array(sy, dtype="float64")
     bad = ~(np.isfinite(sx) & np.isfinite(sy))
     sx[bad], sy[bad] = np.nan, np.nan
     return sx, sy
-
