@@ -69,8 +69,13 @@ def test_reduced_level_skips_nodata_and_nan_and_marks_empty_blocks():
 
 @pytest.fixture
 def large(monkeypatch):
-    """Treat the small test rasters as large ones (the thresholds are module constants)."""
+    """Treat the small test rasters as large ones (the thresholds are module constants):
+    too large for rio-tiler's samples to be read from the file (render/samples.py),
+    so that nearest far tiles come from levels."""
+    from leafmap_tiles.render import samples
+
     monkeypatch.setattr(decimated, "LARGE_PIXELS", 1000)
+    monkeypatch.setattr(samples, "MAX_WINDOW_PIXELS", 1000)
 
 
 def _native_tile(path):
@@ -155,3 +160,18 @@ def test_no_background_build_for_rasters_with_overviews_or_small_ones(tmp_path):
             assert decimated.base_level_job(ds, path, [1], **kw) is None  # claimed already
         finally:
             decimated.LARGE_PIXELS = big
+
+
+def test_level_read_in_two_halves_equals_one_read(monkeypatch):
+    """A large raster's level is read by two threads (top and bottom half); each half
+    is a whole number of level rows, so the values are GDAL's single read's."""
+    from rasterio.enums import Resampling
+
+    monkeypatch.setattr(decimated, "PARALLEL_PIXELS", 1000)
+    with rasterio.open(data(NAIP)) as ds:
+        assert ds.height % 8 == 0
+        for how in (Resampling.average, Resampling.nearest):
+            halves = decimated._read_level_data(ds, 4, ds.height // 4, ds.width // 4, how)
+            whole = ds.read(out_shape=(ds.count, ds.height // 4, ds.width // 4), resampling=how)
+            assert halves.shape == whole.shape
+            assert (halves == whole).all()
