@@ -38,8 +38,6 @@ import warnings
 
 import numpy as np
 
-from leafmap_tiles.render.reader import fast_crs, with_fast_crs
-
 MIN_DECIMATION_AGGREGATE = 2.0  # the same for reductions (average, mode, ...)
 #: what a full-resolution pixel the warper reads without a nodata test costs, against one with
 #: it (measured: ~15-20 ns against ~40 ns a pixel; cog_dateline.tif z2-z5, bess z1-z2)
@@ -117,6 +115,8 @@ def rio_tiler_cost(ds, bounds, width: int, height: int, overviews, window=None, 
     fitted views such as cog_dateline's stay below the limit, on rio-tiler's path and
     pixels (tests/core/test_add_raster.py).  ``overviews`` are decimation factors."""
     from rio_tiler.utils import get_vrt_transform
+
+    from leafmap_tiles.render.reader import with_fast_crs
 
     try:
         _, vw, vh = get_vrt_transform(with_fast_crs(ds), bounds, height, width, dst_crs="EPSG:3857")
@@ -250,6 +250,8 @@ def source_window(ds, bounds):
     from rasterio.warp import transform as warp_xy
     from rasterio.windows import Window
 
+    from leafmap_tiles.render.reader import fast_crs
+
     xs = np.linspace(bounds[0], bounds[2], _GRID)
     ys = np.linspace(bounds[1], bounds[3], _GRID)
     gx, gy = np.meshgrid(xs, ys)
@@ -309,6 +311,8 @@ def read_tile(
     """
     from rasterio.enums import Resampling
     from rasterio.warp import reproject as warp
+
+    from leafmap_tiles.render.reader import fast_crs
 
     if resampling == "nearest" and reproject == "nearest":
         # point samples: rio-tiler's very pixels, computed for the samples only
