@@ -171,7 +171,9 @@ def main() -> None:
     print(f"{'PASS' if ok else 'FAIL'}  slowest zoom-out step {worst:.2f} s (target <= {TARGET_STEP_S} s); "
           f"failed tile requests: {len(failed) - len(aborted)} (and {len(aborted)} cancelled by the browser); "
           f"screenshots in {out}")
-    C.emit_json("zoom_browser", {"machine": C.machine(), "steps": steps, "failed": failed[:10], "pass": ok})
+    real = [f for f in failed if f not in aborted]
+    C.emit_json("zoom_browser", {"machine": C.machine(), "steps": steps, "failed": real[:10],
+                                 "cancelled": len(aborted), "pass": ok})
 
 
 if __name__ == "__main__":

@@ -446,10 +446,14 @@ def base_level_job(ds, path: str, indexes, *, nodata, alpha_index, resampling: s
     the open dataset of the local file ``path`` (the callable opens its own: a GDAL
     dataset is not shared between threads); the other arguments as :func:`read_tile`'s.
     A server runs the callable in the background while the raster is viewed near its
-    native zoom, so that zooming out does not wait for it."""
+    native zoom, so that zooming out does not wait for it.  Not for nearest tiles of a
+    striped raster: those read only the rows that hold samples."""
     indexes = list(indexes)
     if ds.overviews(indexes[0]) or not _large(ds):
         return None
+    bh, bw = ds.block_shapes[0]
+    if resampling == "nearest" and bw >= ds.width and bh < ds.height:
+        return None  # striped: nearest tiles read the sampled rows (samples.read_tile)
     if not _fits(ds, levels):
         return None
     io_res, _, _ = _read_plan(ds, indexes, resampling, resampling)

@@ -23,8 +23,11 @@ GDAL 3.10 on the NAIP, Landsat and COG test files: tests/core/test_far_zoom.py):
 
 Only the window of overview ``f`` that holds the samples is read (one ``read``); where
 that would be more than :data:`MAX_WINDOW_PIXELS` (no overview near the tile's
-resolution, e.g. a large striped raster), :func:`read_tile` returns None and the caller
-uses :mod:`~leafmap_tiles.render.decimated`'s read instead.
+resolution), a striped raster is read only on the rows that hold samples, and otherwise
+:func:`read_tile` returns None and the caller uses
+:mod:`~leafmap_tiles.render.decimated`'s read instead (a tiled global raster at zoom
+0-1, where GDAL reads full resolution: bess_NDVI_maximum_cog.tif; its pixels then come
+from an overview, not rio-tiler's).
 """
 
 from __future__ import annotations
@@ -92,6 +95,31 @@ def _sizes(name: str, width: int, height: int, factors, bounds):
     return out
 
 
+def _striped_rows(ds, f: int, ri, c0: int, c1: int, read, want_mask: bool, mask_band: int):
+    """For a striped raster read at full resolution (``f`` 1) whose samples' window is
+    too large to read whole (e.g. a global raster at zoom 0-1): only the rows that hold
+    samples, columns ``c0:c1``, one read per row (GDAL decodes only their strips).
+    (rows as (bands, n, width), their GDAL mask or None, each sample's index among
+    them), or None where this does not apply (tiled, or still too many pixels)."""
+    from rasterio.windows import Window
+
+    if f != 1 or ds.block_shapes[0][1] < ds.width:
+        return None
+    wanted = np.unique(ri)
+    if wanted.size * (c1 - c0) > MAX_WINDOW_PIXELS:
+        return None
+    block = np.empty((len(read), wanted.size, c1 - c0), dtype=ds.dtypes[read[0] - 1])
+    mblock = np.empty((wanted.size, c1 - c0), dtype="uint8") if want_mask else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k, row in enumerate(wanted.tolist()):
+            win = Window(c0, row, c1 - c0, 1)
+            block[:, k] = ds.read(read, window=win)[:, 0]
+            if want_mask:
+                mblock[k] = ds.read_masks(mask_band, window=win)[0]
+    return block, mblock, np.searchsorted(wanted, ri)
+
+
 def _whole_dataset_read(ds, indexes, nodata, alpha_index) -> bool:
     """Whether rio-tiler's read asks GDAL for every band of its warped VRT at once:
     GDAL then warps the chosen level straight into the tile's grid
@@ -153,18 +181,25 @@ def read_tile(ds, bounds, width: int, height: int, indexes, *, nodata=None,
         return np.ma.MaskedArray(np.full((n_bands, height, width), fill, dtype=dtype), mask=True)
     ci, ri = c[inside].astype(np.int64), r[inside].astype(np.int64)
     c0, c1, r0, r1 = int(ci.min()), int(ci.max()) + 1, int(ri.min()), int(ri.max()) + 1
-    if (c1 - c0) * (r1 - r0) > MAX_WINDOW_PIXELS:
-        return None
-    # the window of overview f, in full-resolution pixels (GDAL maps it back onto f)
-    win = Window(c0 * rx, r0 * ry, (c1 - c0) * rx, (r1 - r0) * ry)
-    shape = (r1 - r0, c1 - c0)
     read = indexes + ([alpha_index] if nodata is None and alpha_index is not None else [])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        block = ds.read(read, window=win, out_shape=(len(read),) + shape)
-        if nodata is None and alpha_index is None:
-            mblock = ds.read_masks(indexes[0], window=win, out_shape=shape)
-    ri, ci = ri - r0, ci - c0
+    want_mask = nodata is None and alpha_index is None
+    mblock = None
+    if (c1 - c0) * (r1 - r0) <= MAX_WINDOW_PIXELS:
+        # the window of overview f, in full-resolution pixels (GDAL maps it back onto f)
+        win = Window(c0 * rx, r0 * ry, (c1 - c0) * rx, (r1 - r0) * ry)
+        shape = (r1 - r0, c1 - c0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            block = ds.read(read, window=win, out_shape=(len(read),) + shape)
+            if want_mask:
+                mblock = ds.read_masks(indexes[0], window=win, out_shape=shape)
+        ri, ci = ri - r0, ci - c0
+    else:
+        rows = _striped_rows(ds, f, ri, c0, c1, read, want_mask, indexes[0])
+        if rows is None:
+            return None
+        block, mblock, ri = rows
+        ci = ci - c0
     if nodata is not None:
         out = np.full((n_bands, height * width), nodata, dtype=dtype)
         out[:, inside] = block[:n_bands, ri, ci]

@@ -144,3 +144,36 @@ def test_zoomed_out_map_tiles_over_http(m):
             ref = _rio_tiler(data(NAIP), t.z, t.x, t.y, (4, 1, 2))
             assert (drawn[z] == ~np.ma.getmaskarray(ref).all(axis=0)).all()
     assert drawn[9].sum() > drawn[7].sum() >= drawn[5].sum() >= 1
+
+
+def test_striped_raster_reads_only_sampled_rows_with_rio_tilers_pixels(tmp_path, monkeypatch):
+    """A striped raster whose samples' window is too large to read whole (a global
+    raster at zoom 0-1) is read on the rows that hold samples: still rio-tiler's pixels."""
+    import rasterio
+
+    from leafmap_tiles.render import samples
+
+    src = data("co_elevation_window.tif")
+    path = str(tmp_path / "striped.tif")
+    with rasterio.open(src) as ds:
+        profile = ds.profile
+        profile.update(tiled=False, blockysize=1, compress="deflate")
+        profile.pop("blockxsize", None)
+        with rasterio.open(path, "w", **profile) as out:
+            out.write(ds.read())
+    monkeypatch.setattr(samples, "MAX_WINDOW_PIXELS", 60000)  # below the 512 x 512 window, above its rows
+    reads = []
+    real = samples._striped_rows
+    monkeypatch.setattr(samples, "_striped_rows", lambda *a: reads.append(1) or real(*a))
+    lon, lat = _centre(path)
+    with rasterio.open(path) as ds:
+        assert ds.block_shapes[0] == (1, ds.width) and ds.width * ds.height > 60000
+        for z in (9, 8):
+            t = TMS.tile(lon, lat, z)
+            ours = samples.read_tile(ds, tuple(TMS.xy_bounds(t)), 256, 256, [1], nodata=ds.nodata)
+            assert ours is not None
+            ref = _rio_tiler_exact(path, t.z, t.x, t.y, (1,))
+            om, rm = np.ma.getmaskarray(ours), np.ma.getmaskarray(ref)
+            assert (om == rm).all() and (~om).sum() > 0
+            assert (ours.data[~om] == ref.data[~om]).all()
+    assert reads  # the row reads were used
