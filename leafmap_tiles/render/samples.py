@@ -11,15 +11,18 @@ computed, in the same three steps (GDAL 3.x rules, checked against rio-tiler 9.4
 GDAL 3.10 on the NAIP, Landsat and COG test files: tests/core/test_far_zoom.py):
 
 1. the level GDAL reads: the VRT's implicit overview built from raster overview ``f``
-   (``round(vw / f)`` x ``round(vh / f)`` pixels over the same bounds), the one with
+   (the VRT's size divided by the overview's real reduction in x, rounded, over the same
+   bounds: :func:`_level`), the one with
    the largest reduction below 1.2 x the requested one + 0.1 (GDAL's oversampling
    threshold for nearest, see :data:`OVERSAMPLING_MARGIN`), or the VRT itself;
-2. GDAL's nearest RasterIO picks, for tile column ``i``, VRT column
-   ``floor((i + 0.5) * vw / width + 1e-10)`` (rows alike);
+2. where rio-tiler reads a subset of the VRT's bands, GDAL's nearest RasterIO picks,
+   for tile column ``i``, VRT (overview) column ``floor((i + 0.5) * vw / width + 1e-10)``
+   (rows alike); where it reads all of them, GDAL warps straight into the tile's grid,
+   so the samples are the tile's pixel centres (:func:`_whole_dataset_read`);
 3. each picked VRT pixel's centre is transformed to the raster's CRS (PROJ, exactly:
-   GDAL's warper uses a linear approximation within 0.125 pixel, so a sample within a
-   hundredth of a pixel of a raster pixel edge may take the neighbouring pixel, ~0.1 %
-   of pixels), and the raster (overview ``f``) pixel under it is read.
+   GDAL's warper uses a linear approximation within 0.125 pixel, so a sample that close
+   to a raster pixel edge may take the neighbouring pixel there: 0-4 % of the pixels of
+   the test files), and the raster (overview ``f``) pixel under it is read.
 
 Only the window of overview ``f`` that holds the samples is read (one ``read``); where
 that would be more than :data:`MAX_WINDOW_PIXELS` (no overview near the tile's
@@ -204,7 +207,10 @@ def read_tile(ds, bounds, width: int, height: int, indexes, *, nodata=None,
         out = np.full((n_bands, height * width), nodata, dtype=dtype)
         out[:, inside] = block[:n_bands, ri, ci]
         out = out.reshape(n_bands, height, width)
-        if np.issubdtype(dtype, np.floating):  # GDAL's warper takes a NaN pixel for nodata
+        if np.issubdtype(dtype, np.floating):
+            # GDAL's warper leaves nodata for a NaN pixel on some paths (cog_nodata_nan.tif)
+            # and copies the NaN on others (bess_NDVI_maximum_*); the engine masks NaN
+            # either way, so here a NaN sample is nodata
             out[np.isnan(out)] = nodata
         if isinstance(nodata, float) and math.isnan(nodata):
             mask = np.isnan(out)

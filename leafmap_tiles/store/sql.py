@@ -14,6 +14,7 @@ percentiles ``BLOB``/``BYTEA``.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import threading
 import time
@@ -66,8 +67,9 @@ class SQLStore(KeyStore):
         self._verified = False
 
     # ---------------------------------------------------------------- dialect hooks
+    @abc.abstractmethod
     def _make_engine(self):
-        raise NotImplementedError
+        """The SQLAlchemy engine of this store's database (each dialect builds its own)."""
 
     def _database_exists(self) -> bool:
         """Whether the database itself (file, or server database) exists."""
@@ -437,11 +439,13 @@ class _ServerStore(SQLStore):
     def _quote_db(self) -> str:
         return self._admin_engine_preparer().quote_identifier(self.url.database)
 
+    @abc.abstractmethod
     def _admin_engine_preparer(self):
-        raise NotImplementedError
+        """The dialect's identifier preparer, to quote the database name."""
 
+    @abc.abstractmethod
     def _server_has_database(self, conn) -> bool:
-        raise NotImplementedError
+        """Whether the server behind ``conn`` (an admin connection) has the database."""
 
 
 class PostgreSQLStore(_ServerStore):
